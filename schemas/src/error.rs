@@ -1,0 +1,26 @@
+use crate::table::TableName;
+
+/// Everything that can go wrong turning rows into records and back. Each
+/// variant names the table, column or schema id involved so the message alone
+/// tells the user where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("table {table}: column {column}: {reason}")]
+    Column {
+        table: TableName,
+        column: String,
+        reason: String,
+    },
+    #[error("table {table} has no key columns: give it a primary key (or REPLICA IDENTITY USING INDEX)")]
+    NoKey { table: TableName },
+    #[error("Avro schema for {subject} is invalid: {reason}")]
+    InvalidSchema { subject: String, reason: String },
+    #[error("Avro encoding for table {table} failed: {reason}")]
+    Encode { table: TableName, reason: String },
+    #[error("record is not Confluent-framed (magic byte 0 + 4-byte schema id): {reason}")]
+    Framing { reason: String },
+    #[error("Avro decoding with schema id {schema_id} failed: {reason}")]
+    Decode { schema_id: u32, reason: String },
+    #[error("schema registry at {url}: {reason} (is it running? `dev/services status`)")]
+    Registry { url: String, reason: String },
+}

@@ -1,0 +1,24 @@
+//! The shared vocabulary of kappa: what a table, a row and a change are, and how
+//! they become Avro records in a Confluent-compatible Schema Registry.
+//!
+//! Readers in `kappa-source` produce [`Change`]s; the producer in `kappa-sink`
+//! turns them into keyed records with [`RecordEncoder`]; the materializer and
+//! `verify` turn records back into [`Row`]s with [`decode`]. Keeping both
+//! directions here is what makes "the rebuilt table equals the source" checkable.
+
+pub mod avro;
+pub mod change;
+pub mod decode;
+pub mod error;
+pub mod framing;
+pub mod registry;
+pub mod table;
+pub mod value;
+
+pub use apache_avro::Schema as AvroSchema;
+pub use avro::{RecordEncoder, TableAvro};
+pub use change::{Change, ChangeBatch, Checkpoint, Lsn};
+pub use error::SchemaError;
+pub use registry::Registry;
+pub use table::{Column, ColumnType, TableName, TableSchema};
+pub use value::{Row, Value};

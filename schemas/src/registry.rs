@@ -1,0 +1,82 @@
+//! A small Confluent Schema Registry client: register a schema under a
+//! subject, fetch a schema by id. Both are cached, so the hot path (encoding a
+//! change whose table shape is already registered) does no I/O.
+
+use crate::error::SchemaError;
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A handle on one Schema Registry, cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    url: String,
+    settings: Arc<SrSettings>,
+    ids: Arc<Mutex<HashMap<(String, String), u32>>>,
+    schemas: Arc<Mutex<HashMap<u32, (Arc<Schema>, Arc<str>)>>>,
+}
+
+impl Registry {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            settings: Arc::new(SrSettings::new(url.trim_end_matches('/').to_string())),
+            ids: Arc::default(),
+            schemas: Arc::default(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn error(&self, reason: impl ToString) -> SchemaError {
+        SchemaError::Registry {
+            url: self.url.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Registers `schema` (Avro JSON) under `subject` and returns its id; the
+    /// registry returns the existing id for a schema it already has.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, SchemaError> {
+        let cache_key = (subject.to_string(), schema.to_string());
+        if let Some(id) = self.ids.lock().map_err(|e| self.error(e))?.get(&cache_key) {
+            return Ok(*id);
+        }
+        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_string());
+        let registered = post_schema(&self.settings, subject.to_string(), supplied)
+            .await
+            .map_err(|e| self.error(format!("registering a schema under subject {subject}: {e}")))?;
+        self.ids
+            .lock()
+            .map_err(|e| self.error(e))?
+            .insert(cache_key, registered.id);
+        Ok(registered.id)
+    }
+
+    /// The parsed schema with `id`, and its JSON text.
+    pub async fn schema(&self, id: u32) -> Result<(Arc<Schema>, Arc<str>), SchemaError> {
+        if let Some(found) = self.schemas.lock().map_err(|e| self.error(e))?.get(&id) {
+            return Ok(found.clone());
+        }
+        let fetched = get_schema_by_id(id, &self.settings).await.map_err(|e| {
+            self.error(format!(
+                "schema id {id} is unknown to the registry ({e}); if the registry was restarted \
+                 without its data, the topic's records refer to schemas it no longer has"
+            ))
+        })?;
+        let parsed = Schema::parse_str(&fetched.schema).map_err(|e| SchemaError::InvalidSchema {
+            subject: format!("schema id {id}"),
+            reason: e.to_string(),
+        })?;
+        let entry = (Arc::new(parsed), Arc::<str>::from(fetched.schema.as_str()));
+        self.schemas
+            .lock()
+            .map_err(|e| self.error(e))?
+            .insert(id, entry.clone());
+        Ok(entry)
+    }
+}

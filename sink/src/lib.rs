@@ -1,0 +1,15 @@
+//! kappa's Kafka side: compacted topics and the idempotent producer that
+//! fills them, the bounded replay that reads them back, the key/value table a
+//! replay materializes into, and the connector's offsets record.
+
+pub mod error;
+pub mod kafka;
+pub mod offsets;
+pub mod producer;
+pub mod replay;
+pub mod table;
+pub mod topics;
+
+pub use error::SinkError;
+pub use kafka::KafkaConfig;
+pub use producer::Producer;

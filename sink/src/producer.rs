@@ -1,0 +1,104 @@
+//! The idempotent producer. Per-key order is kept (one key → one partition
+//! by `murmur2_random`, as Java clients place it; idempotence keeps order
+//! across retries), and every send returns a future that resolves once the
+//! broker has acknowledged the record with `acks=all`.
+
+use crate::error::SinkError;
+use crate::kafka::KafkaConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::util::Timeout;
+use std::time::Duration;
+
+/// A connected producer, cheap to clone.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    brokers: String,
+}
+
+/// An acknowledgement to wait for.
+pub struct Pending {
+    topic: String,
+    future: DeliveryFuture,
+}
+
+impl Pending {
+    /// Resolves when the broker has the record, or with the reason it never will.
+    pub async fn delivered(self) -> Result<(), SinkError> {
+        match self.future.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(SinkError::Delivery {
+                topic: self.topic,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(SinkError::Delivery {
+                topic: self.topic,
+                reason: "the producer was closed before the broker answered".into(),
+            }),
+        }
+    }
+}
+
+impl Producer {
+    pub fn new(kafka: &KafkaConfig) -> Result<Self, SinkError> {
+        let mut config = kafka.client_config();
+        for (key, value) in [
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("partitioner", "murmur2_random"),
+            ("compression.type", "lz4"),
+            ("linger.ms", "20"),
+            ("message.timeout.ms", "120000"),
+        ] {
+            if !kafka.properties.iter().any(|(k, _)| k == key) {
+                config.set(key, value);
+            }
+        }
+        let inner = config.create().map_err(|e| SinkError::Broker {
+            brokers: kafka.brokers.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            inner,
+            brokers: kafka.brokers.clone(),
+        })
+    }
+
+    /// Queues one record (`value: None` is a tombstone), waiting while the
+    /// local queue is full.
+    pub async fn send(&self, topic: &str, key: &[u8], value: Option<&[u8]>) -> Result<Pending, SinkError> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        loop {
+            match self.inner.send_result(record) {
+                Ok(future) => {
+                    return Ok(Pending {
+                        topic: topic.to_string(),
+                        future,
+                    })
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => {
+                    return Err(SinkError::Delivery {
+                        topic: topic.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until everything queued is acknowledged (or `timeout` passes).
+    pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
+        self.inner.flush(Timeout::After(timeout)).map_err(|e| SinkError::Broker {
+            brokers: self.brokers.clone(),
+            reason: format!("flushing the producer: {e}"),
+        })
+    }
+}

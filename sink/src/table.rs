@@ -1,0 +1,219 @@
+//! The materialized table: a SQLite file holding the newest record per key.
+//!
+//! Layout: `kappa_rows(key BLOB PRIMARY KEY, value BLOB, partition, offset)`
+//! with the Confluent-framed key and value bytes as they are in the topic,
+//! `kappa_schemas(id, schema)` with every writer schema the rows use, and
+//! `kappa_meta(name, value)` (topic, end offsets, counts). The file is thus
+//! self-contained: it can be decoded and verified without the registry.
+//! A rebuild writes `PATH.partial` and renames it over `PATH` at the end, so a
+//! reader never sees a half-built table.
+
+use crate::error::SinkError;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+/// Records applied per SQLite transaction.
+const BATCH: usize = 10_000;
+
+/// A table being rebuilt.
+pub struct TableBuilder {
+    conn: Connection,
+    partial: PathBuf,
+    path: PathBuf,
+    in_batch: usize,
+    pub upserts: u64,
+    pub tombstones: u64,
+}
+
+fn table_error(path: &Path) -> impl Fn(rusqlite::Error) -> SinkError + '_ {
+    move |e| SinkError::Table {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl TableBuilder {
+    /// Starts a fresh table that will replace `path` when finished.
+    pub fn create(path: &Path) -> Result<Self, SinkError> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        if partial.exists() {
+            std::fs::remove_file(&partial).map_err(|e| SinkError::Table {
+                path: partial.display().to_string(),
+                reason: format!("removing a leftover partial rebuild: {e}"),
+            })?;
+        }
+        let conn = Connection::open(&partial).map_err(table_error(&partial))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             CREATE TABLE kappa_rows (key BLOB PRIMARY KEY, value BLOB NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL);
+             CREATE TABLE kappa_schemas (id INTEGER PRIMARY KEY, schema TEXT NOT NULL);
+             CREATE TABLE kappa_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+             BEGIN;",
+        )
+        .map_err(table_error(&partial))?;
+        Ok(Self {
+            conn,
+            partial,
+            path: path.to_path_buf(),
+            in_batch: 0,
+            upserts: 0,
+            tombstones: 0,
+        })
+    }
+
+    /// Applies one record: the newest value for a key replaces the older one,
+    /// a tombstone (`None`) deletes the key.
+    pub fn apply(&mut self, key: &[u8], value: Option<&[u8]>, partition: i32, offset: i64) -> Result<(), SinkError> {
+        let on_error = table_error(&self.partial);
+        match value {
+            Some(value) => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO kappa_rows (key, value, partition, offset) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, partition = excluded.partition, offset = excluded.offset",
+                    )
+                    .and_then(|mut s| s.execute(params![key, value, partition, offset]))
+                    .map_err(&on_error)?;
+                self.upserts += 1;
+            }
+            None => {
+                self.conn
+                    .prepare_cached("DELETE FROM kappa_rows WHERE key = ?1")
+                    .and_then(|mut s| s.execute(params![key]))
+                    .map_err(&on_error)?;
+                self.tombstones += 1;
+            }
+        }
+        self.in_batch += 1;
+        if self.in_batch >= BATCH {
+            self.conn.execute_batch("COMMIT; BEGIN;").map_err(&on_error)?;
+            self.in_batch = 0;
+        }
+        Ok(())
+    }
+
+    /// Stores a writer schema the rows refer to.
+    pub fn add_schema(&mut self, id: u32, schema: &str) -> Result<(), SinkError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO kappa_schemas (id, schema) VALUES (?1, ?2)", params![id, schema])
+            .map_err(table_error(&self.partial))?;
+        Ok(())
+    }
+
+    /// Records a fact about the rebuild (topic, end offsets…).
+    pub fn set_meta(&mut self, name: &str, value: &str) -> Result<(), SinkError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO kappa_meta (name, value) VALUES (?1, ?2)", params![name, value])
+            .map_err(table_error(&self.partial))?;
+        Ok(())
+    }
+
+    /// Commits and moves the table into place. Returns the number of live keys.
+    pub fn finish(self) -> Result<u64, SinkError> {
+        let on_error = table_error(&self.partial);
+        self.conn.execute_batch("COMMIT;").map_err(&on_error)?;
+        let live: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM kappa_rows", [], |r| r.get(0))
+            .map_err(&on_error)?;
+        self.conn.close().map_err(|(_, e)| on_error(e))?;
+        std::fs::rename(&self.partial, &self.path).map_err(|e| SinkError::Table {
+            path: self.path.display().to_string(),
+            reason: format!("moving the finished rebuild into place: {e}"),
+        })?;
+        Ok(live as u64)
+    }
+}
+
+/// A finished table, opened for reading.
+pub struct RebuiltTable {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl RebuiltTable {
+    pub fn open(path: &Path) -> Result<Self, SinkError> {
+        if !path.exists() {
+            return Err(SinkError::Table {
+                path: path.display().to_string(),
+                reason: "does not exist: run `kappa rebuild` first".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(table_error(path))?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Calls `each` with every (key, value) pair, in key-byte order.
+    pub fn for_each_row(&self, mut each: impl FnMut(&[u8], &[u8]) -> Result<(), SinkError>) -> Result<(), SinkError> {
+        let on_error = table_error(&self.path);
+        let mut statement = self
+            .conn
+            .prepare("SELECT key, value FROM kappa_rows ORDER BY key")
+            .map_err(&on_error)?;
+        let mut rows = statement.query([]).map_err(&on_error)?;
+        while let Some(row) = rows.next().map_err(&on_error)? {
+            let key = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(&on_error)?;
+            let value = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(&on_error)?;
+            each(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// The writer schema with `id`, as stored by the rebuild.
+    pub fn schema(&self, id: u32) -> Result<Option<String>, SinkError> {
+        self.conn
+            .query_row("SELECT schema FROM kappa_schemas WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map_err(table_error(&self.path))
+    }
+
+    /// A fact recorded by the rebuild.
+    pub fn meta(&self, name: &str) -> Result<Option<String>, SinkError> {
+        self.conn
+            .query_row("SELECT value FROM kappa_meta WHERE name = ?1", params![name], |r| r.get(0))
+            .optional()
+            .map_err(table_error(&self.path))
+    }
+
+    pub fn row_count(&self) -> Result<u64, SinkError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM kappa_rows", [], |r| r.get(0))
+            .map_err(table_error(&self.path))?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_record_wins_and_tombstones_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let mut builder = TableBuilder::create(&path).unwrap();
+        builder.apply(b"a", Some(b"1"), 0, 0).unwrap();
+        builder.apply(b"b", Some(b"2"), 0, 1).unwrap();
+        builder.apply(b"a", Some(b"3"), 0, 2).unwrap();
+        builder.apply(b"b", None, 0, 3).unwrap();
+        builder.apply(b"c", None, 0, 4).unwrap();
+        assert_eq!(builder.finish().unwrap(), 1);
+        let table = RebuiltTable::open(&path).unwrap();
+        let mut rows = Vec::new();
+        table
+            .for_each_row(|k, v| {
+                rows.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rows, vec![(b"a".to_vec(), b"3".to_vec())]);
+        assert!(!dir.path().join("t.sqlite.partial").exists());
+    }
+}

@@ -1,0 +1,161 @@
+//! Table shapes from the PostgreSQL catalog and from pgoutput Relation
+//! messages, built the same way so a snapshot row and a streamed row of one
+//! table have one schema.
+
+use super::types::column_type;
+use crate::error::SourceError;
+use kappa_schemas::{Column, ColumnType, TableName, TableSchema};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio_postgres::Client;
+
+/// A table as the catalog describes it now: its OID, its shape and the names
+/// of its primary-key columns in key order.
+#[derive(Debug, Clone)]
+pub struct CatalogTable {
+    pub oid: u32,
+    pub schema: Arc<TableSchema>,
+    pub key_names: Vec<String>,
+}
+
+/// One column as both sources (catalog row or Relation message) describe it.
+pub struct RawColumn {
+    pub name: String,
+    pub type_oid: u32,
+    pub type_modifier: i32,
+}
+
+/// Builds a table shape. Key columns are NOT NULL; every other column is
+/// nullable in the Avro schema whatever its constraint says, so a later
+/// `DROP NOT NULL` never makes old and new schemas incompatible.
+pub fn build_schema(name: &TableName, columns: &[RawColumn], key_names: &[String]) -> Result<TableSchema, SourceError> {
+    let mut key_columns = Vec::with_capacity(key_names.len());
+    for key in key_names {
+        let index = columns
+            .iter()
+            .position(|c| &c.name == key)
+            .ok_or_else(|| SourceError::NoPrimaryKey { table: name.clone() })?;
+        key_columns.push(index);
+    }
+    if key_columns.is_empty() {
+        return Err(SourceError::NoPrimaryKey { table: name.clone() });
+    }
+    let columns = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (column_type, source_type) = column_type(c.type_oid, c.type_modifier)
+                .unwrap_or_else(|| unknown_type(name, &c.name, c.type_oid));
+            Column {
+                name: c.name.clone(),
+                column_type,
+                nullable: !key_columns.contains(&i),
+                source_type,
+            }
+        })
+        .collect();
+    Ok(TableSchema {
+        name: name.clone(),
+        columns,
+        key_columns,
+    })
+}
+
+/// Types kappa has no mapping for travel as their text form; warn once per
+/// column so the user knows the Avro type is a string.
+fn unknown_type(table: &TableName, column: &str, type_oid: u32) -> (ColumnType, String) {
+    static WARNED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let id = format!("{table}.{column}");
+    let first = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .map(|mut seen| seen.insert(id))
+        .unwrap_or(true);
+    if first {
+        tracing::warn!(%table, column, type_oid, "no Avro mapping for this type: carried as its text form (Avro string)");
+    }
+    (ColumnType::Text, format!("oid {type_oid} (as text)"))
+}
+
+const TABLE_QUERY: &str = "
+SELECT c.oid::int8, a.attname::text, a.atttypid::int8, a.atttypmod,
+       coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int4 AS key_position
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+ORDER BY a.attnum";
+
+/// Reads a table's current shape and primary key from the catalog.
+pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTable, SourceError> {
+    let rows = client
+        .query(TABLE_QUERY, &[&name.schema, &name.table])
+        .await
+        .map_err(|source| SourceError::Query {
+            doing: format!("reading the columns of {name}"),
+            source,
+        })?;
+    let Some(first) = rows.first() else {
+        return Err(SourceError::NoSuchTable { table: name.clone() });
+    };
+    let oid = first.get::<_, i64>(0) as u32;
+    let mut keyed: Vec<(i32, String)> = Vec::new();
+    let mut columns = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let column = RawColumn {
+            name: row.get(1),
+            type_oid: row.get::<_, i64>(2) as u32,
+            type_modifier: row.get(3),
+        };
+        let key_position: i32 = row.get(4);
+        if key_position > 0 {
+            keyed.push((key_position, column.name.clone()));
+        }
+        columns.push(column);
+    }
+    keyed.sort();
+    let key_names: Vec<String> = keyed.into_iter().map(|(_, n)| n).collect();
+    let schema = build_schema(name, &columns, &key_names)?;
+    Ok(CatalogTable {
+        oid,
+        schema: Arc::new(schema),
+        key_names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(name: &str, type_oid: u32) -> RawColumn {
+        RawColumn { name: name.into(), type_oid, type_modifier: -1 }
+    }
+
+    #[test]
+    fn key_columns_follow_key_order_and_are_not_null() {
+        let table = TableName::new("public", "t");
+        let schema = build_schema(
+            &table,
+            &[raw("a", 23), raw("b", 25), raw("c", 20)],
+            &["c".to_string(), "a".to_string()],
+        )
+        .unwrap();
+        assert_eq!(schema.key_columns, vec![2, 0]);
+        assert!(!schema.columns[0].nullable && schema.columns[1].nullable);
+    }
+
+    #[test]
+    fn a_table_without_key_is_refused() {
+        let table = TableName::new("public", "t");
+        let err = build_schema(&table, &[raw("a", 23)], &[]).unwrap_err();
+        assert!(err.to_string().contains("ADD PRIMARY KEY"), "{err}");
+    }
+
+    #[test]
+    fn unknown_types_become_text() {
+        let table = TableName::new("public", "t");
+        let schema = build_schema(&table, &[raw("id", 23), raw("p", 600)], &["id".into()]).unwrap();
+        assert_eq!(schema.columns[1].column_type, ColumnType::Text);
+    }
+}

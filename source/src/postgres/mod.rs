@@ -1,0 +1,252 @@
+//! The PostgreSQL reader: publication and slot setup, the initial snapshot,
+//! and logical replication with pgoutput.
+//!
+//! ## Why the snapshot hands over with no gap
+//! On the first start the slot is created with `EXPORT_SNAPSHOT` on a
+//! replication session that then stays idle: the exported snapshot shows the
+//! database exactly as of the slot's consistent point. The snapshot reads all
+//! tables in a transaction that imports it, and streaming then starts at that
+//! same consistent point — every commit is either in the snapshot or in the
+//! stream, never both, never neither.
+//!
+//! When a snapshot must be taken while a slot already exists (a crash during
+//! the first snapshot, or a table added to the config later), the slot still
+//! holds every change since its confirmed position `L` (nothing is confirmed
+//! before a snapshot completes). A fresh snapshot taken now at `T > L` is
+//! emitted, then streaming resumes at `L`: changes in `(L, T]` are applied a
+//! second time after the snapshot, in commit order, so every key ends at its
+//! newest state — no gap; during the overlap a key may briefly show an older
+//! state again, which the stream corrects before reaching `T`.
+
+pub mod catalog;
+pub mod pgoutput;
+pub mod setup;
+pub mod snapshot;
+pub mod stream;
+pub mod text;
+pub mod types;
+
+use crate::durable::DurablePosition;
+use crate::error::SourceError;
+use catalog::{load_table, CatalogTable};
+use kappa_schemas::{ChangeBatch, Checkpoint, Lsn, TableName};
+use pgwire_replication::{FeedbackObserver, ReplicationClient, ReplicationConfig};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::{Client, NoTls};
+
+/// Session settings under which every text value is read, in snapshots and
+/// in `verify` (inside a transaction, hence `SET LOCAL`). The text parser
+/// depends on them.
+pub const SESSION_SETTINGS: &str = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; \
+     SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL IntervalStyle = 'postgres';";
+
+/// The same settings for the walsender, which renders the streamed values.
+pub const REPLICATION_OPTIONS: &str =
+    "-c DateStyle=ISO,YMD -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=postgres";
+
+/// What the PostgreSQL reader needs to know.
+#[derive(Debug, Clone)]
+pub struct PostgresSourceConfig {
+    /// `postgres://user@host:port/database`
+    pub url: String,
+    /// Overrides the URL's password (from `KAPPA_POSTGRES_PASSWORD`).
+    pub password: Option<String>,
+    pub tables: Vec<TableName>,
+    pub slot: String,
+    pub publication: String,
+    /// Rows per snapshot batch: bounds snapshot memory.
+    pub snapshot_chunk_rows: usize,
+}
+
+/// Connects an ordinary SQL session.
+pub async fn connect(url: &str, password: Option<&str>) -> Result<Client, SourceError> {
+    let mut config = tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
+        url: url.to_string(),
+        source,
+    })?;
+    if let Some(password) = password {
+        config.password(password);
+    }
+    let (client, connection) = config.connect(NoTls).await.map_err(|source| SourceError::Connect {
+        url: url.to_string(),
+        source,
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Where the reader starts: which tables' initial snapshots are already in
+/// their topics (from the connector's offsets record).
+#[derive(Debug, Clone, Default)]
+pub struct StartState {
+    pub snapshotted: Vec<TableName>,
+}
+
+/// The PostgreSQL reader.
+pub struct PostgresSource {
+    config: PostgresSourceConfig,
+}
+
+impl PostgresSource {
+    pub fn new(config: PostgresSourceConfig) -> Self {
+        Self { config }
+    }
+
+    fn replication_config(&self) -> Result<ReplicationConfig, SourceError> {
+        let url = &self.config.url;
+        let parsed = tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
+            url: url.clone(),
+            source,
+        })?;
+        let host = match parsed.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = parsed.get_ports().first().copied().unwrap_or(5432);
+        let user = parsed.get_user().unwrap_or("postgres").to_string();
+        let password = self
+            .config
+            .password
+            .clone()
+            .or_else(|| parsed.get_password().map(|p| String::from_utf8_lossy(p).into_owned()))
+            .unwrap_or_default();
+        let database = parsed.get_dbname().unwrap_or(&user).to_string();
+        Ok(ReplicationConfig::new(
+            host,
+            user,
+            password,
+            database,
+            self.config.slot.clone(),
+            self.config.publication.clone(),
+        )
+        .with_port(port)
+        .with_options(REPLICATION_OPTIONS)
+        .with_status_interval(Duration::from_millis(500))
+        .with_application_name(format!("kappa:{}", self.config.slot))
+        .with_feedback_observer(FeedbackObserver::new(|_| {})))
+    }
+
+    /// Runs the reader: setup, any snapshot that is due, then streaming until
+    /// `stop`. See the module docs for the handover argument.
+    pub async fn run(
+        self,
+        state: StartState,
+        tx: mpsc::Sender<ChangeBatch>,
+        durable: DurablePosition,
+        stop: watch::Receiver<bool>,
+        final_ack: oneshot::Receiver<()>,
+    ) -> Result<(), SourceError> {
+        let config = &self.config;
+        let client = connect(&config.url, config.password.as_deref()).await?;
+        let mut tables: Vec<CatalogTable> = Vec::new();
+        for name in &config.tables {
+            tables.push(load_table(&client, name).await?);
+        }
+        setup::ensure_publication(&client, &config.publication, &config.tables).await?;
+        let database: String = client
+            .query_one("SELECT current_database()::text", &[])
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: "reading the database name".into(),
+                source,
+            })?
+            .get(0);
+        let pending: Vec<&CatalogTable> = tables
+            .iter()
+            .filter(|t| !state.snapshotted.contains(&t.schema.name))
+            .collect();
+        let existing = setup::slot_info(&client, &config.slot).await?;
+        let mut replication = ReplicationClient::connect_gated(self.replication_config()?)
+            .await
+            .map_err(|e| SourceError::Replication(e.to_string()))?;
+        match existing {
+            None if !state.snapshotted.is_empty() => {
+                return Err(SourceError::Setup(format!(
+                    "replication slot {slot} is gone, but the offsets record says tables {:?} were snapshotted through it: \
+                     changes made since are lost to kappa. Re-snapshot: delete the topics and the connector's offsets \
+                     record (or use a new connector name and topic prefix), then start again",
+                    state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    slot = config.slot
+                )));
+            }
+            None => {
+                let sql = format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                    setup::quote_ident(&config.slot)
+                );
+                let rows = replication
+                    .simple_query(&sql)
+                    .await
+                    .map_err(|e| SourceError::Setup(format!("creating replication slot {}: {e}", config.slot)))?;
+                let field = |i: usize| -> Result<String, SourceError> {
+                    rows.first()
+                        .and_then(|r| r.get(i).cloned().flatten())
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .ok_or_else(|| SourceError::Setup("CREATE_REPLICATION_SLOT returned no snapshot".into()))
+                };
+                let consistent_point = Lsn::parse(&field(1)?).map_err(SourceError::Setup)?;
+                let snapshot_name = field(2)?;
+                tracing::info!(slot = %config.slot, %consistent_point, snapshot = %snapshot_name, "created replication slot");
+                self.snapshot(&client, Some(&snapshot_name), &tables.iter().collect::<Vec<_>>(), consistent_point, &tx)
+                    .await?;
+            }
+            Some(info) => {
+                setup::check_slot(&config.slot, &info, &database)?;
+                if !pending.is_empty() {
+                    let from = info.confirmed_flush.unwrap_or_default();
+                    tracing::info!(slot = %config.slot, resume_from = %from, "snapshot of tables not yet in their topics, overlapping the slot's retained changes");
+                    self.snapshot(&client, None, &pending, from, &tx).await?;
+                }
+            }
+        }
+        replication
+            .start()
+            .await
+            .map_err(|e| SourceError::Replication(e.to_string()))?;
+        replication
+            .wait_started()
+            .await
+            .map_err(|e| SourceError::Replication(format!("starting replication from slot {}: {e}", config.slot)))?;
+        tracing::info!(slot = %config.slot, publication = %config.publication, "streaming changes");
+        let keys: HashMap<TableName, Vec<String>> = tables
+            .iter()
+            .map(|t| (t.schema.name.clone(), t.key_names.clone()))
+            .collect();
+        stream::run(replication, stream::ChangeDecoder::new(keys), tx, durable, stop, final_ack).await
+    }
+
+    async fn snapshot(
+        &self,
+        client: &Client,
+        exported: Option<&str>,
+        tables: &[&CatalogTable],
+        resume_from: Lsn,
+        tx: &mpsc::Sender<ChangeBatch>,
+    ) -> Result<(), SourceError> {
+        snapshot::begin_snapshot(client, exported).await?;
+        let schemas: Vec<_> = tables.iter().map(|t| t.schema.clone()).collect();
+        let rows = snapshot::emit_tables(client, &schemas, self.config.snapshot_chunk_rows, tx).await?;
+        client.batch_execute("COMMIT").await.map_err(|source| SourceError::Query {
+            doing: "closing the snapshot transaction".into(),
+            source,
+        })?;
+        tracing::info!(rows, tables = tables.len(), "initial snapshot read");
+        tx.send(ChangeBatch {
+            changes: Vec::new(),
+            checkpoint: Some(Checkpoint::SnapshotComplete {
+                tables: tables.iter().map(|t| t.schema.name.clone()).collect(),
+                resume_from,
+            }),
+        })
+        .await
+        .map_err(|_| SourceError::ConsumerGone)
+    }
+}

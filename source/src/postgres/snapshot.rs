@@ -1,0 +1,175 @@
+//! Reading whole tables: the initial snapshot, and the source side of `verify`.
+//!
+//! Rows come through `COPY (SELECT …) TO STDOUT` in text format, streamed and
+//! cut into chunks, so memory holds one chunk at a time whatever the table
+//! size, and every value goes through the same text parser as the stream.
+
+use super::setup::{quote_ident, quote_table};
+use super::text::{copy_fields, parse_value};
+use super::SESSION_SETTINGS;
+use crate::error::SourceError;
+use bytes::{Buf, BytesMut};
+use futures::StreamExt;
+use kappa_schemas::{Change, ChangeBatch, Row, TableSchema, Value};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, CopyOutStream};
+
+/// Rows of one table, read chunk by chunk from a COPY stream.
+pub struct CopyRows {
+    table: Arc<TableSchema>,
+    stream: Pin<Box<CopyOutStream>>,
+    buffer: BytesMut,
+    done: bool,
+}
+
+impl CopyRows {
+    /// Starts copying every row of `table` (its current columns, in order).
+    /// `order_by_key` sorts by key, for merge-style comparisons.
+    pub async fn start(client: &Client, table: Arc<TableSchema>, order_by_key: bool) -> Result<Self, SourceError> {
+        let columns = table
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let order = if order_by_key {
+            let keys: Vec<String> = table.key().map(|c| quote_ident(&c.name)).collect();
+            format!(" ORDER BY {}", keys.join(", "))
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "COPY (SELECT {columns} FROM ONLY {}{order}) TO STDOUT",
+            quote_table(&table.name)
+        );
+        let stream = client.copy_out(sql.as_str()).await.map_err(|source| SourceError::Query {
+            doing: format!("copying rows of {}", table.name),
+            source,
+        })?;
+        Ok(Self {
+            table,
+            stream: Box::pin(stream),
+            buffer: BytesMut::new(),
+            done: false,
+        })
+    }
+
+    /// The next up to `max` rows; `None` at the end of the table.
+    pub async fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<Row>>, SourceError> {
+        let mut rows = Vec::with_capacity(max.min(4096));
+        loop {
+            while rows.len() < max {
+                let Some(end) = self.buffer.iter().position(|&b| b == b'\n') else {
+                    break;
+                };
+                let line = self.buffer.split_to(end + 1);
+                rows.push(self.parse_line(&line[..end])?);
+            }
+            if rows.len() >= max || self.done {
+                break;
+            }
+            match self.stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|source| SourceError::Query {
+                        doing: format!("copying rows of {}", self.table.name),
+                        source,
+                    })?;
+                    self.buffer.extend_from_slice(chunk.chunk());
+                }
+                None => self.done = true,
+            }
+        }
+        if rows.is_empty() && self.done {
+            if !self.buffer.is_empty() {
+                return Err(SourceError::Protocol(format!(
+                    "COPY of {} ended in the middle of a row",
+                    self.table.name
+                )));
+            }
+            return Ok(None);
+        }
+        Ok(Some(rows))
+    }
+
+    fn parse_line(&self, line: &[u8]) -> Result<Row, SourceError> {
+        let table = &self.table;
+        let fields = copy_fields(line).map_err(SourceError::Protocol)?;
+        if fields.len() != table.columns.len() {
+            return Err(SourceError::Protocol(format!(
+                "COPY of {} gave {} fields for {} columns",
+                table.name,
+                fields.len(),
+                table.columns.len()
+            )));
+        }
+        table
+            .columns
+            .iter()
+            .zip(fields)
+            .map(|(column, field)| match field {
+                None => Ok(Value::Null),
+                Some(text) => parse_value(&column.column_type, &text).map_err(|reason| SourceError::BadValue {
+                    table: table.name.clone(),
+                    column: column.name.clone(),
+                    value: text,
+                    expected: column.source_type.clone(),
+                    reason,
+                }),
+            })
+            .collect()
+    }
+}
+
+/// Opens the read-only repeatable-read transaction a snapshot reads in,
+/// importing `exported` (a snapshot exported by slot creation) when given.
+pub async fn begin_snapshot(client: &Client, exported: Option<&str>) -> Result<(), SourceError> {
+    let import = exported
+        .map(|name| format!("SET TRANSACTION SNAPSHOT '{}';", name.replace('\'', "''")))
+        .unwrap_or_default();
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {import} {SESSION_SETTINGS}"
+        ))
+        .await
+        .map_err(|source| SourceError::Query {
+            doing: "opening the snapshot transaction".into(),
+            source,
+        })
+}
+
+/// Emits every row of `tables` as upserts, `chunk_rows` rows per batch, in
+/// the current transaction. Returns the number of rows read.
+pub async fn emit_tables(
+    client: &Client,
+    tables: &[Arc<TableSchema>],
+    chunk_rows: usize,
+    tx: &mpsc::Sender<ChangeBatch>,
+) -> Result<u64, SourceError> {
+    let mut total = 0u64;
+    for table in tables {
+        let started = std::time::Instant::now();
+        let mut rows_read = 0u64;
+        let mut rows = CopyRows::start(client, table.clone(), false).await?;
+        while let Some(chunk) = rows.next_chunk(chunk_rows).await? {
+            rows_read += chunk.len() as u64;
+            let changes = chunk
+                .into_iter()
+                .map(|row| Change::Upsert {
+                    table: table.clone(),
+                    row,
+                })
+                .collect();
+            tx.send(ChangeBatch {
+                changes,
+                checkpoint: None,
+            })
+            .await
+            .map_err(|_| SourceError::ConsumerGone)?;
+        }
+        tracing::info!(table = %table.name, rows = rows_read, seconds = started.elapsed().as_secs_f64(), "snapshot of table read");
+        total += rows_read;
+    }
+    Ok(total)
+}

@@ -1,0 +1,16 @@
+//! The connector's offsets record: what must survive a restart besides the
+//! replication slot itself.
+
+use kappa_schemas::TableName;
+use serde::{Deserialize, Serialize};
+
+/// Stored as JSON under the connector's name in the offsets topic.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConnectorState {
+    /// The slot the snapshots were taken through.
+    pub slot: String,
+    /// Tables whose initial snapshot is completely in their topics.
+    pub snapshotted: Vec<TableName>,
+    /// The WAL position streaming resumed from after the last snapshot.
+    pub snapshot_lsn: Option<String>,
+}

@@ -107,16 +107,19 @@ impl Default for KafkaSection {
 
 impl Default for RegistrySection {
     fn default() -> Self {
-        Self { url: default_registry() }
+        Self {
+            url: default_registry(),
+        }
     }
 }
 
 impl Config {
     /// Reads and checks a config file, then applies environment overrides.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-        let mut config: Config =
-            toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let mut config: Config = toml::from_str(&text)
+            .with_context(|| format!("config file {} is invalid", path.display()))?;
         config.apply_env(|name| std::env::var(name).ok());
         config.check()?;
         Ok(config)
@@ -147,7 +150,8 @@ impl Config {
             bail!("[source.postgres] tables is empty: list the tables to capture, e.g. tables = [\"public.orders\"]");
         }
         for table in &postgres.tables {
-            TableName::parse(table).map_err(|e| anyhow::anyhow!("[source.postgres] tables: {e}"))?;
+            TableName::parse(table)
+                .map_err(|e| anyhow::anyhow!("[source.postgres] tables: {e}"))?;
         }
         if self.kafka.partitions < 1 {
             bail!("[kafka] partitions must be at least 1");
@@ -218,7 +222,10 @@ tables = ["public.demo"]
             "KAPPA_KAFKA_BROKERS" => Some("broker:9093".into()),
             _ => None,
         });
-        assert_eq!(config.postgres().unwrap().password.as_deref(), Some("s3cret"));
+        assert_eq!(
+            config.postgres().unwrap().password.as_deref(),
+            Some("s3cret")
+        );
         assert_eq!(config.kafka.brokers, "broker:9093");
     }
 
@@ -226,6 +233,10 @@ tables = ["public.demo"]
     fn bad_table_names_are_refused() {
         let text = MINIMAL.replace("public.demo", "demo");
         let config: Config = toml::from_str(&text).unwrap();
-        assert!(config.check().unwrap_err().to_string().contains("schema.table"));
+        assert!(config
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("schema.table"));
     }
 }

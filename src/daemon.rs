@@ -39,12 +39,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let producer = Producer::new(&kafka)?;
     for table in &postgres.tables {
         let topic = table_topic(&config.kafka.topic_prefix, table);
-        ensure_compacted_topic(&kafka, &topic, config.kafka.partitions, config.kafka.replication_factor).await?;
+        ensure_compacted_topic(
+            &kafka,
+            &topic,
+            config.kafka.partitions,
+            config.kafka.replication_factor,
+        )
+        .await?;
     }
     let offsets_topic = config.kafka.offsets_topic.clone();
     let state: ConnectorState = match read_state(&kafka, &offsets_topic, &config.name).await? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("offsets record of connector {} in {offsets_topic} is not valid", config.name))?,
+        Some(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "offsets record of connector {} in {offsets_topic} is not valid",
+                config.name
+            )
+        })?,
         None => ConnectorState::default(),
     };
     if !state.snapshotted.is_empty() && state.slot != postgres.slot {
@@ -66,7 +76,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         snapshotted: state.snapshotted.clone(),
     };
     let source = PostgresSource::new(postgres.clone());
-    let source_task = tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx));
+    let source_task =
+        tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx));
 
     let (produced_tx, produced_rx) = mpsc::channel::<Produced>(IN_FLIGHT_BATCHES);
     let acks = tokio::spawn(acknowledge(
@@ -88,7 +99,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             for change in &batch.changes {
                 let topic = table_topic(&prefix, &change.table().name);
                 let record = encoder.encode(&topic, change).await?;
-                deliveries.push(producer.send(&topic, &record.key, record.value.as_deref()).await?);
+                deliveries.push(
+                    producer
+                        .send(&topic, &record.key, record.value.as_deref())
+                        .await?,
+                );
             }
             if produced_tx
                 .send(Produced {
@@ -141,7 +156,10 @@ async fn acknowledge(
         }
         match batch.checkpoint {
             Some(Checkpoint::PgLsn(lsn)) => durable.advance(lsn),
-            Some(Checkpoint::SnapshotComplete { tables, resume_from }) => {
+            Some(Checkpoint::SnapshotComplete {
+                tables,
+                resume_from,
+            }) => {
                 for table in tables {
                     if !state.snapshotted.contains(&table) {
                         state.snapshotted.push(table);
@@ -161,8 +179,13 @@ async fn acknowledge(
 
 async fn stop_on_signal(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("could not install signal handlers; stop kappa with SIGKILL (it resumes safely)");
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!(
+            "could not install signal handlers; stop kappa with SIGKILL (it resumes safely)"
+        );
         return;
     };
     tokio::select! {

@@ -30,7 +30,11 @@ struct Services {
     #[arg(long, env = "KAPPA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     brokers: String,
     /// Confluent-compatible Schema Registry URL.
-    #[arg(long, env = "KAPPA_SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "KAPPA_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
     registry: String,
 }
 
@@ -119,7 +123,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             daemon::run(config).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rebuild { topic, into, services } => {
+        Command::Rebuild {
+            topic,
+            into,
+            services,
+        } => {
             let path = rebuild::sqlite_target(&into)?;
             let kafka = KafkaConfig::new(services.brokers);
             let registry = Registry::new(&services.registry);

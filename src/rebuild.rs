@@ -35,7 +35,12 @@ pub struct RebuildSummary {
 }
 
 /// Rebuilds `topic` into the SQLite file at `path`.
-pub async fn rebuild(kafka: &KafkaConfig, registry: &Registry, topic: &str, path: &Path) -> anyhow::Result<RebuildSummary> {
+pub async fn rebuild(
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    topic: &str,
+    path: &Path,
+) -> anyhow::Result<RebuildSummary> {
     let started = Instant::now();
     let (mut builder, schema_ids, stats) = {
         let kafka = kafka.clone();
@@ -51,7 +56,10 @@ pub async fn rebuild(kafka: &KafkaConfig, registry: &Registry, topic: &str, path
     }
     builder.set_meta("topic", topic)?;
     builder.set_meta("end_offsets", &serde_json::to_string(&stats.end_offsets)?)?;
-    builder.set_meta("start_offsets", &serde_json::to_string(&stats.start_offsets)?)?;
+    builder.set_meta(
+        "start_offsets",
+        &serde_json::to_string(&stats.start_offsets)?,
+    )?;
     let (upserts, tombstones) = (builder.upserts, builder.tombstones);
     let live_keys = builder.finish()?;
     let seconds = started.elapsed().as_secs_f64();
@@ -67,7 +75,11 @@ pub async fn rebuild(kafka: &KafkaConfig, registry: &Registry, topic: &str, path
     })
 }
 
-fn replay_into(kafka: &KafkaConfig, topic: &str, path: &Path) -> anyhow::Result<(TableBuilder, BTreeSet<u32>, ReplayStats)> {
+fn replay_into(
+    kafka: &KafkaConfig,
+    topic: &str,
+    path: &Path,
+) -> anyhow::Result<(TableBuilder, BTreeSet<u32>, ReplayStats)> {
     let mut builder = TableBuilder::create(path)?;
     let mut schema_ids = BTreeSet::new();
     let stats = replay(kafka, topic, |record| -> anyhow::Result<()> {

@@ -8,8 +8,8 @@ use kappa_schemas::framing::unframe;
 use kappa_schemas::{TableName, TableSchema, Value};
 use kappa_sink::table::RebuiltTable;
 use kappa_source::postgres::catalog::load_table;
-use kappa_source::postgres::snapshot::{begin_snapshot, CopyRows};
 use kappa_source::postgres::connect;
+use kappa_source::postgres::snapshot::{begin_snapshot, CopyRows};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -76,19 +76,24 @@ fn load_rebuilt(path: &Path, table: &TableSchema) -> anyhow::Result<HashMap<Stri
             reason,
         };
         let (id, datum) = unframe(value).map_err(|e| fail(e.to_string()))?;
-        if !schemas.contains_key(&id) {
-            let text = rebuilt
-                .schema(id)?
-                .ok_or_else(|| fail(format!("schema id {id} is not stored in the table")))?;
-            let schema = kappa_schemas::AvroSchema::parse_str(&text).map_err(|e| fail(e.to_string()))?;
-            schemas.insert(id, schema);
-        }
-        let schema = &schemas[&id];
+        let schema = match schemas.entry(id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let text = rebuilt
+                    .schema(id)?
+                    .ok_or_else(|| fail(format!("schema id {id} is not stored in the table")))?;
+                entry.insert(
+                    kappa_schemas::AvroSchema::parse_str(&text).map_err(|e| fail(e.to_string()))?,
+                )
+            }
+        };
         let fields: NamedRow = decode_record(schema, datum, id)
             .map_err(|e| fail(e.to_string()))?
             .into_iter()
             .collect();
-        let key = key_text(table, |i| fields.get(&avro_name(&table.columns[i].name)).cloned());
+        let key = key_text(table, |i| {
+            fields.get(&avro_name(&table.columns[i].name)).cloned()
+        });
         rows.insert(key, fields);
         Ok(())
     })?;
@@ -119,7 +124,14 @@ pub async fn verify(
             let key = key_text(&table, |i| row.get(i).cloned());
             let Some(other) = rebuilt.remove(&key) else {
                 report.missing += 1;
-                report.note(Difference { kind: "missing", key, columns: Vec::new() }, limit);
+                report.note(
+                    Difference {
+                        kind: "missing",
+                        key,
+                        columns: Vec::new(),
+                    },
+                    limit,
+                );
                 continue;
             };
             let columns: Vec<ColumnDifference> = table
@@ -138,7 +150,14 @@ pub async fn verify(
                 .collect();
             if !columns.is_empty() {
                 report.different += 1;
-                report.note(Difference { kind: "different", key, columns }, limit);
+                report.note(
+                    Difference {
+                        kind: "different",
+                        key,
+                        columns,
+                    },
+                    limit,
+                );
             }
         }
     }
@@ -147,7 +166,14 @@ pub async fn verify(
     let mut extra_keys: Vec<String> = rebuilt.into_keys().collect();
     extra_keys.sort();
     for key in extra_keys {
-        report.note(Difference { kind: "extra", key, columns: Vec::new() }, limit);
+        report.note(
+            Difference {
+                kind: "extra",
+                key,
+                columns: Vec::new(),
+            },
+            limit,
+        );
     }
     Ok(report)
 }
@@ -164,7 +190,10 @@ pub fn print_report(report: &VerifyReport, topic: &str) {
         for d in &report.first_differences {
             println!("  {:<9} {}", d.kind, d.key);
             for c in &d.columns {
-                println!("            {}: source {} / rebuilt {}", c.column, c.source, c.rebuilt);
+                println!(
+                    "            {}: source {} / rebuilt {}",
+                    c.column, c.source, c.rebuilt
+                );
             }
         }
     }

@@ -6,12 +6,12 @@
 //! `["null", T]` with default `null`, so a column added later is a
 //! BACKWARD-compatible schema change.
 
+use crate::change::Change;
 use crate::error::SchemaError;
 use crate::framing::frame;
 use crate::registry::Registry;
 use crate::table::{ColumnType, TableSchema};
 use crate::value::Value;
-use crate::change::Change;
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use serde_json::{json, Value as Json};
@@ -23,7 +23,13 @@ use std::sync::Arc;
 pub fn avro_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -69,7 +75,9 @@ impl TableAvro {
             .iter()
             .map(|c| field_json(c, c.nullable))
             .collect();
-        let key_json = json!({"type": "record", "name": "Key", "namespace": namespace, "fields": key_fields}).to_string();
+        let key_json =
+            json!({"type": "record", "name": "Key", "namespace": namespace, "fields": key_fields})
+                .to_string();
         let value_json = json!({"type": "record", "name": "Value", "namespace": namespace, "fields": value_fields}).to_string();
         let parse = |text: &str, subject: String| {
             Schema::parse_str(text).map_err(|e| SchemaError::InvalidSchema {
@@ -130,7 +138,9 @@ fn to_avro(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
         (ColumnType::Int64, Value::Int(v)) => Avro::Long(*v),
         (ColumnType::Float32, Value::Float32(v)) => Avro::Float(*v),
         (ColumnType::Float64, Value::Float64(v)) => Avro::Double(*v),
-        (ColumnType::Decimal { scale, .. }, Value::Decimal { unscaled, scale: s }) if s == scale => {
+        (ColumnType::Decimal { scale, .. }, Value::Decimal { unscaled, scale: s })
+            if s == scale =>
+        {
             Avro::Decimal(apache_avro::Decimal::from(unscaled.to_signed_bytes_be()))
         }
         (ColumnType::NumericText | ColumnType::Text | ColumnType::Json, Value::Text(v)) => {
@@ -163,11 +173,12 @@ fn record(
                 })
             }
             (value, nullable) => {
-                let v = to_avro(&column.column_type, value).map_err(|reason| SchemaError::Column {
-                    table: table.name.clone(),
-                    column: column.name.clone(),
-                    reason,
-                })?;
+                let v =
+                    to_avro(&column.column_type, value).map_err(|reason| SchemaError::Column {
+                        table: table.name.clone(),
+                        column: column.name.clone(),
+                        reason,
+                    })?;
                 if nullable {
                     Avro::Union(1, Box::new(v))
                 } else {
@@ -188,20 +199,36 @@ fn datum(table: &TableSchema, schema: &Schema, value: Avro) -> Result<Vec<u8>, S
 }
 
 /// Encodes the key values (in key order) as a key datum.
-pub fn encode_key(table: &TableSchema, avro: &TableAvro, key: &[Value]) -> Result<Vec<u8>, SchemaError> {
+pub fn encode_key(
+    table: &TableSchema,
+    avro: &TableAvro,
+    key: &[Value],
+) -> Result<Vec<u8>, SchemaError> {
     let columns = table.key_columns.iter().map(|&i| (i, false));
     datum(table, &avro.key_schema, record(table, columns, key)?)
 }
 
 /// Encodes a whole row as a value datum.
-pub fn encode_row(table: &TableSchema, avro: &TableAvro, row: &[Value]) -> Result<Vec<u8>, SchemaError> {
+pub fn encode_row(
+    table: &TableSchema,
+    avro: &TableAvro,
+    row: &[Value],
+) -> Result<Vec<u8>, SchemaError> {
     if row.len() != table.columns.len() {
         return Err(SchemaError::Encode {
             table: table.name.clone(),
-            reason: format!("row has {} values for {} columns", row.len(), table.columns.len()),
+            reason: format!(
+                "row has {} values for {} columns",
+                row.len(),
+                table.columns.len()
+            ),
         });
     }
-    let columns = table.columns.iter().enumerate().map(|(i, c)| (i, c.nullable));
+    let columns = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i, c.nullable));
     datum(table, &avro.value_schema, record(table, columns, row)?)
 }
 
@@ -239,7 +266,11 @@ impl RecordEncoder {
     }
 
     /// Encodes one change for `topic`, registering its schemas on first use.
-    pub async fn encode(&mut self, topic: &str, change: &Change) -> Result<EncodedRecord, SchemaError> {
+    pub async fn encode(
+        &mut self,
+        topic: &str,
+        change: &Change,
+    ) -> Result<EncodedRecord, SchemaError> {
         let table = change.table();
         let current = self
             .by_topic
@@ -247,7 +278,10 @@ impl RecordEncoder {
             .is_some_and(|r| Arc::ptr_eq(&r.table, table) || r.table == *table);
         if !current {
             let avro = TableAvro::new(table, topic)?;
-            let key_id = self.registry.register(&format!("{topic}-key"), &avro.key_json).await?;
+            let key_id = self
+                .registry
+                .register(&format!("{topic}-key"), &avro.key_json)
+                .await?;
             let value_id = self
                 .registry
                 .register(&format!("{topic}-value"), &avro.value_json)
@@ -301,7 +335,14 @@ mod tests {
             columns: vec![
                 column("id", ColumnType::Int64, false),
                 column("small", ColumnType::Int16, true),
-                column("price", ColumnType::Decimal { precision: 10, scale: 2 }, true),
+                column(
+                    "price",
+                    ColumnType::Decimal {
+                        precision: 10,
+                        scale: 2,
+                    },
+                    true,
+                ),
                 column("ratio", ColumnType::Float64, true),
                 column("name", ColumnType::Text, true),
                 column("blob", ColumnType::Bytes, true),
@@ -322,7 +363,10 @@ mod tests {
         let row = vec![
             Value::Int(i64::MIN),
             Value::Int(-32768),
-            Value::Decimal { unscaled: (-12345).into(), scale: 2 },
+            Value::Decimal {
+                unscaled: (-12345).into(),
+                scale: 2,
+            },
             Value::Float64(f64::NAN),
             Value::Text("héllo 🎉".into()),
             Value::Bytes(vec![0, 255, 7]),
@@ -358,7 +402,9 @@ mod tests {
     fn refuses_colliding_field_names() {
         let mut table = sample_table();
         table.columns.push(column("at-tz", ColumnType::Text, true));
-        let err = TableAvro::new(&table, "kappa.public.t").unwrap_err().to_string();
+        let err = TableAvro::new(&table, "kappa.public.t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("collides"), "{err}");
     }
 }

@@ -36,7 +36,10 @@ pub enum Change {
     /// Insert or update: the whole row after the change.
     Upsert { table: Arc<TableSchema>, row: Row },
     /// Delete: only the key (in key-column order) survives, as a tombstone.
-    Delete { table: Arc<TableSchema>, key: Vec<Value> },
+    Delete {
+        table: Arc<TableSchema>,
+        key: Vec<Value>,
+    },
 }
 
 impl Change {
@@ -91,6 +94,6 @@ mod tests {
         assert_eq!(lsn.0, 0x16_B374_D848);
         assert_eq!(lsn.to_string(), "16/B374D848");
         assert!(Lsn::parse("nonsense").is_err());
-        assert!(Lsn::parse("0/") .is_err());
+        assert!(Lsn::parse("0/").is_err());
     }
 }

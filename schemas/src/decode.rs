@@ -9,12 +9,20 @@ use num_bigint::BigInt;
 
 /// Decodes a record datum written with `schema` into `(field name, value)`
 /// pairs in the writer's field order. `schema_id` only labels errors.
-pub fn decode_record(schema: &Schema, datum: &[u8], schema_id: u32) -> Result<Vec<(String, Value)>, SchemaError> {
+pub fn decode_record(
+    schema: &Schema,
+    datum: &[u8],
+    schema_id: u32,
+) -> Result<Vec<(String, Value)>, SchemaError> {
     let err = |reason: String| SchemaError::Decode { schema_id, reason };
     let mut reader = datum;
-    let avro = apache_avro::from_avro_datum(schema, &mut reader, None).map_err(|e| err(e.to_string()))?;
+    let avro =
+        apache_avro::from_avro_datum(schema, &mut reader, None).map_err(|e| err(e.to_string()))?;
     if !reader.is_empty() {
-        return Err(err(format!("{} trailing bytes after the record", reader.len())));
+        return Err(err(format!(
+            "{} trailing bytes after the record",
+            reader.len()
+        )));
     }
     let Schema::Record(RecordSchema { fields, .. }) = schema else {
         return Err(err("writer schema is not a record".into()));

@@ -11,7 +11,9 @@ pub enum SchemaError {
         column: String,
         reason: String,
     },
-    #[error("table {table} has no key columns: give it a primary key (or REPLICA IDENTITY USING INDEX)")]
+    #[error(
+        "table {table} has no key columns: give it a primary key (or REPLICA IDENTITY USING INDEX)"
+    )]
     NoKey { table: TableName },
     #[error("Avro schema for {subject} is invalid: {reason}")]
     InvalidSchema { subject: String, reason: String },

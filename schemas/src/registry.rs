@@ -4,10 +4,15 @@
 
 use crate::error::SchemaError;
 use apache_avro::Schema;
-use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
+use schema_registry_converter::async_impl::schema_registry::{
+    get_schema_by_id, post_schema, SrSettings,
+};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// A schema fetched by id: parsed, and as the registry's JSON text.
+pub type FetchedSchema = (Arc<Schema>, Arc<str>);
 
 /// A handle on one Schema Registry, cheap to clone.
 #[derive(Clone)]
@@ -15,7 +20,7 @@ pub struct Registry {
     url: String,
     settings: Arc<SrSettings>,
     ids: Arc<Mutex<HashMap<(String, String), u32>>>,
-    schemas: Arc<Mutex<HashMap<u32, (Arc<Schema>, Arc<str>)>>>,
+    schemas: Arc<Mutex<HashMap<u32, FetchedSchema>>>,
 }
 
 impl Registry {
@@ -49,7 +54,9 @@ impl Registry {
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_string());
         let registered = post_schema(&self.settings, subject.to_string(), supplied)
             .await
-            .map_err(|e| self.error(format!("registering a schema under subject {subject}: {e}")))?;
+            .map_err(|e| {
+                self.error(format!("registering a schema under subject {subject}: {e}"))
+            })?;
         self.ids
             .lock()
             .map_err(|e| self.error(e))?
@@ -58,7 +65,7 @@ impl Registry {
     }
 
     /// The parsed schema with `id`, and its JSON text.
-    pub async fn schema(&self, id: u32) -> Result<(Arc<Schema>, Arc<str>), SchemaError> {
+    pub async fn schema(&self, id: u32) -> Result<FetchedSchema, SchemaError> {
         if let Some(found) = self.schemas.lock().map_err(|e| self.error(e))?.get(&id) {
             return Ok(found.clone());
         }
@@ -68,10 +75,11 @@ impl Registry {
                  without its data, the topic's records refer to schemas it no longer has"
             ))
         })?;
-        let parsed = Schema::parse_str(&fetched.schema).map_err(|e| SchemaError::InvalidSchema {
-            subject: format!("schema id {id}"),
-            reason: e.to_string(),
-        })?;
+        let parsed =
+            Schema::parse_str(&fetched.schema).map_err(|e| SchemaError::InvalidSchema {
+                subject: format!("schema id {id}"),
+                reason: e.to_string(),
+            })?;
         let entry = (Arc::new(parsed), Arc::<str>::from(fetched.schema.as_str()));
         self.schemas
             .lock()

@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// A source table, `schema.table` in PostgreSQL or `database.table` in MySQL.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TableName {
     pub schema: String,
     pub table: String,
@@ -22,7 +24,9 @@ impl TableName {
     /// over two topics.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text.split_once('.') {
-            Some((schema, table)) if !schema.is_empty() && !table.is_empty() && !table.contains('.') => {
+            Some((schema, table))
+                if !schema.is_empty() && !table.is_empty() && !table.contains('.') =>
+            {
                 Ok(Self::new(schema, table))
             }
             _ => Err(format!(
@@ -52,7 +56,10 @@ pub enum ColumnType {
     Float32,
     Float64,
     /// Fixed precision and scale: Avro `bytes` with the `decimal` logical type.
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     /// Numbers without a declared scale: kept as their exact text (Avro `string`).
     NumericText,
     Text,
@@ -107,7 +114,10 @@ mod tests {
 
     #[test]
     fn parses_schema_dot_table_and_refuses_the_rest() {
-        assert_eq!(TableName::parse("public.t").unwrap(), TableName::new("public", "t"));
+        assert_eq!(
+            TableName::parse("public.t").unwrap(),
+            TableName::new("public", "t")
+        );
         assert!(TableName::parse("t").is_err());
         assert!(TableName::parse("a.b.c").is_err());
         assert!(TableName::parse(".t").is_err());

@@ -15,7 +15,10 @@ pub enum Value {
     Float32(f32),
     Float64(f64),
     /// `unscaled × 10^-scale`, exact.
-    Decimal { unscaled: BigInt, scale: u32 },
+    Decimal {
+        unscaled: BigInt,
+        scale: u32,
+    },
     Text(String),
     Bytes(Vec<u8>),
     /// Days since 1970-01-01.
@@ -43,8 +46,14 @@ impl PartialEq for Value {
             (Float32(a), Float32(b)) => canonical_f32(*a) == canonical_f32(*b),
             (Float64(a), Float64(b)) => canonical_f64(*a) == canonical_f64(*b),
             (
-                Decimal { unscaled: a, scale: sa },
-                Decimal { unscaled: b, scale: sb },
+                Decimal {
+                    unscaled: a,
+                    scale: sa,
+                },
+                Decimal {
+                    unscaled: b,
+                    scale: sb,
+                },
             ) => a == b && sa == sb,
             (Text(a), Text(b)) => a == b,
             (Bytes(a), Bytes(b)) => a == b,
@@ -105,7 +114,11 @@ impl fmt::Display for Value {
 /// Renders `unscaled × 10^-scale` as plain decimal text, e.g. (-12345, 2) → "-123.45".
 pub fn decimal_text(unscaled: &BigInt, scale: u32) -> String {
     let digits = unscaled.magnitude().to_string();
-    let sign = if unscaled.sign() == num_bigint::Sign::Minus { "-" } else { "" };
+    let sign = if unscaled.sign() == num_bigint::Sign::Minus {
+        "-"
+    } else {
+        ""
+    };
     let scale = scale as usize;
     if scale == 0 {
         return format!("{sign}{digits}");
@@ -153,7 +166,11 @@ mod tests {
             ("7", 2, "7.00"),
             ("0.01", 2, "0.01"),
             ("-12", 0, "-12"),
-            ("99999999999999999999999999999999.9", 1, "99999999999999999999999999999999.9"),
+            (
+                "99999999999999999999999999999999.9",
+                1,
+                "99999999999999999999999999999999.9",
+            ),
         ] {
             let unscaled = parse_decimal(text, scale).unwrap();
             assert_eq!(decimal_text(&unscaled, scale), canonical);

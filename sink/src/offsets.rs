@@ -10,7 +10,11 @@ use crate::replay::replay;
 use crate::topics::ensure_compacted_topic;
 
 /// Reads the newest state record for `connector`, if any.
-pub async fn read_state(kafka: &KafkaConfig, topic: &str, connector: &str) -> Result<Option<Vec<u8>>, SinkError> {
+pub async fn read_state(
+    kafka: &KafkaConfig,
+    topic: &str,
+    connector: &str,
+) -> Result<Option<Vec<u8>>, SinkError> {
     ensure_compacted_topic(kafka, topic, 1, 1).await?;
     let kafka = kafka.clone();
     let topic_name = topic.to_string();
@@ -35,7 +39,12 @@ pub async fn read_state(kafka: &KafkaConfig, topic: &str, connector: &str) -> Re
 
 /// Writes `state` as the newest record for `connector` and waits for the
 /// broker's acknowledgement.
-pub async fn write_state(producer: &Producer, topic: &str, connector: &str, state: &[u8]) -> Result<(), SinkError> {
+pub async fn write_state(
+    producer: &Producer,
+    topic: &str,
+    connector: &str,
+    state: &[u8],
+) -> Result<(), SinkError> {
     producer
         .send(topic, connector.as_bytes(), Some(state))
         .await?

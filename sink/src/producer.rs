@@ -67,7 +67,12 @@ impl Producer {
 
     /// Queues one record (`value: None` is a tombstone), waiting while the
     /// local queue is full.
-    pub async fn send(&self, topic: &str, key: &[u8], value: Option<&[u8]>) -> Result<Pending, SinkError> {
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<Pending, SinkError> {
         let mut record = FutureRecord::<[u8], [u8]>::to(topic).key(key);
         if let Some(value) = value {
             record = record.payload(value);
@@ -96,9 +101,11 @@ impl Producer {
 
     /// Waits until everything queued is acknowledged (or `timeout` passes).
     pub fn flush(&self, timeout: Duration) -> Result<(), SinkError> {
-        self.inner.flush(Timeout::After(timeout)).map_err(|e| SinkError::Broker {
-            brokers: self.brokers.clone(),
-            reason: format!("flushing the producer: {e}"),
-        })
+        self.inner
+            .flush(Timeout::After(timeout))
+            .map_err(|e| SinkError::Broker {
+                brokers: self.brokers.clone(),
+                reason: format!("flushing the producer: {e}"),
+            })
     }
 }

@@ -74,7 +74,9 @@ pub fn replay<E: std::fmt::Display>(
     for &partition in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-            .map_err(|e| broker_error(format!("reading end offsets of {topic}/{partition}: {e}")))?;
+            .map_err(|e| {
+                broker_error(format!("reading end offsets of {topic}/{partition}: {e}"))
+            })?;
         stats.end_offsets.push((partition, high));
         stats.start_offsets.push((partition, low));
         if high > low {

@@ -65,7 +65,13 @@ impl TableBuilder {
 
     /// Applies one record: the newest value for a key replaces the older one,
     /// a tombstone (`None`) deletes the key.
-    pub fn apply(&mut self, key: &[u8], value: Option<&[u8]>, partition: i32, offset: i64) -> Result<(), SinkError> {
+    pub fn apply(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), SinkError> {
         let on_error = table_error(&self.partial);
         match value {
             Some(value) => {
@@ -88,7 +94,9 @@ impl TableBuilder {
         }
         self.in_batch += 1;
         if self.in_batch >= BATCH {
-            self.conn.execute_batch("COMMIT; BEGIN;").map_err(&on_error)?;
+            self.conn
+                .execute_batch("COMMIT; BEGIN;")
+                .map_err(&on_error)?;
             self.in_batch = 0;
         }
         Ok(())
@@ -97,7 +105,10 @@ impl TableBuilder {
     /// Stores a writer schema the rows refer to.
     pub fn add_schema(&mut self, id: u32, schema: &str) -> Result<(), SinkError> {
         self.conn
-            .execute("INSERT OR REPLACE INTO kappa_schemas (id, schema) VALUES (?1, ?2)", params![id, schema])
+            .execute(
+                "INSERT OR REPLACE INTO kappa_schemas (id, schema) VALUES (?1, ?2)",
+                params![id, schema],
+            )
             .map_err(table_error(&self.partial))?;
         Ok(())
     }
@@ -105,7 +116,10 @@ impl TableBuilder {
     /// Records a fact about the rebuild (topic, end offsets…).
     pub fn set_meta(&mut self, name: &str, value: &str) -> Result<(), SinkError> {
         self.conn
-            .execute("INSERT OR REPLACE INTO kappa_meta (name, value) VALUES (?1, ?2)", params![name, value])
+            .execute(
+                "INSERT OR REPLACE INTO kappa_meta (name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )
             .map_err(table_error(&self.partial))?;
         Ok(())
     }
@@ -150,7 +164,10 @@ impl RebuiltTable {
     }
 
     /// Calls `each` with every (key, value) pair, in key-byte order.
-    pub fn for_each_row(&self, mut each: impl FnMut(&[u8], &[u8]) -> Result<(), SinkError>) -> Result<(), SinkError> {
+    pub fn for_each_row(
+        &self,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
         let on_error = table_error(&self.path);
         let mut statement = self
             .conn
@@ -158,8 +175,14 @@ impl RebuiltTable {
             .map_err(&on_error)?;
         let mut rows = statement.query([]).map_err(&on_error)?;
         while let Some(row) = rows.next().map_err(&on_error)? {
-            let key = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(&on_error)?;
-            let value = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(&on_error)?;
+            let key = row
+                .get_ref(0)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(&on_error)?;
+            let value = row
+                .get_ref(1)
+                .and_then(|v| Ok(v.as_blob()?))
+                .map_err(&on_error)?;
             each(key, value)?;
         }
         Ok(())
@@ -168,7 +191,11 @@ impl RebuiltTable {
     /// The writer schema with `id`, as stored by the rebuild.
     pub fn schema(&self, id: u32) -> Result<Option<String>, SinkError> {
         self.conn
-            .query_row("SELECT schema FROM kappa_schemas WHERE id = ?1", params![id], |r| r.get(0))
+            .query_row(
+                "SELECT schema FROM kappa_schemas WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(table_error(&self.path))
     }
@@ -176,7 +203,11 @@ impl RebuiltTable {
     /// A fact recorded by the rebuild.
     pub fn meta(&self, name: &str) -> Result<Option<String>, SinkError> {
         self.conn
-            .query_row("SELECT value FROM kappa_meta WHERE name = ?1", params![name], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM kappa_meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(table_error(&self.path))
     }

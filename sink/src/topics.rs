@@ -32,8 +32,12 @@ pub async fn ensure_compacted_topic(
         .create()
         .map_err(|e| broker_error(e.to_string()))?;
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication_factor))
-        .set("cleanup.policy", "compact");
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    )
+    .set("cleanup.policy", "compact");
     let results = admin
         .create_topics([&new_topic], &options)
         .await

@@ -24,14 +24,8 @@ pub enum SourceError {
     NoPrimaryKey { table: TableName },
     #[error("{0}")]
     Setup(String),
-    #[error("table {table}, column {column}: cannot read value {value:?} as {expected}: {reason}")]
-    BadValue {
-        table: TableName,
-        column: String,
-        value: String,
-        expected: String,
-        reason: String,
-    },
+    #[error("table {}, column {}: cannot read value {:?} as {}: {}", .0.table, .0.column, .0.value, .0.expected, .0.reason)]
+    BadValue(Box<BadValue>),
     #[error("pgoutput message could not be decoded: {0}")]
     Protocol(String),
     #[error("table {table}: {reason}")]
@@ -40,4 +34,33 @@ pub enum SourceError {
     Schema(#[from] SchemaError),
     #[error("the change consumer went away (the daemon is shutting down)")]
     ConsumerGone,
+}
+
+/// A source value kappa could not read (boxed: errors stay small on the hot path).
+#[derive(Debug)]
+pub struct BadValue {
+    pub table: TableName,
+    pub column: String,
+    pub value: String,
+    pub expected: String,
+    pub reason: String,
+}
+
+impl SourceError {
+    /// A value of `column` in `table` that does not parse as `expected`.
+    pub fn bad_value(
+        table: &TableName,
+        column: &str,
+        value: impl Into<String>,
+        expected: &str,
+        reason: impl Into<String>,
+    ) -> Self {
+        SourceError::BadValue(Box::new(BadValue {
+            table: table.clone(),
+            column: column.to_string(),
+            value: value.into(),
+            expected: expected.to_string(),
+            reason: reason.into(),
+        }))
+    }
 }

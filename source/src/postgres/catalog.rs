@@ -28,17 +28,24 @@ pub struct RawColumn {
 /// Builds a table shape. Key columns are NOT NULL; every other column is
 /// nullable in the Avro schema whatever its constraint says, so a later
 /// `DROP NOT NULL` never makes old and new schemas incompatible.
-pub fn build_schema(name: &TableName, columns: &[RawColumn], key_names: &[String]) -> Result<TableSchema, SourceError> {
+pub fn build_schema(
+    name: &TableName,
+    columns: &[RawColumn],
+    key_names: &[String],
+) -> Result<TableSchema, SourceError> {
     let mut key_columns = Vec::with_capacity(key_names.len());
     for key in key_names {
-        let index = columns
-            .iter()
-            .position(|c| &c.name == key)
-            .ok_or_else(|| SourceError::NoPrimaryKey { table: name.clone() })?;
+        let index = columns.iter().position(|c| &c.name == key).ok_or_else(|| {
+            SourceError::NoPrimaryKey {
+                table: name.clone(),
+            }
+        })?;
         key_columns.push(index);
     }
     if key_columns.is_empty() {
-        return Err(SourceError::NoPrimaryKey { table: name.clone() });
+        return Err(SourceError::NoPrimaryKey {
+            table: name.clone(),
+        });
     }
     let columns = columns
         .iter()
@@ -79,7 +86,7 @@ fn unknown_type(table: &TableName, column: &str, type_oid: u32) -> (ColumnType, 
 
 const TABLE_QUERY: &str = "
 SELECT c.oid::int8, a.attname::text, a.atttypid::int8, a.atttypmod,
-       coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int4 AS key_position
+       coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4 AS key_position
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
@@ -97,7 +104,9 @@ pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTabl
             source,
         })?;
     let Some(first) = rows.first() else {
-        return Err(SourceError::NoSuchTable { table: name.clone() });
+        return Err(SourceError::NoSuchTable {
+            table: name.clone(),
+        });
     };
     let oid = first.get::<_, i64>(0) as u32;
     let mut keyed: Vec<(i32, String)> = Vec::new();
@@ -129,7 +138,11 @@ mod tests {
     use super::*;
 
     fn raw(name: &str, type_oid: u32) -> RawColumn {
-        RawColumn { name: name.into(), type_oid, type_modifier: -1 }
+        RawColumn {
+            name: name.into(),
+            type_oid,
+            type_modifier: -1,
+        }
     }
 
     #[test]

@@ -63,17 +63,22 @@ pub struct PostgresSourceConfig {
 
 /// Connects an ordinary SQL session.
 pub async fn connect(url: &str, password: Option<&str>) -> Result<Client, SourceError> {
-    let mut config = tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
-        url: url.to_string(),
-        source,
-    })?;
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
     if let Some(password) = password {
         config.password(password);
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|source| SourceError::Connect {
-        url: url.to_string(),
-        source,
-    })?;
+    let (client, connection) =
+        config
+            .connect(NoTls)
+            .await
+            .map_err(|source| SourceError::Connect {
+                url: url.to_string(),
+                source,
+            })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::error!(error = %e, "PostgreSQL connection closed");
@@ -99,12 +104,14 @@ impl PostgresSource {
         Self { config }
     }
 
-    fn replication_config(&self) -> Result<ReplicationConfig, SourceError> {
+    /// The replication session settings (also used by the benchmark reader).
+    pub fn replication_config(&self) -> Result<ReplicationConfig, SourceError> {
         let url = &self.config.url;
-        let parsed = tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
-            url: url.clone(),
-            source,
-        })?;
+        let parsed =
+            tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
+                url: url.clone(),
+                source,
+            })?;
         let host = match parsed.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
             Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -116,7 +123,11 @@ impl PostgresSource {
             .config
             .password
             .clone()
-            .or_else(|| parsed.get_password().map(|p| String::from_utf8_lossy(p).into_owned()))
+            .or_else(|| {
+                parsed
+                    .get_password()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+            })
             .unwrap_or_default();
         let database = parsed.get_dbname().unwrap_or(&user).to_string();
         Ok(ReplicationConfig::new(
@@ -182,21 +193,30 @@ impl PostgresSource {
                     "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
                     setup::quote_ident(&config.slot)
                 );
-                let rows = replication
-                    .simple_query(&sql)
-                    .await
-                    .map_err(|e| SourceError::Setup(format!("creating replication slot {}: {e}", config.slot)))?;
+                let rows = replication.simple_query(&sql).await.map_err(|e| {
+                    SourceError::Setup(format!("creating replication slot {}: {e}", config.slot))
+                })?;
                 let field = |i: usize| -> Result<String, SourceError> {
                     rows.first()
                         .and_then(|r| r.get(i).cloned().flatten())
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .ok_or_else(|| SourceError::Setup("CREATE_REPLICATION_SLOT returned no snapshot".into()))
+                        .ok_or_else(|| {
+                            SourceError::Setup(
+                                "CREATE_REPLICATION_SLOT returned no snapshot".into(),
+                            )
+                        })
                 };
                 let consistent_point = Lsn::parse(&field(1)?).map_err(SourceError::Setup)?;
                 let snapshot_name = field(2)?;
                 tracing::info!(slot = %config.slot, %consistent_point, snapshot = %snapshot_name, "created replication slot");
-                self.snapshot(&client, Some(&snapshot_name), &tables.iter().collect::<Vec<_>>(), consistent_point, &tx)
-                    .await?;
+                self.snapshot(
+                    &client,
+                    Some(&snapshot_name),
+                    &tables.iter().collect::<Vec<_>>(),
+                    consistent_point,
+                    &tx,
+                )
+                .await?;
             }
             Some(info) => {
                 setup::check_slot(&config.slot, &info, &database)?;
@@ -211,16 +231,26 @@ impl PostgresSource {
             .start()
             .await
             .map_err(|e| SourceError::Replication(e.to_string()))?;
-        replication
-            .wait_started()
-            .await
-            .map_err(|e| SourceError::Replication(format!("starting replication from slot {}: {e}", config.slot)))?;
+        replication.wait_started().await.map_err(|e| {
+            SourceError::Replication(format!(
+                "starting replication from slot {}: {e}",
+                config.slot
+            ))
+        })?;
         tracing::info!(slot = %config.slot, publication = %config.publication, "streaming changes");
         let keys: HashMap<TableName, Vec<String>> = tables
             .iter()
             .map(|t| (t.schema.name.clone(), t.key_names.clone()))
             .collect();
-        stream::run(replication, stream::ChangeDecoder::new(keys), tx, durable, stop, final_ack).await
+        stream::run(
+            replication,
+            stream::ChangeDecoder::new(keys),
+            tx,
+            durable,
+            stop,
+            final_ack,
+        )
+        .await
     }
 
     async fn snapshot(
@@ -233,11 +263,15 @@ impl PostgresSource {
     ) -> Result<(), SourceError> {
         snapshot::begin_snapshot(client, exported).await?;
         let schemas: Vec<_> = tables.iter().map(|t| t.schema.clone()).collect();
-        let rows = snapshot::emit_tables(client, &schemas, self.config.snapshot_chunk_rows, tx).await?;
-        client.batch_execute("COMMIT").await.map_err(|source| SourceError::Query {
-            doing: "closing the snapshot transaction".into(),
-            source,
-        })?;
+        let rows =
+            snapshot::emit_tables(client, &schemas, self.config.snapshot_chunk_rows, tx).await?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: "closing the snapshot transaction".into(),
+                source,
+            })?;
         tracing::info!(rows, tables = tables.len(), "initial snapshot read");
         tx.send(ChangeBatch {
             changes: Vec::new(),

@@ -66,9 +66,17 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            format!("message truncated: wanted {n} bytes at offset {} of {}", self.at, self.bytes.len())
-        })?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                format!(
+                    "message truncated: wanted {n} bytes at offset {} of {}",
+                    self.at,
+                    self.bytes.len()
+                )
+            })?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
@@ -89,7 +97,10 @@ impl<'a> Reader<'a> {
     }
     fn string(&mut self) -> Result<String, String> {
         let rest = &self.bytes[self.at..];
-        let len = rest.iter().position(|&b| b == 0).ok_or("unterminated string")?;
+        let len = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or("unterminated string")?;
         let text = String::from_utf8(rest[..len].to_vec()).map_err(|e| e.to_string())?;
         self.at += len + 1;
         Ok(text)
@@ -170,7 +181,10 @@ pub fn decode(bytes: &[u8]) -> Result<PgOutput, String> {
             let relation_id = r.u32()?;
             let kind = r.u8()?;
             if kind != b'K' && kind != b'O' {
-                return Err(format!("delete: expected 'K' or 'O', got {:?}", kind as char));
+                return Err(format!(
+                    "delete: expected 'K' or 'O', got {:?}",
+                    kind as char
+                ));
             }
             PgOutput::Delete {
                 relation_id,
@@ -263,7 +277,10 @@ mod tests {
             PgOutput::Update {
                 relation_id: 7,
                 old: Some(vec![TupleValue::Text(b"1".to_vec()), TupleValue::Null]),
-                new: vec![TupleValue::Text(b"2".to_vec()), TupleValue::Text(b"x".to_vec())],
+                new: vec![
+                    TupleValue::Text(b"2".to_vec()),
+                    TupleValue::Text(b"x".to_vec())
+                ],
             }
         );
     }
@@ -277,7 +294,11 @@ mod tests {
         msg.extend(2u32.to_be_bytes());
         assert_eq!(
             decode(&msg).unwrap(),
-            PgOutput::Truncate { relation_ids: vec![1, 2], cascade: true, restart_identity: true }
+            PgOutput::Truncate {
+                relation_ids: vec![1, 2],
+                cascade: true,
+                restart_identity: true
+            }
         );
         let mut insert = vec![b'I'];
         insert.extend(1u32.to_be_bytes());
@@ -286,7 +307,10 @@ mod tests {
         insert.push(b'u');
         assert_eq!(
             decode(&insert).unwrap(),
-            PgOutput::Insert { relation_id: 1, new: vec![TupleValue::UnchangedToast] }
+            PgOutput::Insert {
+                relation_id: 1,
+                new: vec![TupleValue::UnchangedToast]
+            }
         );
     }
 

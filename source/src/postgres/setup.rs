@@ -11,7 +11,11 @@ pub fn quote_ident(ident: &str) -> String {
 
 /// `"schema"."table"`.
 pub fn quote_table(table: &TableName) -> String {
-    format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.table))
+    format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.table)
+    )
 }
 
 fn query_error(doing: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SourceError {
@@ -21,13 +25,24 @@ fn query_error(doing: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -
 
 /// Makes sure `publication` exists and publishes every table in `tables`.
 /// It must exist before the slot: decoding looks it up by name.
-pub async fn ensure_publication(client: &Client, publication: &str, tables: &[TableName]) -> Result<(), SourceError> {
+pub async fn ensure_publication(
+    client: &Client,
+    publication: &str,
+    tables: &[TableName],
+) -> Result<(), SourceError> {
     let exists = client
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
         .await
         .map_err(query_error(format!("looking up publication {publication}")))?
         .is_some();
-    let list = tables.iter().map(quote_table).collect::<Vec<_>>().join(", ");
+    let list = tables
+        .iter()
+        .map(quote_table)
+        .collect::<Vec<_>>()
+        .join(", ");
     if !exists {
         tracing::info!(publication, tables = %list, "creating publication");
         client
@@ -57,7 +72,9 @@ pub async fn ensure_publication(client: &Client, publication: &str, tables: &[Ta
                     quote_table(table)
                 ))
                 .await
-                .map_err(query_error(format!("adding {table} to publication {publication}")))?;
+                .map_err(query_error(format!(
+                    "adding {table} to publication {publication}"
+                )))?;
         }
     }
     Ok(())
@@ -85,7 +102,9 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, 
     Ok(row.map(|row| SlotInfo {
         plugin: row.get(0),
         database: row.get(1),
-        confirmed_flush: row.get::<_, Option<String>>(2).and_then(|t| Lsn::parse(&t).ok()),
+        confirmed_flush: row
+            .get::<_, Option<String>>(2)
+            .and_then(|t| Lsn::parse(&t).ok()),
         wal_status: row.get(3),
     }))
 }

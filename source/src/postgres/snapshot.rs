@@ -27,7 +27,11 @@ pub struct CopyRows {
 impl CopyRows {
     /// Starts copying every row of `table` (its current columns, in order).
     /// `order_by_key` sorts by key, for merge-style comparisons.
-    pub async fn start(client: &Client, table: Arc<TableSchema>, order_by_key: bool) -> Result<Self, SourceError> {
+    pub async fn start(
+        client: &Client,
+        table: Arc<TableSchema>,
+        order_by_key: bool,
+    ) -> Result<Self, SourceError> {
         let columns = table
             .columns
             .iter()
@@ -44,10 +48,13 @@ impl CopyRows {
             "COPY (SELECT {columns} FROM ONLY {}{order}) TO STDOUT",
             quote_table(&table.name)
         );
-        let stream = client.copy_out(sql.as_str()).await.map_err(|source| SourceError::Query {
-            doing: format!("copying rows of {}", table.name),
-            source,
-        })?;
+        let stream = client
+            .copy_out(sql.as_str())
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: format!("copying rows of {}", table.name),
+                source,
+            })?;
         Ok(Self {
             table,
             stream: Box::pin(stream),
@@ -110,12 +117,14 @@ impl CopyRows {
             .zip(fields)
             .map(|(column, field)| match field {
                 None => Ok(Value::Null),
-                Some(text) => parse_value(&column.column_type, &text).map_err(|reason| SourceError::BadValue {
-                    table: table.name.clone(),
-                    column: column.name.clone(),
-                    value: text,
-                    expected: column.source_type.clone(),
-                    reason,
+                Some(text) => parse_value(&column.column_type, &text).map_err(|reason| {
+                    SourceError::bad_value(
+                        &table.name,
+                        &column.name,
+                        text.as_str(),
+                        &column.source_type,
+                        reason,
+                    )
                 }),
             })
             .collect()

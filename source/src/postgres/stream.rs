@@ -73,12 +73,17 @@ impl ChangeDecoder {
                     out.push(Change::Upsert { table, row });
                 }
             }
-            PgOutput::Update { relation_id, old, new } => {
+            PgOutput::Update {
+                relation_id,
+                old,
+                new,
+            } => {
                 if let Some(table) = self.table(relation_id)? {
                     let row = row(&table, &new, old.as_deref())?;
                     if let Some(old) = old {
                         let old_key = key_of(&table, &old)?;
-                        let new_key: Vec<Value> = table.key_columns.iter().map(|&i| row[i].clone()).collect();
+                        let new_key: Vec<Value> =
+                            table.key_columns.iter().map(|&i| row[i].clone()).collect();
                         if old_key != new_key {
                             out.push(Change::Delete {
                                 table: table.clone(),
@@ -120,7 +125,11 @@ impl ChangeDecoder {
             .get(&relation_id)
             .cloned()
             .map(Some)
-            .ok_or_else(|| SourceError::Protocol(format!("change for relation {relation_id} before its Relation message")))
+            .ok_or_else(|| {
+                SourceError::Protocol(format!(
+                    "change for relation {relation_id} before its Relation message"
+                ))
+            })
     }
 }
 
@@ -128,7 +137,11 @@ impl ChangeDecoder {
 /// old tuple (REPLICA IDENTITY FULL); without one the row cannot be completed
 /// and the reader stops rather than emit a placeholder that compaction would
 /// make the only copy.
-fn row(table: &TableSchema, tuple: &[TupleValue], old: Option<&[TupleValue]>) -> Result<Row, SourceError> {
+fn row(
+    table: &TableSchema,
+    tuple: &[TupleValue],
+    old: Option<&[TupleValue]>,
+) -> Result<Row, SourceError> {
     if tuple.len() != table.columns.len() {
         return Err(SourceError::Protocol(format!(
             "tuple of {} has {} values for {} columns",
@@ -161,7 +174,11 @@ fn row(table: &TableSchema, tuple: &[TupleValue], old: Option<&[TupleValue]>) ->
         .collect()
 }
 
-fn column_value(table: &TableSchema, index: usize, value: &TupleValue) -> Result<Value, SourceError> {
+fn column_value(
+    table: &TableSchema,
+    index: usize,
+    value: &TupleValue,
+) -> Result<Value, SourceError> {
     let column = &table.columns[index];
     match value {
         TupleValue::Null => Ok(Value::Null),
@@ -170,19 +187,17 @@ fn column_value(table: &TableSchema, index: usize, value: &TupleValue) -> Result
             column.name, table.name
         ))),
         TupleValue::Text(bytes) => {
-            let text = std::str::from_utf8(bytes).map_err(|e| SourceError::BadValue {
-                table: table.name.clone(),
-                column: column.name.clone(),
-                value: String::from_utf8_lossy(bytes).into_owned(),
-                expected: "UTF-8 text".into(),
-                reason: e.to_string(),
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                SourceError::bad_value(
+                    &table.name,
+                    &column.name,
+                    String::from_utf8_lossy(bytes),
+                    "UTF-8 text",
+                    e.to_string(),
+                )
             })?;
-            parse_value(&column.column_type, text).map_err(|reason| SourceError::BadValue {
-                table: table.name.clone(),
-                column: column.name.clone(),
-                value: text.to_string(),
-                expected: column.source_type.clone(),
-                reason,
+            parse_value(&column.column_type, text).map_err(|reason| {
+                SourceError::bad_value(&table.name, &column.name, text, &column.source_type, reason)
             })
         }
     }
@@ -194,7 +209,10 @@ fn key_of(table: &TableSchema, old: &[TupleValue]) -> Result<Vec<Value>, SourceE
         .iter()
         .map(|&i| {
             let value = old.get(i).ok_or_else(|| {
-                SourceError::Protocol(format!("old tuple of {} is missing key column {i}", table.name))
+                SourceError::Protocol(format!(
+                    "old tuple of {} is missing key column {i}",
+                    table.name
+                ))
             })?;
             column_value(table, i, value)
         })
@@ -271,7 +289,10 @@ async fn send(
     changes: Vec<Change>,
     checkpoint: Option<Checkpoint>,
 ) -> Result<(), SourceError> {
-    tx.send(ChangeBatch { changes, checkpoint })
-        .await
-        .map_err(|_| SourceError::ConsumerGone)
+    tx.send(ChangeBatch {
+        changes,
+        checkpoint,
+    })
+    .await
+    .map_err(|_| SourceError::ConsumerGone)
 }

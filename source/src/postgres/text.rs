@@ -37,7 +37,9 @@ pub fn parse_value(ty: &ColumnType, text: &str) -> Result<Value, String> {
             })?,
             scale: *scale,
         },
-        ColumnType::NumericText | ColumnType::Text | ColumnType::Json => Value::Text(text.to_string()),
+        ColumnType::NumericText | ColumnType::Text | ColumnType::Json => {
+            Value::Text(text.to_string())
+        }
         ColumnType::Bytes => Value::Bytes(parse_bytea(text)?),
         ColumnType::Date => Value::Date(parse_date(text)?),
         ColumnType::Timestamp => Value::Timestamp(parse_timestamp(text)?),
@@ -85,7 +87,8 @@ fn parse_timestamp(text: &str) -> Result<i64, String> {
     if let Some(reason) = unsupported_era(text) {
         return Err(reason);
     }
-    let ts = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map_err(|e| e.to_string())?;
+    let ts =
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map_err(|e| e.to_string())?;
     Ok(ts.and_utc().timestamp_micros())
 }
 
@@ -103,7 +106,10 @@ fn parse_timestamptz(text: &str) -> Result<i64, String> {
     let sign = if offset.starts_with('-') { -1 } else { 1 };
     let mut seconds = 0i64;
     for (part, unit) in offset[1..].split(':').zip([3600, 60, 1]) {
-        seconds += part.parse::<i64>().map_err(|e| format!("offset {offset}: {e}"))? * unit;
+        seconds += part
+            .parse::<i64>()
+            .map_err(|e| format!("offset {offset}: {e}"))?
+            * unit;
     }
     Ok(parse_timestamp(local)? - sign * seconds * 1_000_000)
 }
@@ -174,24 +180,62 @@ mod tests {
         assert_eq!(parse_date("1969-12-31").unwrap(), -1);
         assert_eq!(parse_timestamp("1970-01-01 00:00:01.5").unwrap(), 1_500_000);
         assert_eq!(parse_timestamptz("1970-01-01 01:00:00+01").unwrap(), 0);
-        assert_eq!(parse_timestamptz("1970-01-01 00:00:00-00:30").unwrap(), 1_800_000_000);
-        assert_eq!(parse_timestamptz("2024-03-01 10:00:00.000001+00").unwrap(), 1_709_287_200_000_001);
+        assert_eq!(
+            parse_timestamptz("1970-01-01 00:00:00-00:30").unwrap(),
+            1_800_000_000
+        );
+        assert_eq!(
+            parse_timestamptz("2024-03-01 10:00:00.000001+00").unwrap(),
+            1_709_287_200_000_001
+        );
         assert!(parse_date("2024-01-01 BC").is_err());
         assert!(parse_timestamp("infinity").is_err());
     }
 
     #[test]
     fn parses_scalars() {
-        assert_eq!(parse_value(&ColumnType::Bool, "t").unwrap(), Value::Bool(true));
-        assert_eq!(parse_value(&ColumnType::Int64, "-9223372036854775808").unwrap(), Value::Int(i64::MIN));
-        assert_eq!(parse_value(&ColumnType::Float64, "-Infinity").unwrap(), Value::Float64(f64::NEG_INFINITY));
-        assert_eq!(parse_value(&ColumnType::Float32, "1.1").unwrap(), Value::Float32(1.1));
-        assert_eq!(parse_value(&ColumnType::Bytes, "\\x00ff").unwrap(), Value::Bytes(vec![0, 255]));
         assert_eq!(
-            parse_value(&ColumnType::Decimal { precision: 5, scale: 2 }, "-1.5").unwrap(),
-            Value::Decimal { unscaled: (-150).into(), scale: 2 }
+            parse_value(&ColumnType::Bool, "t").unwrap(),
+            Value::Bool(true)
         );
-        let nan = parse_value(&ColumnType::Decimal { precision: 5, scale: 2 }, "NaN").unwrap_err();
+        assert_eq!(
+            parse_value(&ColumnType::Int64, "-9223372036854775808").unwrap(),
+            Value::Int(i64::MIN)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Float64, "-Infinity").unwrap(),
+            Value::Float64(f64::NEG_INFINITY)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Float32, "1.1").unwrap(),
+            Value::Float32(1.1)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Bytes, "\\x00ff").unwrap(),
+            Value::Bytes(vec![0, 255])
+        );
+        assert_eq!(
+            parse_value(
+                &ColumnType::Decimal {
+                    precision: 5,
+                    scale: 2
+                },
+                "-1.5"
+            )
+            .unwrap(),
+            Value::Decimal {
+                unscaled: (-150).into(),
+                scale: 2
+            }
+        );
+        let nan = parse_value(
+            &ColumnType::Decimal {
+                precision: 5,
+                scale: 2,
+            },
+            "NaN",
+        )
+        .unwrap_err();
         assert!(nan.contains("Avro decimal"), "{nan}");
         assert!(parse_value(&ColumnType::Int16, "x").is_err());
     }

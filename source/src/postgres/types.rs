@@ -42,9 +42,16 @@ fn numeric_type(type_modifier: i32) -> (ColumnType, String) {
     let precision = (packed >> 16) & 0xffff;
     let scale_bits = packed & 0x7ff;
     // The scale is an 11-bit signed field.
-    let scale = if scale_bits & 0x400 != 0 { scale_bits - 0x800 } else { scale_bits };
+    let scale = if scale_bits & 0x400 != 0 {
+        scale_bits - 0x800
+    } else {
+        scale_bits
+    };
     if scale < 0 || scale > precision {
-        return (ColumnType::NumericText, format!("numeric({precision},{scale})"));
+        return (
+            ColumnType::NumericText,
+            format!("numeric({precision},{scale})"),
+        );
     }
     (
         ColumnType::Decimal {
@@ -64,11 +71,17 @@ mod tests {
         // numeric(10,2): ((10 << 16) | 2) + 4
         assert_eq!(
             column_type(1700, (10 << 16 | 2) + 4).unwrap().0,
-            ColumnType::Decimal { precision: 10, scale: 2 }
+            ColumnType::Decimal {
+                precision: 10,
+                scale: 2
+            }
         );
         assert_eq!(column_type(1700, -1).unwrap().0, ColumnType::NumericText);
         // numeric(3,-2): scale stored as 11-bit two's complement
-        assert_eq!(column_type(1700, ((3 << 16) | 0x7fe) + 4).unwrap().0, ColumnType::NumericText);
+        assert_eq!(
+            column_type(1700, ((3 << 16) | 0x7fe) + 4).unwrap().0,
+            ColumnType::NumericText
+        );
     }
 
     #[test]

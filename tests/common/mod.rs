@@ -1,0 +1,367 @@
+//! Shared plumbing for the integration tests: real PostgreSQL, real broker,
+//! real registry (started by `dev/services up`), and the real `kappa` binary.
+//! Every test makes its own uniquely named table, slot, publication, topics
+//! and connector name, so tests run in parallel and leave nothing that breaks
+//! the next run. A missing service fails the test with its name.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+
+pub fn pg_url() -> String {
+    std::env::var("PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+pub fn registry_url() -> String {
+    std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into())
+}
+
+/// Fails loudly when a service the tests need is not answering.
+pub fn require_services() {
+    let broker = brokers();
+    let registry = registry_url();
+    let registry_addr = registry
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    for (service, address) in [
+        ("Kafka broker", broker.as_str()),
+        ("Schema Registry", registry_addr.as_str()),
+    ] {
+        let reachable = address
+            .parse()
+            .ok()
+            .and_then(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).ok())
+            .is_some();
+        assert!(
+            reachable,
+            "{service} is not reachable at {address}: run `dev/services up` (or dev/test)"
+        );
+    }
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
+}
+
+pub async fn pg() -> Client {
+    let url = pg_url();
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {url}: {e}; run `dev/services up`")
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// One captured table with its own connector.
+pub struct Pipeline {
+    pub name: String,
+    pub table: String,
+    pub topic: String,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub client: Client,
+    pub daemon: Option<Child>,
+    starts: u32,
+}
+
+impl Pipeline {
+    /// Creates the table with `columns_sql` (the part inside CREATE TABLE (…))
+    /// and a config capturing it.
+    pub async fn new(prefix: &str, columns_sql: &str) -> Self {
+        require_services();
+        let name = unique(prefix);
+        let client = pg().await;
+        client
+            .batch_execute(&format!("CREATE TABLE public.{name} ({columns_sql})"))
+            .await
+            .expect("create table");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("kappa.toml");
+        let topic = format!("{name}.public.{name}");
+        std::fs::write(
+            &config,
+            format!(
+                r#"name = "{name}"
+
+[source.postgres]
+url = "{pg}"
+tables = ["public.{name}"]
+slot = "{name}"
+publication = "{name}"
+snapshot_chunk_rows = 1000
+
+[kafka]
+brokers = "{brokers}"
+topic_prefix = "{name}"
+partitions = 1
+offsets_topic = "kappa-test-offsets"
+
+[schema_registry]
+url = "{registry}"
+"#,
+                pg = pg_url(),
+                brokers = brokers(),
+                registry = registry_url(),
+            ),
+        )
+        .expect("write config");
+        Self {
+            table: format!("public.{name}"),
+            name,
+            topic,
+            dir,
+            config,
+            client,
+            daemon: None,
+            starts: 0,
+        }
+    }
+
+    fn log_path(&self, n: u32) -> PathBuf {
+        self.dir.path().join(format!("kappa-run-{n}.log"))
+    }
+
+    /// Starts `kappa run` in the background.
+    pub fn start(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path(self.starts)).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kappa"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("KAPPA_LOG", "info,kappa=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn kappa run");
+        self.daemon = Some(child);
+    }
+
+    /// The daemon's log of its latest start (for assertion messages).
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        for n in 1..=self.starts {
+            let _ =
+                std::fs::File::open(self.log_path(n)).and_then(|mut f| f.read_to_string(&mut text));
+        }
+        text
+    }
+
+    /// SIGTERM, then the exit status must be success.
+    pub fn stop(&mut self) {
+        let mut child = self.daemon.take().expect("daemon running");
+        let pid = child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(
+                    status.success(),
+                    "kappa run exited with {status} after SIGTERM; log:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kappa run did not stop within 60 s of SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// kill -9: no drain, no final confirmation.
+    pub fn kill9(&mut self) {
+        let mut child = self.daemon.take().expect("daemon running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    /// Fails the test if the daemon has exited (with its log).
+    pub fn assert_running(&mut self) {
+        if let Some(child) = self.daemon.as_mut() {
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("kappa run exited early with {status}; log:\n{}", self.log());
+            }
+        }
+    }
+
+    /// Runs `sql` in one transaction and returns a WAL position inside it,
+    /// which the slot passes only once that transaction is delivered.
+    pub async fn commit(&self, sql: &str) -> String {
+        let full = format!("BEGIN; {sql}; ");
+        self.client.batch_execute(&full).await.expect("changes");
+        let row = self
+            .client
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .expect("lsn");
+        self.client.batch_execute("COMMIT").await.expect("commit");
+        row.get(0)
+    }
+
+    /// Waits until the slot has confirmed `lsn` (everything before it is
+    /// acknowledged by the broker).
+    pub async fn wait_confirmed(&mut self, lsn: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            self.assert_running();
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+                    &[&lsn, &self.name],
+                )
+                .await
+                .expect("slot query");
+            if row
+                .map(|r| r.get::<_, Option<bool>>(0) == Some(true))
+                .unwrap_or(false)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slot did not confirm {lsn} within 120 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `kappa verify` against this table (rebuilding the topic first).
+    pub fn verify(&self) -> Output {
+        kappa(&[
+            "verify",
+            "--topic",
+            &self.topic,
+            "--source",
+            &pg_url(),
+            "--table",
+            &self.table,
+            "--brokers",
+            &brokers(),
+            "--registry",
+            &registry_url(),
+        ])
+    }
+
+    /// `kappa rebuild` into a file in this test's directory.
+    pub fn rebuild(&self, file: &str) -> (PathBuf, Output) {
+        let path = self.dir.path().join(file);
+        let into = format!("sqlite:{}", path.display());
+        let output = kappa(&[
+            "rebuild",
+            "--topic",
+            &self.topic,
+            "--into",
+            &into,
+            "--brokers",
+            &brokers(),
+            "--registry",
+            &registry_url(),
+        ]);
+        (path, output)
+    }
+
+    /// Asserts verify reports zero differences for `expected_rows` rows.
+    pub fn assert_verified(&self, expected_rows: i64) {
+        let output = self.verify();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "verify failed ({}):\n{stdout}\n{stderr}\ndaemon log:\n{}",
+            output.status,
+            self.log()
+        );
+        assert!(stdout.contains("verdict: OK, 0 differences"), "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "source rows: {expected_rows}  rebuilt rows: {expected_rows} "
+            )),
+            "expected {expected_rows} rows on both sides:\n{stdout}"
+        );
+    }
+
+    pub async fn count(&self) -> i64 {
+        self.client
+            .query_one(&format!("SELECT count(*) FROM {}", self.table), &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    /// Drops the slot, publication and table (topics stay: they are unique).
+    pub async fn cleanup(mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self
+            .client
+            .batch_execute(&format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}';
+                 DROP PUBLICATION IF EXISTS {name}; DROP TABLE IF EXISTS {table};",
+                name = self.name,
+                table = self.table
+            ))
+            .await;
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the kappa binary to completion.
+pub fn kappa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kappa"))
+        .args(args)
+        .output()
+        .expect("run kappa")
+}
+
+/// Counts the records currently in `topic` (all partitions, start to end).
+pub fn topic_records(topic: &str) -> u64 {
+    let kafka = kappa_sink::KafkaConfig::new(brokers());
+    kappa_sink::replay::replay(&kafka, topic, |_| Ok::<_, String>(()))
+        .expect("replay")
+        .records
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

@@ -59,7 +59,7 @@ async fn snapshot_and_stream_rebuild_exactly() {
         "UPDATE {table} SET id = id + 100000 WHERE id % 10 = 5"
     ))
     .await;
-    p.commit(&format!("UPDATE {table} SET id = 7 WHERE id = 100005"))
+    p.commit(&format!("UPDATE {table} SET id = 99999 WHERE id = 100005"))
         .await;
     let lsn = p
         .commit(&format!("UPDATE {table} SET t = NULL WHERE id = 1"))
@@ -87,13 +87,18 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     .await;
     let table = p.table.clone();
     p.commit(&format!(
-        "INSERT INTO {table} SELECT g, repeat(md5(g::text), 4), 0 FROM generate_series(1, 30000) g"
+        "INSERT INTO {table} SELECT g, repeat(md5(g::text), 4), 0 FROM generate_series(1, 60000) g"
     ))
     .await;
-    // Killed while the initial snapshot is (very likely) still being produced.
+    // Killed as soon as the snapshot starts: 60,000 rows take seconds to deliver.
     p.start();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    p.wait_for_log("created replication slot").await;
     p.kill9();
+    assert!(
+        !p.log().contains("initial snapshot delivered"),
+        "snapshot finished before the kill:\n{}",
+        p.log()
+    );
     // Changes while kappa is down, including deletes of snapshotted rows:
     // a restart must not keep them as ghosts.
     p.commit(&format!("DELETE FROM {table} WHERE id % 100 = 0"))
@@ -103,6 +108,8 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     ))
     .await;
     p.start();
+    p.wait_for_log("overlapping the slot's retained changes")
+        .await;
     // Writes while kappa streams; killed in the middle of them.
     for round in 0..20 {
         p.commit(&format!(
@@ -126,7 +133,7 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     p.wait_confirmed(&lsn).await;
     p.stop();
     let rows = p.count().await;
-    assert_eq!(rows, 30000 - 300 + 20 - 1);
+    assert_eq!(rows, 60000 - 600 + 20 - 1);
     p.assert_verified(rows);
     p.cleanup().await;
 }

@@ -169,6 +169,20 @@ url = "{registry}"
         text
     }
 
+    /// Waits until the daemon's log contains `needle`.
+    pub async fn wait_for_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log().contains(needle) {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "log never said {needle:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGTERM, then the exit status must be success.
     pub fn stop(&mut self) {
         let mut child = self.daemon.take().expect("daemon running");

@@ -6,7 +6,8 @@
 
 use crate::error::SinkError;
 use crate::kafka::KafkaConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -31,6 +32,20 @@ pub struct ReplayStats {
     pub start_offsets: Vec<(i32, i64)>,
 }
 
+/// Reaching a partition's end is how a replay finishes, not an error worth
+/// logging; everything else librdkafka reports is logged as usual.
+struct ReplayContext;
+
+impl ClientContext for ReplayContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for ReplayContext {}
+
 const STALL: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -45,13 +60,13 @@ pub fn replay<E: std::fmt::Display>(
         brokers: kafka.brokers.clone(),
         reason,
     };
-    let consumer: BaseConsumer = kafka
+    let consumer: BaseConsumer<ReplayContext> = kafka
         .client_config()
         .set("group.id", "kappa-replay")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .create_with_context(ReplayContext)
         .map_err(|e| broker_error(e.to_string()))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)

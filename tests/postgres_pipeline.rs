@@ -91,7 +91,7 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     ))
     .await;
     // Killed as soon as the snapshot starts: 60,000 rows take seconds to deliver.
-    p.start();
+    p.spawn();
     p.wait_for_log("created replication slot").await;
     p.kill9();
     assert!(

@@ -88,13 +88,31 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Creates the table with `columns_sql` (the part inside CREATE TABLE (…))
-    /// and a config capturing it.
+    /// with REPLICA IDENTITY FULL (complete images even for unchanged TOAST
+    /// values), and a config capturing it.
     pub async fn new(prefix: &str, columns_sql: &str) -> Self {
+        Self::build(
+            prefix,
+            &format!("({columns_sql})"),
+            "ALTER TABLE {table} REPLICA IDENTITY FULL",
+            "",
+        )
+        .await
+    }
+
+    /// Creates the table as `CREATE TABLE public.<name> <definition>`, runs
+    /// `after_sql`, and appends `extra_toml` to the config; `{table}` in both
+    /// stands for `public.<name>`, `{name}` in `after_sql` for `<name>`.
+    pub async fn build(prefix: &str, definition: &str, after_sql: &str, extra_toml: &str) -> Self {
         require_services();
         let name = unique(prefix);
         let client = pg().await;
+        let table = format!("public.{name}");
+        let after_sql = after_sql
+            .replace("{table}", &table)
+            .replace("{name}", &name);
         client
-            .batch_execute(&format!("CREATE TABLE public.{name} ({columns_sql})"))
+            .batch_execute(&format!("CREATE TABLE {table} {definition}; {after_sql}"))
             .await
             .expect("create table");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -120,10 +138,12 @@ offsets_topic = "kappa-test-offsets"
 
 [schema_registry]
 url = "{registry}"
+{extra}
 "#,
                 pg = pg_url(),
                 brokers = brokers(),
                 registry = registry_url(),
+                extra = extra_toml.replace("{table}", &table),
             ),
         )
         .expect("write config");
@@ -143,8 +163,34 @@ url = "{registry}"
         self.dir.path().join(format!("kappa-run-{n}.log"))
     }
 
-    /// Starts `kappa run` in the background.
+    /// Starts `kappa run` and waits until it streams (its initial snapshot
+    /// read, so every later commit is captured by the stream), or until it
+    /// exits by itself (a refusal the test then checks).
     pub fn start(&mut self) {
+        self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.current_log().contains("streaming changes") {
+            if let Some(child) = self.daemon.as_mut() {
+                if child.try_wait().expect("wait").is_some() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kappa run did not start streaming in 120 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log of the latest start only.
+    pub fn current_log(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+    }
+
+    /// Starts `kappa run` in the background without waiting.
+    pub fn spawn(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path(self.starts)).expect("log file");
@@ -216,6 +262,28 @@ url = "{registry}"
         let mut child = self.daemon.take().expect("daemon running");
         child.kill().expect("kill -9");
         let _ = child.wait();
+    }
+
+    /// Waits for the daemon to exit by itself; returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("daemon running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kappa run did not exit within 60 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
     }
 
     /// Fails the test if the daemon has exited (with its log).

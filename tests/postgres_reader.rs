@@ -370,10 +370,10 @@ async fn a_large_transaction_streams_in_bounded_memory() {
     let mut p = Pipeline::new("kappa_bigtx", "id int PRIMARY KEY, pad text").await;
     let table = p.table.clone();
     p.start();
-    let rows = 200_000;
+    let rows = 20_000;
     let lsn = p
         .commit(&format!(
-            "INSERT INTO {table} SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {rows}) g"
+            "INSERT INTO {table} SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, {rows}) g"
         ))
         .await;
     let started = Instant::now();

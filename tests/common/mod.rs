@@ -84,6 +84,7 @@ pub struct Pipeline {
     pub client: Client,
     pub daemon: Option<Child>,
     starts: u32,
+    cleaned: bool,
 }
 
 impl Pipeline {
@@ -156,6 +157,7 @@ url = "{registry}"
             client,
             daemon: None,
             starts: 0,
+            cleaned: false,
         }
     }
 
@@ -401,30 +403,69 @@ url = "{registry}"
             .get(0)
     }
 
-    /// Drops the slot, publication and table (topics stay: they are unique).
+    /// Drops the slot, publication and table, and deletes the topic (the
+    /// broker compacts every compacted topic at each pass: leftovers would
+    /// slow every later test down).
     pub async fn cleanup(mut self) {
         if let Some(mut child) = self.daemon.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self
-            .client
+        remove(self.name.clone(), self.table.clone(), self.topic.clone()).await;
+        self.cleaned = true;
+    }
+}
+
+/// Deletes what a pipeline made: its topic, slot, publication and table.
+/// A slot left behind would pin WAL and use up `max_replication_slots`; a
+/// topic left behind would slow the broker's compaction passes.
+async fn remove(name: String, table: String, topic: String) {
+    delete_topic(&topic).await;
+    let url = pg_url();
+    if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
+        tokio::spawn(connection);
+        let _ = client
             .batch_execute(&format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}';
-                 DROP PUBLICATION IF EXISTS {name}; DROP TABLE IF EXISTS {table};",
-                name = self.name,
-                table = self.table
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}' AND NOT active;
+                 DROP PUBLICATION IF EXISTS {name}; DROP TABLE IF EXISTS {table} CASCADE;"
             ))
             .await;
     }
 }
 
 impl Drop for Pipeline {
+    /// Also after a failed assertion: the test's leftovers must not break the next tests.
     fn drop(&mut self) {
         if let Some(mut child) = self.daemon.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if self.cleaned {
+            return;
+        }
+        let (name, table, topic) = (self.name.clone(), self.table.clone(), self.topic.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(remove(name, table, topic));
+            }
+        })
+        .join();
+    }
+}
+
+/// Deletes a topic (best effort: a test's result does not depend on it).
+pub async fn delete_topic(topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: Result<AdminClient<DefaultClientContext>, _> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create();
+    if let Ok(admin) = admin {
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let _ = admin.delete_topics(&[topic], &options).await;
     }
 }
 

@@ -42,11 +42,13 @@ use tokio_postgres::{Client, NoTls};
 /// in `verify` (inside a transaction, hence `SET LOCAL`). The text parser
 /// depends on them.
 pub const SESSION_SETTINGS: &str = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; \
-     SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL IntervalStyle = 'postgres';";
+     SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL IntervalStyle = 'iso_8601'; \
+     SET LOCAL lc_monetary = 'C';";
 
 /// The same settings for the walsender, which renders the streamed values.
 pub const REPLICATION_OPTIONS: &str =
-    "-c DateStyle=ISO,YMD -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=postgres";
+    "-c DateStyle=ISO,YMD -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=iso_8601 \
+     -c lc_monetary=C";
 
 /// What the PostgreSQL reader needs to know.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Batches produced but not yet acknowledged: bounds memory and the replay
 /// after a crash.
-const IN_FLIGHT_BATCHES: usize = 16;
+const IN_FLIGHT_BATCHES: usize = 8;
 
 struct Produced {
     deliveries: Vec<Pending>,

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// A large transaction is handed over in pieces of this many changes, so
 /// memory holds one piece, not the whole transaction.
-const PIECE: usize = 1024;
+const PIECE: usize = 512;
 
 /// An upsert whose row still lacks unchanged TOAST values (fetch mode).
 #[derive(Debug, Clone)]

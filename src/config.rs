@@ -23,6 +23,16 @@ pub struct Config {
     pub kafka: KafkaSection,
     #[serde(default)]
     pub schema_registry: RegistrySection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// Prometheus metrics (`kappa_slot_lag_bytes`, `kappa_records_produced_total`,
+/// `kappa_durable_lsn`), served at `http://<listen>/metrics` when set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]

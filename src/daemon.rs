@@ -70,6 +70,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(connector = %config.name, snapshotted = state.snapshotted.len(), "starting");
+    if let Some(listen) = config.metrics.listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(listen)
+            .install()
+            .with_context(|| format!("serving metrics on {listen}"))?;
+        tracing::info!(%listen, "Prometheus metrics at /metrics");
+    }
+    tokio::spawn(watch_slot_lag(postgres.clone()));
 
     let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch>(4);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -111,6 +119,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         .send(&topic, &record.key, record.value.as_deref())
                         .await?,
                 );
+                metrics::counter!("kappa_records_produced_total", "topic" => topic).increment(1);
             }
             if produced_tx
                 .send(Produced {
@@ -166,7 +175,10 @@ async fn acknowledge(
             let _ = barrier.send(());
         }
         match batch.checkpoint {
-            Some(Checkpoint::PgLsn(lsn)) => durable.advance(lsn),
+            Some(Checkpoint::PgLsn(lsn)) => {
+                durable.advance(lsn);
+                metrics::gauge!("kappa_durable_lsn").set(lsn.0 as f64);
+            }
             Some(Checkpoint::SnapshotComplete {
                 tables,
                 resume_from,
@@ -229,6 +241,29 @@ async fn truncate(
         .await
         .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
     Ok(keys.len())
+}
+
+/// Samples how much WAL the slot holds back (`kappa_slot_lag_bytes`), so an
+/// operator sees a stuck or slow connector before the disk fills.
+async fn watch_slot_lag(postgres: kappa_source::postgres::PostgresSourceConfig) {
+    let Ok(client) =
+        kappa_source::postgres::connect(&postgres.url, postgres.password.as_deref()).await
+    else {
+        tracing::warn!("slot lag is not measured: could not open a PostgreSQL session");
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        match kappa_source::postgres::setup::slot_lag_bytes(&client, &postgres.slot).await {
+            Ok(Some(lag)) => {
+                metrics::gauge!("kappa_slot_lag_bytes").set(lag as f64);
+                tracing::debug!(slot = %postgres.slot, lag_bytes = lag, "slot lag");
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "slot lag not measured"),
+        }
+    }
 }
 
 async fn stop_on_signal(stop: watch::Sender<bool>) {

@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod rebuild;
 mod state;
+mod status;
 mod verify;
 
 use anyhow::Context;
@@ -50,6 +51,13 @@ enum Command {
     /// (initial snapshot first, on the first start).
     Run {
         /// The TOML config file (see kappa.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show a connector's slot (confirmed position, WAL held back), its
+    /// completed snapshots and its topics' offsets; exit 1 if unhealthy.
+    Status {
+        /// The TOML config file of the connector.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -123,6 +131,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = config::Config::load(&config)?;
             daemon::run(config).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { config } => {
+            let config = config::Config::load(&config)?;
+            Ok(if status::status(&config).await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Rebuild {
             topic,

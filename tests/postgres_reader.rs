@@ -397,3 +397,64 @@ async fn a_large_transaction_streams_in_bounded_memory() {
     assert!(topic_records(&p.topic) >= rows);
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_metrics_show_slot_lag_and_progress() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut p = Pipeline::build(
+        "kappa_status",
+        "(id int PRIMARY KEY, v int)",
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .await;
+    let table = p.table.clone();
+    p.start();
+    let lsn = p
+        .commit(&format!(
+            "INSERT INTO {table} SELECT g, g FROM generate_series(1, 30) g"
+        ))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.wait_for_log("initial snapshot delivered").await;
+    // The lag gauge is sampled every 5 s.
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let metrics = loop {
+        let output = std::process::Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if text.contains("kappa_slot_lag_bytes") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(metrics.contains("kappa_slot_lag_bytes"), "{metrics}");
+    assert!(
+        metrics.contains("kappa_records_produced_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kappa_durable_lsn"), "{metrics}");
+    let output = common::kappa(&["status", "--config", &p.config.display().to_string()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("lag_bytes="), "{stdout}");
+    assert!(
+        stdout.contains("snapshot   complete for 1 table(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("topic      {}", p.topic)),
+        "{stdout}"
+    );
+    p.stop();
+    p.cleanup().await;
+}

@@ -153,3 +153,16 @@ pub fn check_slot(slot: &str, info: &SlotInfo, database: &str) -> Result<(), Sou
     }
     Ok(())
 }
+
+/// How many bytes of WAL the slot holds back: `pg_current_wal_lsn()` minus
+/// its confirmed position. `None` when the slot does not exist.
+pub async fn slot_lag_bytes(client: &Client, slot: &str) -> Result<Option<i64>, SourceError> {
+    let row = client
+        .query_opt(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(query_error(format!("measuring the lag of slot {slot}")))?;
+    Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)))
+}

@@ -1,0 +1,83 @@
+//! `kappa status`: where a connector stands — its slot and how much WAL it
+//! holds back, which snapshots are complete, and what its topics hold.
+
+use crate::config::Config;
+use crate::state::ConnectorState;
+use kappa_sink::offsets::read_state;
+use kappa_sink::topics::table_topic;
+use kappa_source::postgres::{connect, setup, PostgresSource};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::time::Duration;
+
+/// Prints the status; fails when the slot is missing or its WAL is lost.
+pub async fn status(config: &Config) -> anyhow::Result<bool> {
+    let postgres = config.postgres()?;
+    let client = connect(&postgres.url, postgres.password.as_deref()).await?;
+    println!("connector  {}", config.name);
+    let mut healthy = true;
+    match setup::slot_info(&client, &postgres.slot).await? {
+        None => {
+            healthy = false;
+            println!("slot       {}  MISSING", postgres.slot);
+        }
+        Some(info) => {
+            let lag = setup::slot_lag_bytes(&client, &postgres.slot).await?;
+            let wal_status = info.wal_status.clone().unwrap_or_else(|| "?".into());
+            healthy &= wal_status != "lost";
+            println!(
+                "slot       {}  confirmed_flush_lsn={}  wal_status={}  lag_bytes={}",
+                postgres.slot,
+                info.confirmed_flush
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                wal_status,
+                lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    let kafka = config.kafka();
+    let state: Option<ConnectorState> =
+        read_state(&kafka, &config.kafka.offsets_topic, &config.name)
+            .await?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    match &state {
+        Some(state) => println!(
+            "snapshot   complete for {} table(s): {}",
+            state.snapshotted.len(),
+            state
+                .snapshotted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!(
+            "snapshot   not yet complete (no offsets record in {})",
+            config.kafka.offsets_topic
+        ),
+    }
+    let tables = PostgresSource::open(postgres).await?.tables();
+    let consumer: BaseConsumer = kafka.client_config().create()?;
+    for table in tables {
+        let topic = table_topic(&config.kafka.topic_prefix, &table);
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut offsets = Vec::new();
+        for partition in &partitions {
+            let (low, high) =
+                consumer.fetch_watermarks(&topic, *partition, Duration::from_secs(10))?;
+            offsets.push(format!("{partition}:{low}..{high}"));
+        }
+        println!(
+            "topic      {topic}  partitions={}  offsets={}",
+            partitions.len(),
+            offsets.join(" ")
+        );
+    }
+    Ok(healthy)
+}

@@ -54,6 +54,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Re-snapshot one table while `kappa run` keeps streaming: writes a
+    /// request into the WAL that the running connector picks up (DBLog
+    /// watermarks, no gap, no older state after a newer one).
+    Snapshot {
+        /// The TOML config file of the running connector.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The table to re-snapshot, schema.table.
+        #[arg(long)]
+        table: String,
+    },
     /// Show a connector's slot (confirmed position, WAL held back), its
     /// completed snapshots and its topics' offsets; exit 1 if unhealthy.
     Status {
@@ -130,6 +141,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config } => {
             let config = config::Config::load(&config)?;
             daemon::run(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Snapshot { config, table } => {
+            let config = config::Config::load(&config)?;
+            let postgres = config.postgres()?;
+            let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
+            let lsn = kappa_source::postgres::resnapshot::request(
+                &postgres.url,
+                postgres.password.as_deref(),
+                &postgres.slot,
+                &table,
+            )
+            .await?;
+            println!(
+                "re-snapshot of {table} requested at {lsn}; connector {} (slot {}) runs it while streaming",
+                config.name, postgres.slot
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {

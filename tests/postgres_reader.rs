@@ -458,3 +458,73 @@ async fn status_and_metrics_show_slot_lag_and_progress() {
     p.stop();
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resnapshot_on_demand_repairs_a_topic_while_streaming() {
+    let mut p = Pipeline::new(
+        "kappa_resnap",
+        "id int PRIMARY KEY, v int NOT NULL, note text",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g, 'n' FROM generate_series(1, 4000) g"
+    ))
+    .await;
+    p.start();
+    p.stop();
+    // Changes the stream never sees: made while the table is out of the publication.
+    p.client
+        .batch_execute(&format!(
+            "ALTER PUBLICATION {name} DROP TABLE {table};
+             UPDATE {table} SET v = -v, note = 'missed' WHERE id % 3 = 0;
+             INSERT INTO {table} SELECT g, g, 'missed' FROM generate_series(4001, 4100) g;
+             ALTER PUBLICATION {name} ADD TABLE {table};",
+            name = p.name
+        ))
+        .await
+        .expect("changes behind the stream");
+    p.start();
+    let lsn = p
+        .commit(&format!("UPDATE {table} SET note = 'seen' WHERE id = 1"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    let before = p.verify();
+    assert_eq!(
+        before.status.code(),
+        Some(1),
+        "the topic misses changes before the re-snapshot"
+    );
+    let output = common::kappa(&[
+        "snapshot",
+        "--config",
+        &p.config.display().to_string(),
+        "--table",
+        &table,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Writes race the chunks (1,000 rows each): the watermark windows must keep them.
+    for round in 0..20 {
+        p.commit(&format!(
+            "UPDATE {table} SET v = v + 1, note = 'race {round}' WHERE id % 97 = {round}"
+        ))
+        .await;
+    }
+    p.wait_for_log("re-snapshot complete").await;
+    let lsn = p
+        .commit(&format!("UPDATE {table} SET note = 'last' WHERE id = 2"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    assert!(
+        p.log().contains("rows=4100") || p.log().contains("re-snapshot complete"),
+        "{}",
+        p.log()
+    );
+    p.assert_verified(4100);
+    p.cleanup().await;
+}

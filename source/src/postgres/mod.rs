@@ -20,6 +20,7 @@
 
 pub mod catalog;
 pub mod pgoutput;
+pub mod resnapshot;
 pub mod setup;
 pub mod snapshot;
 pub mod stream;
@@ -302,7 +303,12 @@ impl PostgresSource {
         let decoder = stream::ChangeDecoder::new(keys)
             .fetch_toast_for(fetch.iter().map(|t| t.schema.name.clone()));
         let mut streamer =
-            stream::Streamer::new(decoder, fetcher, tx, durable, stop, config.slot.clone());
+            stream::Streamer::new(decoder, fetcher, tx, durable, stop, config.slot.clone())
+                .with_resnapshots(
+                    config.url.clone(),
+                    config.password.clone(),
+                    config.snapshot_chunk_rows,
+                );
         let mut backoff = Duration::from_secs(1);
         loop {
             match streamer.session(&mut replication).await? {

@@ -7,6 +7,7 @@
 
 use super::catalog::{build_schema, RawColumn};
 use super::pgoutput::{decode, PgOutput, TupleValue};
+use super::resnapshot::{Request, Resnapshot, REQUEST_PREFIX, WATERMARK_PREFIX};
 use super::text::parse_value;
 use super::toast::ToastFetcher;
 use crate::durable::DurablePosition;
@@ -170,6 +171,16 @@ impl ChangeDecoder {
             PgOutput::Ignored(_) => {}
         }
         Ok(Decoded::Changes)
+    }
+
+    /// Whether `table` is one this reader captures.
+    pub fn captures(&self, table: &TableName) -> bool {
+        self.keys.contains_key(table)
+    }
+
+    /// The stream's current shape of `table`, once a Relation message gave it.
+    pub fn schema_of(&self, table: &TableName) -> Option<Arc<TableSchema>> {
+        self.relations.values().find(|s| &s.name == table).cloned()
     }
 
     fn table(&self, relation_id: u32) -> Result<Option<Arc<TableSchema>>, SourceError> {
@@ -340,6 +351,10 @@ pub struct Streamer {
     idle: Lsn,
     /// End of the last commit handed to the daemon.
     last_commit: Lsn,
+    /// A table being re-snapshotted (see [`super::resnapshot`]).
+    resnapshot: Option<Resnapshot>,
+    /// Where re-snapshots read from: URL, password, rows per chunk.
+    resnapshot_source: Option<(String, Option<String>, usize)>,
 }
 
 impl Streamer {
@@ -361,7 +376,20 @@ impl Streamer {
             confirmed: Lsn(0),
             idle: Lsn(0),
             last_commit: Lsn(0),
+            resnapshot: None,
+            resnapshot_source: None,
         }
+    }
+
+    /// Lets `kappa snapshot` requests re-snapshot tables from `url`.
+    pub fn with_resnapshots(
+        mut self,
+        url: String,
+        password: Option<String>,
+        chunk_rows: usize,
+    ) -> Self {
+        self.resnapshot_source = Some((url, password, chunk_rows));
+        self
     }
 
     /// Whether a stop was requested.
@@ -374,6 +402,9 @@ impl Streamer {
         let mut lsn = durable;
         if durable >= self.last_commit {
             lsn = lsn.max(self.idle);
+        }
+        if let Some(resnapshot) = &self.resnapshot {
+            lsn = lsn.min(resnapshot.cap);
         }
         if lsn > self.confirmed {
             client.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
@@ -416,7 +447,12 @@ impl Streamer {
             match event {
                 ReplicationEvent::Begin { .. } => in_transaction = true,
                 ReplicationEvent::XLogData { data, .. } => {
-                    if let Decoded::Truncate(tables) = self.decoder.apply(&data, &mut changes)? {
+                    let before = changes.len();
+                    let decoded = self.decoder.apply(&data, &mut changes)?;
+                    if let Some(resnapshot) = self.resnapshot.as_mut() {
+                        resnapshot.observe(&changes[before..]);
+                    }
+                    if let Decoded::Truncate(tables) = decoded {
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
                         self.send(Vec::new(), tables, None).await?;
@@ -436,6 +472,15 @@ impl Streamer {
                     .await?;
                     self.last_commit = end;
                 }
+                ReplicationEvent::Message {
+                    prefix,
+                    content,
+                    lsn,
+                    ..
+                } => {
+                    self.on_message(&prefix, &content, Lsn(lsn.0), &mut changes)
+                        .await?;
+                }
                 ReplicationEvent::KeepAlive { wal_end, .. } if !in_transaction => {
                     self.idle = self.idle.max(Lsn(wal_end.0));
                     self.confirm(client);
@@ -443,6 +488,66 @@ impl Streamer {
                 _ => {}
             }
         }
+    }
+
+    /// Re-snapshot requests and watermarks (see [`super::resnapshot`]).
+    async fn on_message(
+        &mut self,
+        prefix: &str,
+        content: &[u8],
+        lsn: Lsn,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), SourceError> {
+        let content = String::from_utf8_lossy(content);
+        if prefix == REQUEST_PREFIX {
+            let Ok(request) = serde_json::from_str::<Request>(&content) else {
+                tracing::warn!(%content, "ignoring a malformed re-snapshot request");
+                return Ok(());
+            };
+            if request.slot != self.slot {
+                return Ok(());
+            }
+            if !self.decoder.captures(&request.table) {
+                tracing::warn!(table = %request.table, "re-snapshot requested for a table this connector does not capture");
+                return Ok(());
+            }
+            if let Some(running) = &self.resnapshot {
+                tracing::warn!(table = %request.table, running = %running.table(), "a re-snapshot is already running; request ignored");
+                return Ok(());
+            }
+            let Some((url, password, chunk_rows)) = self.resnapshot_source.clone() else {
+                return Ok(());
+            };
+            // Changes before the request leave first, so the chunks follow them.
+            self.send(std::mem::take(changes), Vec::new(), None).await?;
+            let schema = self.decoder.schema_of(&request.table);
+            tracing::info!(table = %request.table, at = %lsn, "re-snapshot started");
+            self.resnapshot = Some(
+                Resnapshot::start(
+                    &url,
+                    password.as_deref(),
+                    &request.table,
+                    schema,
+                    lsn,
+                    chunk_rows,
+                )
+                .await?,
+            );
+        } else if prefix == WATERMARK_PREFIX {
+            let Some(resnapshot) = self.resnapshot.as_mut() else {
+                return Ok(());
+            };
+            if let Some((rows, finished)) = resnapshot.on_watermark(&content).await? {
+                self.send(std::mem::take(changes), Vec::new(), None).await?;
+                self.send(rows, Vec::new(), None).await?;
+                if finished {
+                    if let Some(done) = self.resnapshot.take() {
+                        tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete");
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn send(

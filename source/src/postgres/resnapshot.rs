@@ -1,0 +1,311 @@
+//! Re-snapshot one table while streaming continues, with DBLog's watermarks
+//! (Andreas Andreakis, Ioannis Papapanagiotou, "DBLog", 2020).
+//!
+//! `kappa snapshot --table T` writes a transactional logical message
+//! (`kappa.snapshot`) into the WAL; when the stream reaches it, the reader
+//! copies the table in key order, one chunk at a time:
+//!
+//! 1. write a LOW watermark (a non-transactional logical message),
+//! 2. select the next chunk (`key > last key ORDER BY key LIMIT n`),
+//! 3. write a HIGH watermark.
+//!
+//! The stream keeps flowing. Between LOW and HIGH it notes every key of T
+//! that a committed change touched; at HIGH it drops those keys from the
+//! chunk and emits the rest. Why that is exact: a chunk row whose key was not
+//! changed between the watermarks still holds, at HIGH, the value the
+//! select read, so emitting it at that point of the stream never puts an
+//! older state after a newer one; a row that was changed in the window is
+//! represented by the stream's own (newer or equal) change. Changes committed
+//! after HIGH follow in the stream as usual.
+//!
+//! Durability: while a re-snapshot runs, the slot is confirmed no further
+//! than the request message, so after a crash the request is read again and
+//! the re-snapshot starts over (its records so far are harmless duplicates).
+
+use super::catalog::{load_table, CatalogTable};
+use super::setup::{quote_ident, quote_table};
+use super::text::parse_value;
+use super::{connect, SESSION_SETTINGS};
+use crate::error::SourceError;
+use kappa_schemas::{Change, Lsn, Row, TableName, TableSchema, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio_postgres::Client;
+
+/// Prefix of the request message `kappa snapshot` writes.
+pub const REQUEST_PREFIX: &str = "kappa.snapshot";
+/// Prefix of the watermark messages.
+pub const WATERMARK_PREFIX: &str = "kappa.watermark";
+
+/// The request's content: which connector (by slot) and which table.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Request {
+    pub slot: String,
+    pub table: TableName,
+}
+
+/// Writes a re-snapshot request for `table` into the WAL of the database at `url`.
+pub async fn request(
+    url: &str,
+    password: Option<&str>,
+    slot: &str,
+    table: &TableName,
+) -> Result<Lsn, SourceError> {
+    let client = connect(url, password).await?;
+    let content = serde_json::to_string(&Request {
+        slot: slot.to_string(),
+        table: table.clone(),
+    })
+    .map_err(|e| SourceError::Setup(e.to_string()))?;
+    let lsn: String = client
+        .query_one(
+            "SELECT pg_logical_emit_message(true, $1, $2)::text",
+            &[&REQUEST_PREFIX, &content],
+        )
+        .await
+        .map_err(|source| SourceError::Query {
+            doing: format!("requesting a re-snapshot of {table}"),
+            source,
+        })?
+        .get(0);
+    Lsn::parse(&lsn).map_err(SourceError::Setup)
+}
+
+/// A re-snapshot in progress.
+pub struct Resnapshot {
+    client: Client,
+    table: CatalogTable,
+    /// The stream's current shape of the table, used for emitted rows.
+    schema: Arc<TableSchema>,
+    id: String,
+    chunk_rows: usize,
+    chunk: u64,
+    last_key: Option<Vec<String>>,
+    rows: Vec<(Vec<String>, Row)>,
+    window_open: bool,
+    changed: HashSet<String>,
+    done: bool,
+    /// The request's position: the slot is not confirmed past it meanwhile.
+    pub cap: Lsn,
+    pub emitted: u64,
+}
+
+fn key_string(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\u{1}")
+}
+
+impl Resnapshot {
+    /// Starts re-snapshotting `table`, whose current stream shape is `schema`
+    /// (when the stream has seen it), and issues the first chunk.
+    pub async fn start(
+        url: &str,
+        password: Option<&str>,
+        table: &TableName,
+        schema: Option<Arc<TableSchema>>,
+        cap: Lsn,
+        chunk_rows: usize,
+    ) -> Result<Self, SourceError> {
+        let client = connect(url, password).await?;
+        client
+            .batch_execute(&SESSION_SETTINGS.replace("SET LOCAL", "SET"))
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: "pinning session settings for a re-snapshot".into(),
+                source,
+            })?;
+        let catalog = load_table(&client, table).await?;
+        let schema = schema
+            .filter(|s| {
+                s.columns == catalog.schema.columns && s.key_columns == catalog.schema.key_columns
+            })
+            .unwrap_or_else(|| catalog.schema.clone());
+        let mut resnapshot = Self {
+            client,
+            table: catalog,
+            schema,
+            id: format!("{}-{}", cap, std::process::id()),
+            chunk_rows: chunk_rows.max(1),
+            chunk: 0,
+            last_key: None,
+            rows: Vec::new(),
+            window_open: false,
+            changed: HashSet::new(),
+            done: false,
+            cap,
+            emitted: 0,
+        };
+        resnapshot.next_chunk().await?;
+        Ok(resnapshot)
+    }
+
+    pub fn table(&self) -> &TableName {
+        &self.schema.name
+    }
+
+    async fn emit_watermark(&self, which: &str) -> Result<(), SourceError> {
+        let content = format!("{which}:{}:{}", self.id, self.chunk);
+        self.client
+            .execute(
+                "SELECT pg_logical_emit_message(false, $1, $2)",
+                &[&WATERMARK_PREFIX, &content],
+            )
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: "writing a re-snapshot watermark".into(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// LOW watermark, the next chunk's select, HIGH watermark.
+    async fn next_chunk(&mut self) -> Result<(), SourceError> {
+        self.chunk += 1;
+        self.window_open = false;
+        self.changed.clear();
+        self.emit_watermark("low").await?;
+        let schema = &self.table.schema;
+        // Output columns are aliased: ORDER BY would otherwise sort by the
+        // text output column of the same name, not by the typed key.
+        let columns: Vec<String> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{}::text AS c{i}", quote_ident(&c.name)))
+            .collect();
+        let keys: Vec<String> = schema.key().map(|c| quote_ident(&c.name)).collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            quote_table(&schema.name)
+        );
+        if self.last_key.is_some() {
+            let params: Vec<String> = schema
+                .key_columns
+                .iter()
+                .enumerate()
+                .map(|(n, &i)| format!("${}::text::{}", n + 1, self.table.sql_types[i]))
+                .collect();
+            sql.push_str(&format!(
+                " WHERE ({}) > ({})",
+                keys.join(", "),
+                params.join(", ")
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {}",
+            keys.join(", "),
+            self.chunk_rows
+        ));
+        let last = self.last_key.clone().unwrap_or_default();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = last
+            .iter()
+            .map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = self
+            .client
+            .query(sql.as_str(), &params)
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: format!("reading a re-snapshot chunk of {}", schema.name),
+                source,
+            })?;
+        self.rows.clear();
+        for row in &rows {
+            let texts: Vec<Option<String>> =
+                (0..schema.columns.len()).map(|i| row.get(i)).collect();
+            let values = schema
+                .columns
+                .iter()
+                .zip(&texts)
+                .map(|(column, text)| match text {
+                    None => Ok(Value::Null),
+                    Some(text) => parse_value(&column.column_type, text).map_err(|reason| {
+                        SourceError::bad_value(
+                            &schema.name,
+                            &column.name,
+                            text.as_str(),
+                            &column.source_type,
+                            reason,
+                        )
+                    }),
+                })
+                .collect::<Result<Row, SourceError>>()?;
+            let key_text: Vec<String> = schema
+                .key_columns
+                .iter()
+                .map(|&i| texts[i].clone().unwrap_or_default())
+                .collect();
+            self.rows.push((key_text, values));
+        }
+        self.done = rows.len() < self.chunk_rows;
+        if let Some((key, _)) = self.rows.last() {
+            self.last_key = Some(key.clone());
+        }
+        self.emit_watermark("high").await
+    }
+
+    /// Notes the keys of changes to this table seen in the stream.
+    pub fn observe(&mut self, changes: &[Change]) {
+        if !self.window_open {
+            return;
+        }
+        for change in changes {
+            if change.table().name == self.schema.name {
+                self.changed.insert(key_string(&change.key()));
+            }
+        }
+    }
+
+    /// Handles a watermark message. At this chunk's HIGH watermark it returns
+    /// the chunk's rows to emit (those not changed in the window) and starts
+    /// the next chunk; `finished` tells whether the table is done.
+    pub async fn on_watermark(
+        &mut self,
+        content: &str,
+    ) -> Result<Option<(Vec<Change>, bool)>, SourceError> {
+        let expected_low = format!("low:{}:{}", self.id, self.chunk);
+        let expected_high = format!("high:{}:{}", self.id, self.chunk);
+        if content == expected_low {
+            self.window_open = true;
+            return Ok(None);
+        }
+        if content != expected_high {
+            tracing::debug!(
+                content,
+                expected_low,
+                expected_high,
+                "watermark of another chunk"
+            );
+            return Ok(None);
+        }
+        tracing::debug!(
+            chunk = self.chunk,
+            rows = self.rows.len(),
+            changed = self.changed.len(),
+            window = self.window_open,
+            "high watermark"
+        );
+        let key_columns = self.table.schema.key_columns.clone();
+        let changes: Vec<Change> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .filter(|(_, row)| {
+                let key: Vec<Value> = key_columns.iter().map(|&i| row[i].clone()).collect();
+                !self.changed.contains(&key_string(&key))
+            })
+            .map(|(_, row)| Change::Upsert {
+                table: self.schema.clone(),
+                row,
+            })
+            .collect();
+        self.emitted += changes.len() as u64;
+        let finished = self.done;
+        if !finished {
+            self.next_chunk().await?;
+        }
+        Ok(Some((changes, finished)))
+    }
+}

@@ -82,6 +82,15 @@ pub enum UnchangedToast {
 pub struct TableOptions {
     #[serde(default)]
     pub unchanged_toast: UnchangedToast,
+    /// Columns left out of the records (GDPR).
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    /// Columns replaced by the hex SHA-256 of `KAPPA_HASH_SALT` + value.
+    #[serde(default)]
+    pub hash_columns: Vec<String>,
+    /// Columns replaced by a constant text, e.g. `{ phone = "***" }`.
+    #[serde(default)]
+    pub constant_columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +231,52 @@ impl Config {
                 .map(|(name, _)| TableName::parse(name).map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<_>>()?,
         })
+    }
+
+    /// The column masking rules (applied before a record leaves the process);
+    /// the hash salt comes from `KAPPA_HASH_SALT`.
+    pub fn masking(&self) -> anyhow::Result<kappa_schemas::mask::Masking> {
+        use kappa_schemas::mask::{ColumnRule, Masking};
+        let mut rules = std::collections::HashMap::new();
+        if let Some(postgres) = &self.source.postgres {
+            for (table, options) in &postgres.table_options {
+                let mut table_rules: Vec<(String, ColumnRule)> = Vec::new();
+                table_rules.extend(
+                    options
+                        .exclude_columns
+                        .iter()
+                        .map(|c| (c.clone(), ColumnRule::Exclude)),
+                );
+                table_rules.extend(
+                    options
+                        .hash_columns
+                        .iter()
+                        .map(|c| (c.clone(), ColumnRule::Hash)),
+                );
+                table_rules.extend(
+                    options
+                        .constant_columns
+                        .iter()
+                        .map(|(c, v)| (c.clone(), ColumnRule::Constant(v.clone()))),
+                );
+                if !table_rules.is_empty() {
+                    rules.insert(
+                        TableName::parse(table).map_err(anyhow::Error::msg)?,
+                        table_rules,
+                    );
+                }
+            }
+        }
+        let salt = std::env::var("KAPPA_HASH_SALT").unwrap_or_default();
+        if rules
+            .values()
+            .flatten()
+            .any(|(_, r)| *r == ColumnRule::Hash)
+            && salt.is_empty()
+        {
+            tracing::warn!("hash_columns without KAPPA_HASH_SALT: hashes of guessable values (emails, phone numbers) can be reversed by trying candidates; set a secret salt");
+        }
+        Ok(Masking::new(rules, salt))
     }
 
     pub fn kafka(&self) -> KafkaConfig {

@@ -102,6 +102,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(stop_tx.clone()));
 
     let mut encoder = RecordEncoder::new(registry);
+    let mut masking = config.masking()?;
     let prefix = config.kafka.topic_prefix.clone();
     let produce_result: anyhow::Result<()> = async {
         while let Some(batch) = changes_rx.recv().await {
@@ -111,9 +112,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 tracing::info!(table = %table.name, tombstones, "TRUNCATE: a tombstone for every live key");
             }
             let mut deliveries = Vec::with_capacity(batch.changes.len());
-            for change in &batch.changes {
+            for change in batch.changes {
+                let change = masking.apply(change)?;
                 let topic = table_topic(&prefix, &change.table().name);
-                let record = encoder.encode(&topic, change).await?;
+                let record = encoder.encode(&topic, &change).await?;
                 deliveries.push(
                     producer
                         .send(&topic, &record.key, record.value.as_deref())

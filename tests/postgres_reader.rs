@@ -528,3 +528,91 @@ async fn resnapshot_on_demand_repairs_a_topic_while_streaming() {
     p.assert_verified(4100);
     p.cleanup().await;
 }
+
+/// Every record of `topic`, decoded: (field name → value) per row, `None` for tombstones.
+async fn decoded_records(
+    topic: &str,
+) -> Vec<Option<std::collections::HashMap<String, kappa_schemas::Value>>> {
+    let kafka = kappa_sink::KafkaConfig::new(common::brokers());
+    let mut raw: Vec<Option<Vec<u8>>> = Vec::new();
+    kappa_sink::replay::replay(&kafka, topic, |record| {
+        raw.push(record.value.map(<[u8]>::to_vec));
+        Ok::<_, String>(())
+    })
+    .expect("replay");
+    let registry = kappa_schemas::Registry::new(&common::registry_url());
+    let mut out = Vec::new();
+    for value in raw {
+        let Some(value) = value else {
+            out.push(None);
+            continue;
+        };
+        let (id, datum) = kappa_schemas::framing::unframe(&value).expect("framed");
+        let (schema, _) = registry.schema(id).await.expect("schema");
+        let fields = kappa_schemas::decode::decode_record(&schema, datum, id).expect("decode");
+        out.push(Some(fields.into_iter().collect()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_columns_never_reach_the_topic() {
+    let mut p = Pipeline::build(
+        "kappa_mask",
+        "(id int PRIMARY KEY, email text, ssn text, phone text, age int)",
+        "ALTER TABLE {table} REPLICA IDENTITY FULL",
+        "[source.postgres.table_options.\"{table}\"]\nexclude_columns = [\"ssn\"]\nhash_columns = [\"email\"]\nconstant_columns = { phone = \"***\" }\n",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} VALUES (1, 'ann@example.com', '111-22-3333', '555-0101', 40), (2, NULL, NULL, NULL, 7)"
+    ))
+    .await;
+    p.start();
+    let lsn = p
+        .commit(&format!(
+            "INSERT INTO {table} VALUES (3, 'bob@example.com', '999-88-7777', '555-0199', 51); UPDATE {table} SET age = 41 WHERE id = 1"
+        ))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    let records = decoded_records(&p.topic).await;
+    assert_eq!(records.len(), 4);
+    let mut hasher_input = Vec::new();
+    for record in records.iter().flatten() {
+        assert!(
+            !record.contains_key("ssn"),
+            "excluded column in the topic: {record:?}"
+        );
+        let email = record.get("email").expect("email field");
+        let phone = record.get("phone").expect("phone field");
+        if let kappa_schemas::Value::Text(hash) = email {
+            assert_eq!(hash.len(), 64, "hex SHA-256: {hash}");
+            assert!(!hash.contains('@'));
+            hasher_input.push(hash.clone());
+            assert_eq!(phone, &kappa_schemas::Value::Text("***".into()));
+        } else {
+            assert_eq!(email, &kappa_schemas::Value::Null, "NULL stays NULL");
+            assert_eq!(phone, &kappa_schemas::Value::Null);
+        }
+    }
+    // The same email hashes to the same value (id 1 inserted, then updated).
+    assert_eq!(hasher_input.len(), 3);
+    assert_eq!(hasher_input[0], hasher_input[2]);
+    assert_ne!(hasher_input[0], hasher_input[1]);
+    // Nothing of the original values anywhere in the topic's bytes.
+    let kafka = kappa_sink::KafkaConfig::new(common::brokers());
+    kappa_sink::replay::replay(&kafka, &p.topic, |record| {
+        let bytes = record.value.unwrap_or_default();
+        let text = String::from_utf8_lossy(bytes);
+        for secret in ["111-22-3333", "999-88-7777", "ann@example.com", "555-0101"] {
+            if text.contains(secret) {
+                return Err(format!("{secret} leaked into offset {}", record.offset));
+            }
+        }
+        Ok(())
+    })
+    .expect("no secret in the topic");
+    p.cleanup().await;
+}

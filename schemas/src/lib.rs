@@ -11,6 +11,7 @@ pub mod change;
 pub mod decode;
 pub mod error;
 pub mod framing;
+pub mod mask;
 pub mod registry;
 pub mod table;
 pub mod value;

@@ -99,6 +99,24 @@ pub async fn connect(url: &str, password: Option<&str>) -> Result<Client, Source
     Ok(client)
 }
 
+/// A session whose text output follows [`SESSION_SETTINGS`] outside any
+/// transaction (for reads by key and re-snapshot chunks).
+pub async fn pinned_session(
+    url: &str,
+    password: Option<&str>,
+    purpose: &str,
+) -> Result<Client, SourceError> {
+    let client = connect(url, password).await?;
+    client
+        .batch_execute(&SESSION_SETTINGS.replace("SET LOCAL", "SET"))
+        .await
+        .map_err(|source| SourceError::Query {
+            doing: format!("pinning session settings for {purpose}"),
+            source,
+        })?;
+    Ok(client)
+}
+
 /// Where the reader starts: which tables' initial snapshots are already in
 /// their topics (from the connector's offsets record).
 #[derive(Debug, Clone, Default)]

@@ -24,8 +24,8 @@
 
 use super::catalog::{load_table, CatalogTable};
 use super::setup::{quote_ident, quote_table};
-use super::text::parse_value;
-use super::{connect, SESSION_SETTINGS};
+use super::text::{column_from_text, text_params};
+use super::{connect, pinned_session};
 use crate::error::SourceError;
 use kappa_schemas::{Change, Lsn, Row, TableName, TableSchema, Value};
 use std::collections::HashSet;
@@ -109,14 +109,7 @@ impl Resnapshot {
         cap: Lsn,
         chunk_rows: usize,
     ) -> Result<Self, SourceError> {
-        let client = connect(url, password).await?;
-        client
-            .batch_execute(&SESSION_SETTINGS.replace("SET LOCAL", "SET"))
-            .await
-            .map_err(|source| SourceError::Query {
-                doing: "pinning session settings for a re-snapshot".into(),
-                source,
-            })?;
+        let client = pinned_session(url, password, "a re-snapshot").await?;
         let catalog = load_table(&client, table).await?;
         let schema = schema
             .filter(|s| {
@@ -201,13 +194,9 @@ impl Resnapshot {
             self.chunk_rows
         ));
         let last = self.last_key.clone().unwrap_or_default();
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = last
-            .iter()
-            .map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
         let rows = self
             .client
-            .query(sql.as_str(), &params)
+            .query(sql.as_str(), &text_params(&last))
             .await
             .map_err(|source| SourceError::Query {
                 doing: format!("reading a re-snapshot chunk of {}", schema.name),
@@ -217,22 +206,8 @@ impl Resnapshot {
         for row in &rows {
             let texts: Vec<Option<String>> =
                 (0..schema.columns.len()).map(|i| row.get(i)).collect();
-            let values = schema
-                .columns
-                .iter()
-                .zip(&texts)
-                .map(|(column, text)| match text {
-                    None => Ok(Value::Null),
-                    Some(text) => parse_value(&column.column_type, text).map_err(|reason| {
-                        SourceError::bad_value(
-                            &schema.name,
-                            &column.name,
-                            text.as_str(),
-                            &column.source_type,
-                            reason,
-                        )
-                    }),
-                })
+            let values = (0..schema.columns.len())
+                .map(|i| column_from_text(schema, i, texts[i].as_deref()))
                 .collect::<Result<Row, SourceError>>()?;
             let key_text: Vec<String> = schema
                 .key_columns

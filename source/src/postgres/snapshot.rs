@@ -5,12 +5,12 @@
 //! size, and every value goes through the same text parser as the stream.
 
 use super::setup::{quote_ident, quote_table};
-use super::text::{copy_fields, parse_value};
+use super::text::{column_from_text, copy_fields};
 use super::SESSION_SETTINGS;
 use crate::error::SourceError;
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
-use kappa_schemas::{Change, ChangeBatch, Row, TableSchema, Value};
+use kappa_schemas::{Change, ChangeBatch, Row, TableSchema};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -126,22 +126,10 @@ impl CopyRows {
                 table.columns.len()
             )));
         }
-        table
-            .columns
+        fields
             .iter()
-            .zip(fields)
-            .map(|(column, field)| match field {
-                None => Ok(Value::Null),
-                Some(text) => parse_value(&column.column_type, &text).map_err(|reason| {
-                    SourceError::bad_value(
-                        &table.name,
-                        &column.name,
-                        text.as_str(),
-                        &column.source_type,
-                        reason,
-                    )
-                }),
-            })
+            .enumerate()
+            .map(|(i, field)| column_from_text(table, i, field.as_deref()))
             .collect()
     }
 }

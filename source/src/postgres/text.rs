@@ -155,6 +155,37 @@ fn unescape_copy(field: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Parses column `index` of `table` from its text form (`None` is NULL),
+/// naming the table, column and value when it does not parse. Every reader
+/// of text rows (COPY, pgoutput, fetches by key) goes through here.
+pub fn column_from_text(
+    table: &kappa_schemas::TableSchema,
+    index: usize,
+    text: Option<&str>,
+) -> Result<Value, crate::error::SourceError> {
+    let column = &table.columns[index];
+    match text {
+        None => Ok(Value::Null),
+        Some(text) => parse_value(&column.column_type, text).map_err(|reason| {
+            crate::error::SourceError::bad_value(
+                &table.name,
+                &column.name,
+                text,
+                &column.source_type,
+                reason,
+            )
+        }),
+    }
+}
+
+/// Text parameters for a query whose placeholders cast `$n::text::<type>`.
+pub fn text_params(values: &[String]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,11 @@
 //! follows writes the tombstone.
 
 use super::catalog::CatalogTable;
+use super::pinned_session;
 use super::setup::{quote_ident, quote_table};
-use super::text::parse_value;
-use super::{connect, SESSION_SETTINGS};
+use super::text::{column_from_text, text_params};
 use crate::error::SourceError;
-use kappa_schemas::{Row, TableName, Value};
+use kappa_schemas::{Row, TableName};
 use std::collections::HashMap;
 use tokio_postgres::Client;
 
@@ -37,14 +37,7 @@ impl ToastFetcher {
         password: Option<&str>,
         tables: &[&CatalogTable],
     ) -> Result<Self, SourceError> {
-        let client = connect(url, password).await?;
-        client
-            .batch_execute(&SESSION_SETTINGS.replace("SET LOCAL", "SET"))
-            .await
-            .map_err(|source| SourceError::Query {
-                doing: "pinning session settings for TOAST fetches".into(),
-                source,
-            })?;
+        let client = pinned_session(url, password, "TOAST fetches").await?;
         let queries = tables
             .iter()
             .map(|t| {
@@ -100,13 +93,9 @@ impl ToastFetcher {
                 table.name
             )));
         };
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = key_text
-            .iter()
-            .map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
         let current = self
             .client
-            .query_opt(sql.as_str(), &params)
+            .query_opt(sql.as_str(), &text_params(key_text))
             .await
             .map_err(|source| SourceError::Query {
                 doing: format!("fetching an unchanged TOAST value of {}", table.name),
@@ -127,18 +116,7 @@ impl ToastFetcher {
                 });
             };
             let text: Option<String> = current.get(at);
-            row[i] = match text {
-                None => Value::Null,
-                Some(text) => parse_value(&column.column_type, &text).map_err(|reason| {
-                    SourceError::bad_value(
-                        &table.name,
-                        &column.name,
-                        text.as_str(),
-                        &column.source_type,
-                        reason,
-                    )
-                })?,
-            };
+            row[i] = column_from_text(table, i, text.as_deref())?;
         }
         Ok(Some(()))
     }

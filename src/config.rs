@@ -36,13 +36,42 @@ pub struct SourceConfig {
 pub struct PostgresSection {
     pub url: String,
     pub password: Option<String>,
+    /// `schema.table` names or patterns (`*` matches any characters).
     pub tables: Vec<String>,
+    /// Patterns of tables to leave out.
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    /// Leave out tables without a key (warning) instead of refusing to start.
+    #[serde(default)]
+    pub skip_tables_without_key: bool,
+    /// Per-table options, keyed by `schema.table`.
+    #[serde(default)]
+    pub table_options: BTreeMap<String, TableOptions>,
     #[serde(default = "default_name")]
     pub slot: String,
     #[serde(default = "default_name")]
     pub publication: String,
     #[serde(default = "default_chunk_rows")]
     pub snapshot_chunk_rows: usize,
+}
+
+/// What to do when an UPDATE leaves a TOASTed value unchanged and the stream
+/// does not carry it (REPLICA IDENTITY DEFAULT).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnchangedToast {
+    /// Refuse to start, printing the `REPLICA IDENTITY FULL` fix.
+    #[default]
+    Refuse,
+    /// Read the current row by key (see `source/src/postgres/toast.rs`).
+    Fetch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableOptions {
+    #[serde(default)]
+    pub unchanged_toast: UnchangedToast,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,14 +199,18 @@ impl Config {
         Ok(PostgresSourceConfig {
             url: postgres.url.clone(),
             password: postgres.password.clone(),
-            tables: postgres
-                .tables
-                .iter()
-                .map(|t| TableName::parse(t).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<_>>()?,
+            tables: postgres.tables.clone(),
+            exclude_tables: postgres.exclude_tables.clone(),
             slot: postgres.slot.clone(),
             publication: postgres.publication.clone(),
             snapshot_chunk_rows: postgres.snapshot_chunk_rows,
+            skip_tables_without_key: postgres.skip_tables_without_key,
+            toast_fetch: postgres
+                .table_options
+                .iter()
+                .filter(|(_, options)| options.unchanged_toast == UnchangedToast::Fetch)
+                .map(|(name, _)| TableName::parse(name).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 
@@ -227,6 +260,21 @@ tables = ["public.demo"]
             Some("s3cret")
         );
         assert_eq!(config.kafka.brokers, "broker:9093");
+    }
+
+    #[test]
+    fn table_options_choose_toast_fetch() {
+        let text = format!(
+            "{MINIMAL}\n[source.postgres.table_options.\"public.docs\"]\nunchanged_toast = \"fetch\"\n"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.check().unwrap();
+        assert_eq!(
+            config.postgres().unwrap().toast_fetch,
+            vec![TableName::new("public", "docs")]
+        );
+        let bad = text.replace("\"fetch\"", "\"placeholder\"");
+        assert!(toml::from_str::<Config>(&bad).is_err());
     }
 
     #[test]

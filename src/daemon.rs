@@ -23,11 +23,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Batches produced but not yet acknowledged: bounds memory and the replay
 /// after a crash.
-const IN_FLIGHT_BATCHES: usize = 256;
+const IN_FLIGHT_BATCHES: usize = 8;
 
 struct Produced {
     deliveries: Vec<Pending>,
     checkpoint: Option<Checkpoint>,
+    /// Signalled once every delivery before (and in) this one is acknowledged.
+    barrier: Option<oneshot::Sender<()>>,
 }
 
 /// Runs until SIGINT/SIGTERM (then drains and confirms, and returns Ok) or a
@@ -37,7 +39,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let kafka = config.kafka();
     let registry = Registry::new(&config.schema_registry.url);
     let producer = Producer::new(&kafka)?;
-    for table in &postgres.tables {
+    let source = PostgresSource::open(postgres.clone()).await?;
+    for table in &source.tables() {
         let topic = table_topic(&config.kafka.topic_prefix, table);
         ensure_compacted_topic(
             &kafka,
@@ -68,14 +71,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(connector = %config.name, snapshotted = state.snapshotted.len(), "starting");
 
-    let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch>(64);
+    let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch>(4);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (final_ack_tx, final_ack_rx) = oneshot::channel();
     let durable = DurablePosition::default();
     let start = StartState {
         snapshotted: state.snapshotted.clone(),
     };
-    let source = PostgresSource::new(postgres.clone());
     let source_task =
         tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx));
 
@@ -95,6 +97,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let prefix = config.kafka.topic_prefix.clone();
     let produce_result: anyhow::Result<()> = async {
         while let Some(batch) = changes_rx.recv().await {
+            for table in &batch.truncate {
+                let topic = table_topic(&prefix, &table.name);
+                let tombstones = truncate(&kafka, &producer, &produced_tx, &topic).await?;
+                tracing::info!(table = %table.name, tombstones, "TRUNCATE: a tombstone for every live key");
+            }
             let mut deliveries = Vec::with_capacity(batch.changes.len());
             for change in &batch.changes {
                 let topic = table_topic(&prefix, &change.table().name);
@@ -109,6 +116,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .send(Produced {
                     deliveries,
                     checkpoint: batch.checkpoint,
+                    barrier: None,
                 })
                 .await
                 .is_err()
@@ -154,6 +162,9 @@ async fn acknowledge(
         for delivery in batch.deliveries {
             delivery.delivered().await?;
         }
+        if let Some(barrier) = batch.barrier {
+            let _ = barrier.send(());
+        }
         match batch.checkpoint {
             Some(Checkpoint::PgLsn(lsn)) => durable.advance(lsn),
             Some(Checkpoint::SnapshotComplete {
@@ -175,6 +186,49 @@ async fn acknowledge(
         }
     }
     Ok(())
+}
+
+/// Tombstones every key `topic` holds a row for. Waits until every record
+/// produced so far is acknowledged, so the replay sees all of them; returns
+/// the number of tombstones written (their acknowledgements are awaited with
+/// the next checkpoint, like any record's).
+async fn truncate(
+    kafka: &kappa_sink::KafkaConfig,
+    producer: &Producer,
+    produced: &mpsc::Sender<Produced>,
+    topic: &str,
+) -> anyhow::Result<usize> {
+    let (barrier, reached) = oneshot::channel();
+    produced
+        .send(Produced {
+            deliveries: Vec::new(),
+            checkpoint: None,
+            barrier: Some(barrier),
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
+    reached
+        .await
+        .map_err(|_| anyhow::anyhow!("a delivery failed before TRUNCATE of {topic}"))?;
+    let keys = {
+        let kafka = kafka.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || kappa_sink::live_keys::live_keys(&kafka, &topic))
+            .await??
+    };
+    let mut deliveries = Vec::with_capacity(keys.len());
+    for key in &keys {
+        deliveries.push(producer.send(topic, key, None).await?);
+    }
+    produced
+        .send(Produced {
+            deliveries,
+            checkpoint: None,
+            barrier: None,
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
+    Ok(keys.len())
 }
 
 async fn stop_on_signal(stop: watch::Sender<bool>) {

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{topic_records, Pipeline};
-use std::time::{Duration, Instant};
+use common::Pipeline;
 
 /// Every type of the walking skeleton, NULLs allowed everywhere but the key.
 const ALL_TYPES: &str = "id bigint PRIMARY KEY, s smallint, i integer, n numeric(12,3), r real, d double precision,
@@ -87,11 +86,11 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     .await;
     let table = p.table.clone();
     p.commit(&format!(
-        "INSERT INTO {table} SELECT g, repeat(md5(g::text), 4), 0 FROM generate_series(1, 60000) g"
+        "INSERT INTO {table} SELECT g, repeat(md5(g::text), 4), 0 FROM generate_series(1, 20000) g"
     ))
     .await;
-    // Killed as soon as the snapshot starts: 60,000 rows take seconds to deliver.
-    p.start();
+    // Killed as soon as the snapshot starts: 20,000 rows take seconds to deliver.
+    p.spawn();
     p.wait_for_log("created replication slot").await;
     p.kill9();
     assert!(
@@ -133,56 +132,8 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     p.wait_confirmed(&lsn).await;
     p.stop();
     let rows = p.count().await;
-    assert_eq!(rows, 60000 - 600 + 20 - 1);
+    assert_eq!(rows, 20000 - 200 + 20 - 1);
     p.assert_verified(rows);
-    p.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rebuild_after_compaction_still_verifies() {
-    let mut p = Pipeline::new("kappa_compact", "id int PRIMARY KEY, counter int NOT NULL").await;
-    let table = p.table.clone();
-    p.commit(&format!(
-        "INSERT INTO {table} SELECT g, 0 FROM generate_series(1, 100) g"
-    ))
-    .await;
-    p.start();
-    for _ in 0..30 {
-        p.commit(&format!("UPDATE {table} SET counter = counter + 1"))
-            .await;
-    }
-    p.commit(&format!("DELETE FROM {table} WHERE id > 90"))
-        .await;
-    let lsn = p
-        .commit(&format!("UPDATE {table} SET counter = -1 WHERE id = 1"))
-        .await;
-    p.wait_confirmed(&lsn).await;
-    p.stop();
-    let produced: u64 = 100 + 30 * 100 + 10 + 1;
-    // The broker compacts at each maintenance pass; wait for one to shrink the topic.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut records = topic_records(&p.topic);
-    while records >= produced {
-        assert!(
-            Instant::now() < deadline,
-            "topic {} was not compacted within 120 s ({records} records)",
-            p.topic
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        records = topic_records(&p.topic);
-    }
-    assert!(
-        records <= 200,
-        "after compaction at most one record per key (+ tombstones) remain, got {records}"
-    );
-    let (path, output) = p.rebuild("compacted.sqlite");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(path.exists());
-    p.assert_verified(90);
     p.cleanup().await;
 }
 

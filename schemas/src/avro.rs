@@ -1,17 +1,19 @@
 //! Table shape → Avro schemas, and rows → Avro datums.
 //!
-//! The mapping (see the README's type table): integers to `int`/`long`,
-//! fixed-scale numbers to `decimal`, times to the micros logical types, text,
-//! JSON and unscaled numbers to `string`. Nullable columns become
-//! `["null", T]` with default `null`, so a column added later is a
-//! BACKWARD-compatible schema change.
+//! The mapping (see docs/postgres-types.md): integers to `int`/`long`,
+//! fixed-scale numbers and money to `decimal`, times to the micros logical
+//! types, text, JSON, unscaled numbers and every type carried as its text form
+//! to `string`. Nullable columns become `["null", T]` with default `null`, so a
+//! column added later is a BACKWARD-compatible schema change; a nullable
+//! decimal is `["null", decimal, "string"]`, the string holding only `NaN` and
+//! `±Infinity` (Avro unions cannot nest, so the branches are flattened).
 
 use crate::change::Change;
 use crate::error::SchemaError;
 use crate::framing::frame;
 use crate::registry::Registry;
-use crate::table::{ColumnType, TableSchema};
-use crate::value::Value;
+use crate::table::{ColumnType, TableSchema, MONEY_PRECISION, MONEY_SCALE};
+use crate::value::{Value, DECIMAL_SPECIALS};
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use serde_json::{json, Value as Json};
@@ -96,9 +98,14 @@ impl TableAvro {
 
 fn field_json(column: &crate::table::Column, nullable: bool) -> Json {
     let ty = type_json(&column.column_type);
+    let ty = match (nullable, &column.column_type) {
+        (false, _) => ty,
+        (true, ColumnType::Decimal { .. }) => json!(["null", ty, "string"]),
+        (true, _) => json!(["null", ty]),
+    };
     let mut field = json!({
         "name": avro_name(&column.name),
-        "type": if nullable { json!(["null", ty]) } else { ty },
+        "type": ty,
         "kappa.column": column.name,
         "kappa.source_type": column.source_type,
     });
@@ -118,18 +125,37 @@ fn type_json(ty: &ColumnType) -> Json {
         ColumnType::Decimal { precision, scale } => {
             json!({"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": scale})
         }
+        ColumnType::Money => {
+            json!({"type": "bytes", "logicalType": "decimal", "precision": MONEY_PRECISION, "scale": MONEY_SCALE})
+        }
         ColumnType::NumericText | ColumnType::Text | ColumnType::Json => json!("string"),
         ColumnType::Bytes => json!("bytes"),
         ColumnType::Date => json!({"type": "int", "logicalType": "date"}),
+        ColumnType::Time => json!({"type": "long", "logicalType": "time-micros"}),
         ColumnType::Timestamp => json!({"type": "long", "logicalType": "local-timestamp-micros"}),
         ColumnType::TimestampTz => json!({"type": "long", "logicalType": "timestamp-micros"}),
         ColumnType::Uuid => json!({"type": "string", "logicalType": "uuid"}),
     }
 }
 
-/// Converts one value to Avro for a column of type `ty`, refusing values the
-/// type cannot hold exactly rather than rounding or truncating them.
-fn to_avro(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
+/// Converts one non-NULL value to Avro for a column of type `ty`, refusing
+/// values the type cannot hold exactly rather than rounding or truncating
+/// them. Also returns which of the type's branches it took: 0 for the type
+/// itself, 1 for a decimal's `string` branch (`NaN`, `±Infinity`).
+fn to_avro(ty: &ColumnType, value: &Value) -> Result<(u32, Avro), String> {
+    if let (ColumnType::Decimal { .. }, Value::Text(v)) = (ty, value) {
+        return if DECIMAL_SPECIALS.contains(&v.as_str()) {
+            Ok((1, Avro::String(v.clone())))
+        } else {
+            Err(format!(
+                "{v:?} is neither a decimal nor NaN/Infinity/-Infinity"
+            ))
+        };
+    }
+    Ok((0, typed_avro(ty, value)?))
+}
+
+fn typed_avro(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
     Ok(match (ty, value) {
         (ColumnType::Bool, Value::Bool(v)) => Avro::Boolean(*v),
         (ColumnType::Int16 | ColumnType::Int32, Value::Int(v)) => {
@@ -143,11 +169,15 @@ fn to_avro(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
         {
             Avro::Decimal(apache_avro::Decimal::from(unscaled.to_signed_bytes_be()))
         }
+        (ColumnType::Money, Value::Decimal { unscaled, scale }) if *scale == MONEY_SCALE => {
+            Avro::Decimal(apache_avro::Decimal::from(unscaled.to_signed_bytes_be()))
+        }
         (ColumnType::NumericText | ColumnType::Text | ColumnType::Json, Value::Text(v)) => {
             Avro::String(v.clone())
         }
         (ColumnType::Bytes, Value::Bytes(v)) => Avro::Bytes(v.clone()),
         (ColumnType::Date, Value::Date(v)) => Avro::Date(*v),
+        (ColumnType::Time, Value::Time(v)) => Avro::TimeMicros(*v),
         (ColumnType::Timestamp, Value::Timestamp(v)) => Avro::LocalTimestampMicros(*v),
         (ColumnType::TimestampTz, Value::TimestampTz(v)) => Avro::TimestampMicros(*v),
         (ColumnType::Uuid, Value::Uuid(v)) => Avro::Uuid(*v),
@@ -173,16 +203,20 @@ fn record(
                 })
             }
             (value, nullable) => {
-                let v =
-                    to_avro(&column.column_type, value).map_err(|reason| SchemaError::Column {
-                        table: table.name.clone(),
-                        column: column.name.clone(),
-                        reason,
-                    })?;
-                if nullable {
-                    Avro::Union(1, Box::new(v))
-                } else {
-                    v
+                let fail = |reason: String| SchemaError::Column {
+                    table: table.name.clone(),
+                    column: column.name.clone(),
+                    reason,
+                };
+                match (to_avro(&column.column_type, value).map_err(fail)?, nullable) {
+                    ((branch, v), true) => Avro::Union(branch + 1, Box::new(v)),
+                    ((0, v), false) => v,
+                    (_, false) => {
+                        return Err(fail(format!(
+                            "{value} cannot be encoded in a key column: a key's decimal is a plain \
+                             Avro decimal, which has no NaN or Infinity"
+                        )))
+                    }
                 }
             }
         };
@@ -396,6 +430,97 @@ mod tests {
         row[0] = Value::Null;
         let err = encode_row(&table, &avro, &row).unwrap_err().to_string();
         assert!(err.contains("column id"), "{err}");
+    }
+
+    fn extended_table() -> TableSchema {
+        let price = ColumnType::Decimal {
+            precision: 10,
+            scale: 2,
+        };
+        TableSchema {
+            name: TableName::new("public", "x"),
+            columns: vec![
+                column("id", price.clone(), false),
+                column("price", price, true),
+                column("cash", ColumnType::Money, true),
+                column("at", ColumnType::Time, true),
+                column("day", ColumnType::Date, true),
+                column("ts", ColumnType::Timestamp, true),
+                column("tstz", ColumnType::TimestampTz, true),
+            ],
+            key_columns: vec![0],
+        }
+    }
+
+    #[test]
+    fn specials_sentinels_time_and_money_round_trip() {
+        let table = extended_table();
+        let avro = TableAvro::new(&table, "kappa.public.x").unwrap();
+        let fields: Json = serde_json::from_str(&avro.value_json).unwrap();
+        let price = &fields["fields"][1]["type"];
+        assert_eq!(price[0], "null");
+        assert_eq!(price[1]["logicalType"], "decimal");
+        assert_eq!(price[2], "string");
+        assert_eq!(fields["fields"][3]["type"][1]["logicalType"], "time-micros");
+        let key: Json = serde_json::from_str(&avro.key_json).unwrap();
+        assert_eq!(key["fields"][0]["type"]["logicalType"], "decimal");
+        let rows = [
+            vec![
+                Value::Decimal {
+                    unscaled: 1.into(),
+                    scale: 2,
+                },
+                Value::Text("NaN".into()),
+                Value::Decimal {
+                    unscaled: i64::MIN.into(),
+                    scale: 2,
+                },
+                Value::Time(86_400_000_000),
+                Value::Date(i32::MAX),
+                Value::Timestamp(i64::MIN),
+                Value::TimestampTz(i64::MAX),
+            ],
+            vec![
+                Value::Decimal {
+                    unscaled: (-99_999_999).into(),
+                    scale: 2,
+                },
+                Value::Text("-Infinity".into()),
+                Value::Decimal {
+                    unscaled: i64::MAX.into(),
+                    scale: 2,
+                },
+                Value::Time(0),
+                Value::Date(i32::MIN),
+                Value::Timestamp(-62_135_596_800_000_001),
+                Value::TimestampTz(i64::MIN),
+            ],
+        ];
+        for row in rows {
+            let bytes = encode_row(&table, &avro, &row).unwrap();
+            let decoded = decode_record(&avro.value_schema, &bytes, 1).unwrap();
+            let values: Vec<Value> = decoded.into_iter().map(|(_, v)| v).collect();
+            assert_eq!(values, row);
+        }
+    }
+
+    #[test]
+    fn a_decimal_refuses_other_text_and_specials_in_keys() {
+        let table = extended_table();
+        let avro = TableAvro::new(&table, "kappa.public.x").unwrap();
+        let mut row = vec![Value::Null; table.columns.len()];
+        row[0] = Value::Decimal {
+            unscaled: 1.into(),
+            scale: 2,
+        };
+        row[1] = Value::Text("1.5".into());
+        let err = encode_row(&table, &avro, &row).unwrap_err().to_string();
+        assert!(err.contains("column price"), "{err}");
+        row[1] = Value::Null;
+        let err = encode_key(&table, &avro, &[Value::Text("NaN".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("column id") && err.contains("key"), "{err}");
     }
 
     #[test]

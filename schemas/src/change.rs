@@ -78,8 +78,11 @@ pub enum Checkpoint {
 
 /// Changes that belong together (one transaction, or one snapshot chunk),
 /// followed by the checkpoint they complete, if any.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChangeBatch {
+    /// Tables truncated after every earlier batch and before `changes`: each
+    /// of their live keys must get a tombstone.
+    pub truncate: Vec<Arc<TableSchema>>,
     pub changes: Vec<Change>,
     pub checkpoint: Option<Checkpoint>,
 }

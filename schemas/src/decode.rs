@@ -55,6 +55,7 @@ fn from_avro(schema: &Schema, value: Avro) -> Result<Value, String> {
         Avro::String(v) => Value::Text(v),
         Avro::Bytes(v) => Value::Bytes(v),
         Avro::Date(v) => Value::Date(v),
+        Avro::TimeMicros(v) => Value::Time(v),
         Avro::LocalTimestampMicros(v) => Value::Timestamp(v),
         Avro::TimestampMicros(v) => Value::TimestampTz(v),
         Avro::Uuid(v) => Value::Uuid(v),

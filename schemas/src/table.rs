@@ -56,24 +56,41 @@ pub enum ColumnType {
     Float32,
     Float64,
     /// Fixed precision and scale: Avro `bytes` with the `decimal` logical type.
+    /// A nullable column also has a `string` branch for the values a decimal
+    /// cannot hold ([`crate::value::DECIMAL_SPECIALS`]: `NaN`, `Infinity`,
+    /// `-Infinity`), which travel as [`crate::Value::Text`].
     Decimal {
         precision: u32,
         scale: u32,
     },
     /// Numbers without a declared scale: kept as their exact text (Avro `string`).
     NumericText,
+    /// A 64-bit count of cents: Avro `decimal(19, 2)`, values are
+    /// [`crate::Value::Decimal`] at scale [`MONEY_SCALE`].
+    Money,
+    /// A string, or any value carried as its exact text form (Avro `string`).
     Text,
     Bytes,
-    /// Days since 1970-01-01 (Avro `date`).
+    /// Days since 1970-01-01 (Avro `date`); `i32::MAX` / `i32::MIN` are
+    /// `infinity` / `-infinity`, as PostgreSQL stores them.
     Date,
-    /// Microseconds since 1970-01-01 00:00, no time zone (`local-timestamp-micros`).
+    /// Microseconds since midnight (`time-micros`); `24:00:00` is 86,400,000,000.
+    Time,
+    /// Microseconds since 1970-01-01 00:00, no time zone (`local-timestamp-micros`);
+    /// `i64::MAX` / `i64::MIN` are `infinity` / `-infinity`.
     Timestamp,
-    /// Microseconds since the Unix epoch, UTC (`timestamp-micros`).
+    /// Microseconds since the Unix epoch, UTC (`timestamp-micros`); `i64::MAX` /
+    /// `i64::MIN` are `infinity` / `-infinity`.
     TimestampTz,
     Uuid,
     /// JSON document as text (Avro `string`).
     Json,
 }
+
+/// Digits after the point of a [`ColumnType::Money`] value.
+pub const MONEY_SCALE: u32 = 2;
+/// Digits of the largest money value (92233720368547758.07).
+pub const MONEY_PRECISION: u32 = 19;
 
 /// One column: its name in the source, its type, whether it may be NULL, and the
 /// source's own type name (kept in the Avro field so consumers can see it).

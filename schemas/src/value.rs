@@ -21,11 +21,14 @@ pub enum Value {
     },
     Text(String),
     Bytes(Vec<u8>),
-    /// Days since 1970-01-01.
+    /// Days since 1970-01-01; `i32::MAX` / `i32::MIN` are ±infinity.
     Date(i32),
-    /// Microseconds since 1970-01-01 00:00 without a time zone.
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since 1970-01-01 00:00 without a time zone; `i64::MAX` /
+    /// `i64::MIN` are ±infinity.
     Timestamp(i64),
-    /// Microseconds since the Unix epoch, UTC.
+    /// Microseconds since the Unix epoch, UTC; `i64::MAX` / `i64::MIN` are ±infinity.
     TimestampTz(i64),
     Uuid(uuid::Uuid),
 }
@@ -58,6 +61,7 @@ impl PartialEq for Value {
             (Text(a), Text(b)) => a == b,
             (Bytes(a), Bytes(b)) => a == b,
             (Date(a), Date(b)) => a == b,
+            (Time(a), Time(b)) => a == b,
             (Timestamp(a), Timestamp(b)) => a == b,
             (TimestampTz(a), TimestampTz(b)) => a == b,
             (Uuid(a), Uuid(b)) => a == b,
@@ -103,13 +107,32 @@ impl fmt::Display for Value {
                 }
                 Ok(())
             }
+            Value::Date(i32::MAX) => write!(f, "date(infinity)"),
+            Value::Date(i32::MIN) => write!(f, "date(-infinity)"),
             Value::Date(v) => write!(f, "date({v} days)"),
+            Value::Time(v) => write!(
+                f,
+                "time({:02}:{:02}:{:02}.{:06})",
+                v / 3_600_000_000,
+                v / 60_000_000 % 60,
+                v / 1_000_000 % 60,
+                v % 1_000_000
+            ),
+            Value::Timestamp(i64::MAX) => write!(f, "timestamp(infinity)"),
+            Value::Timestamp(i64::MIN) => write!(f, "timestamp(-infinity)"),
             Value::Timestamp(v) => write!(f, "timestamp({v} µs)"),
+            Value::TimestampTz(i64::MAX) => write!(f, "timestamptz(infinity)"),
+            Value::TimestampTz(i64::MIN) => write!(f, "timestamptz(-infinity)"),
             Value::TimestampTz(v) => write!(f, "timestamptz({v} µs UTC)"),
             Value::Uuid(v) => write!(f, "{v}"),
         }
     }
 }
+
+/// The numbers an Avro decimal cannot hold, exactly as PostgreSQL writes them.
+/// In a `numeric(p,s)` column they are [`Value::Text`] and travel in the
+/// field's `string` branch.
+pub const DECIMAL_SPECIALS: [&str; 3] = ["NaN", "Infinity", "-Infinity"];
 
 /// Renders `unscaled × 10^-scale` as plain decimal text, e.g. (-12345, 2) → "-123.45".
 pub fn decimal_text(unscaled: &BigInt, scale: u32) -> String {
@@ -183,6 +206,20 @@ mod tests {
         assert!(parse_decimal("NaN", 2).is_err());
         assert!(parse_decimal("", 2).is_err());
         assert!(parse_decimal("1e5", 2).is_err());
+    }
+
+    #[test]
+    fn sentinels_and_times_display_readably() {
+        assert_eq!(Value::Date(i32::MAX).to_string(), "date(infinity)");
+        assert_eq!(
+            Value::TimestampTz(i64::MIN).to_string(),
+            "timestamptz(-infinity)"
+        );
+        assert_eq!(
+            Value::Time(86_399_999_999).to_string(),
+            "time(23:59:59.999999)"
+        );
+        assert_ne!(Value::Time(1), Value::Int(1));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod kafka;
+pub mod live_keys;
 pub mod offsets;
 pub mod order_key;
 pub mod pg_text;

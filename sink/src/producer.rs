@@ -50,6 +50,10 @@ impl Producer {
             ("compression.type", "lz4"),
             ("linger.ms", "20"),
             ("message.timeout.ms", "120000"),
+            // Bounds the producer's memory: a huge transaction waits for
+            // acknowledgements instead of piling up in the local queue.
+            ("queue.buffering.max.kbytes", "8192"),
+            ("queue.buffering.max.messages", "20000"),
         ] {
             if !kafka.properties.iter().any(|(k, _)| k == key) {
                 config.set(key, value);

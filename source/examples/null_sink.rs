@@ -23,14 +23,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = connect(url, None).await?;
     let catalog = load_table(&client, &table).await?;
     let keys = HashMap::from([(table.clone(), catalog.key_names.clone())]);
-    let source = PostgresSource::new(PostgresSourceConfig {
+    let source = PostgresSource::open(PostgresSourceConfig {
         url: url.clone(),
         password: None,
-        tables: vec![table],
+        tables: vec![table.to_string()],
+        exclude_tables: Vec::new(),
         slot: slot.clone(),
         publication: publication.clone(),
         snapshot_chunk_rows: 10_000,
-    });
+        skip_tables_without_key: false,
+        toast_fetch: vec![table.clone()],
+    })
+    .await?;
     let config = source
         .replication_config()?
         .with_stop_lsn(pgwire_replication::Lsn(end.0));

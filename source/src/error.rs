@@ -20,7 +20,9 @@ pub enum SourceError {
     Replication(String),
     #[error("table {table} does not exist (or is not visible to this user); check `tables` in the config")]
     NoSuchTable { table: TableName },
-    #[error("table {table} has no primary key; kappa keys records by primary key: add one (ALTER TABLE {table} ADD PRIMARY KEY (...))")]
+    #[error("table {table} has no primary key and no replica identity index, so its records cannot be keyed: \
+             add one (ALTER TABLE {table} ADD PRIMARY KEY (...)), or ALTER TABLE {table} REPLICA IDENTITY USING INDEX <unique index>, \
+             or set skip_tables_without_key = true to leave it out with a warning")]
     NoPrimaryKey { table: TableName },
     #[error("{0}")]
     Setup(String),

@@ -84,17 +84,36 @@ pub struct Pipeline {
     pub client: Client,
     pub daemon: Option<Child>,
     starts: u32,
+    cleaned: bool,
 }
 
 impl Pipeline {
     /// Creates the table with `columns_sql` (the part inside CREATE TABLE (…))
-    /// and a config capturing it.
+    /// with REPLICA IDENTITY FULL (complete images even for unchanged TOAST
+    /// values), and a config capturing it.
     pub async fn new(prefix: &str, columns_sql: &str) -> Self {
+        Self::build(
+            prefix,
+            &format!("({columns_sql})"),
+            "ALTER TABLE {table} REPLICA IDENTITY FULL",
+            "",
+        )
+        .await
+    }
+
+    /// Creates the table as `CREATE TABLE public.<name> <definition>`, runs
+    /// `after_sql`, and appends `extra_toml` to the config; `{table}` in both
+    /// stands for `public.<name>`, `{name}` in `after_sql` for `<name>`.
+    pub async fn build(prefix: &str, definition: &str, after_sql: &str, extra_toml: &str) -> Self {
         require_services();
         let name = unique(prefix);
         let client = pg().await;
+        let table = format!("public.{name}");
+        let after_sql = after_sql
+            .replace("{table}", &table)
+            .replace("{name}", &name);
         client
-            .batch_execute(&format!("CREATE TABLE public.{name} ({columns_sql})"))
+            .batch_execute(&format!("CREATE TABLE {table} {definition}; {after_sql}"))
             .await
             .expect("create table");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -120,10 +139,12 @@ offsets_topic = "kappa-test-offsets"
 
 [schema_registry]
 url = "{registry}"
+{extra}
 "#,
                 pg = pg_url(),
                 brokers = brokers(),
                 registry = registry_url(),
+                extra = extra_toml.replace("{table}", &table),
             ),
         )
         .expect("write config");
@@ -136,6 +157,7 @@ url = "{registry}"
             client,
             daemon: None,
             starts: 0,
+            cleaned: false,
         }
     }
 
@@ -143,8 +165,34 @@ url = "{registry}"
         self.dir.path().join(format!("kappa-run-{n}.log"))
     }
 
-    /// Starts `kappa run` in the background.
+    /// Starts `kappa run` and waits until it streams (its initial snapshot
+    /// read, so every later commit is captured by the stream), or until it
+    /// exits by itself (a refusal the test then checks).
     pub fn start(&mut self) {
+        self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.current_log().contains("streaming changes") {
+            if let Some(child) = self.daemon.as_mut() {
+                if child.try_wait().expect("wait").is_some() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kappa run did not start streaming in 120 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log of the latest start only.
+    pub fn current_log(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+    }
+
+    /// Starts `kappa run` in the background without waiting.
+    pub fn spawn(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path(self.starts)).expect("log file");
@@ -216,6 +264,28 @@ url = "{registry}"
         let mut child = self.daemon.take().expect("daemon running");
         child.kill().expect("kill -9");
         let _ = child.wait();
+    }
+
+    /// Waits for the daemon to exit by itself; returns its status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("daemon running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kappa run did not exit within 60 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
     }
 
     /// Fails the test if the daemon has exited (with its log).
@@ -333,30 +403,69 @@ url = "{registry}"
             .get(0)
     }
 
-    /// Drops the slot, publication and table (topics stay: they are unique).
+    /// Drops the slot, publication and table, and deletes the topic (the
+    /// broker compacts every compacted topic at each pass: leftovers would
+    /// slow every later test down).
     pub async fn cleanup(mut self) {
         if let Some(mut child) = self.daemon.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self
-            .client
+        remove(self.name.clone(), self.table.clone(), self.topic.clone()).await;
+        self.cleaned = true;
+    }
+}
+
+/// Deletes what a pipeline made: its topic, slot, publication and table.
+/// A slot left behind would pin WAL and use up `max_replication_slots`; a
+/// topic left behind would slow the broker's compaction passes.
+async fn remove(name: String, table: String, topic: String) {
+    delete_topic(&topic).await;
+    let url = pg_url();
+    if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
+        tokio::spawn(connection);
+        let _ = client
             .batch_execute(&format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}';
-                 DROP PUBLICATION IF EXISTS {name}; DROP TABLE IF EXISTS {table};",
-                name = self.name,
-                table = self.table
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}' AND NOT active;
+                 DROP PUBLICATION IF EXISTS {name}; DROP TABLE IF EXISTS {table} CASCADE;"
             ))
             .await;
     }
 }
 
 impl Drop for Pipeline {
+    /// Also after a failed assertion: the test's leftovers must not break the next tests.
     fn drop(&mut self) {
         if let Some(mut child) = self.daemon.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if self.cleaned {
+            return;
+        }
+        let (name, table, topic) = (self.name.clone(), self.table.clone(), self.topic.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(remove(name, table, topic));
+            }
+        })
+        .join();
+    }
+}
+
+/// Deletes a topic (best effort: a test's result does not depend on it).
+pub async fn delete_topic(topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: Result<AdminClient<DefaultClientContext>, _> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create();
+    if let Ok(admin) = admin {
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let _ = admin.delete_topics(&[topic], &options).await;
     }
 }
 

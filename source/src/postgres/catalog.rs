@@ -9,13 +9,22 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio_postgres::Client;
 
-/// A table as the catalog describes it now: its OID, its shape and the names
-/// of its primary-key columns in key order.
+/// A table as the catalog describes it now: its OID, its shape, the names of
+/// its key columns in key order (the primary key, or else the replica
+/// identity index), and what decides how complete its change images are.
 #[derive(Debug, Clone)]
 pub struct CatalogTable {
     pub oid: u32,
     pub schema: Arc<TableSchema>,
     pub key_names: Vec<String>,
+    /// `relreplident`: 'd' default, 'f' full, 'i' index, 'n' nothing.
+    pub replica_identity: char,
+    /// A partitioned table: its partitions' changes are published as its own.
+    pub partitioned: bool,
+    /// Non-key columns PostgreSQL may store out of line (TOAST).
+    pub toastable: Vec<String>,
+    /// SQL type of each column (`format_type`), for casts in queries.
+    pub sql_types: Vec<String>,
 }
 
 /// One column as both sources (catalog row or Relation message) describe it.
@@ -86,15 +95,22 @@ fn unknown_type(table: &TableName, column: &str, type_oid: u32) -> (ColumnType, 
 
 const TABLE_QUERY: &str = "
 SELECT c.oid::int8, a.attname::text, a.atttypid::int8, a.atttypmod,
-       coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4 AS key_position
+       coalesce((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n) WHERE k.att = a.attnum), 0)::int4,
+       c.relreplident::text, c.relkind::text, a.attstorage::text, format_type(a.atttypid, a.atttypmod)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+LEFT JOIN LATERAL (
+    SELECT x.indkey FROM pg_index x
+    WHERE x.indrelid = c.oid AND (x.indisprimary OR x.indisreplident)
+    ORDER BY x.indisprimary DESC LIMIT 1
+) i ON true
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 ORDER BY a.attnum";
 
-/// Reads a table's current shape and primary key from the catalog.
+/// Reads a table's current shape and key from the catalog. The key is the
+/// primary key, or else the `REPLICA IDENTITY USING INDEX` columns; a table
+/// with neither is refused (its records could not be keyed).
 pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTable, SourceError> {
     let rows = client
         .query(TABLE_QUERY, &[&name.schema, &name.table])
@@ -109,8 +125,13 @@ pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTabl
         });
     };
     let oid = first.get::<_, i64>(0) as u32;
+    let first_char = |i: usize| first.get::<_, String>(i).chars().next().unwrap_or('?');
+    let replica_identity = first_char(5);
+    let partitioned = first_char(6) == 'p';
     let mut keyed: Vec<(i32, String)> = Vec::new();
     let mut columns = Vec::with_capacity(rows.len());
+    let mut storage = Vec::with_capacity(rows.len());
+    let mut sql_types = Vec::with_capacity(rows.len());
     for row in &rows {
         let column = RawColumn {
             name: row.get(1),
@@ -121,16 +142,83 @@ pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTabl
         if key_position > 0 {
             keyed.push((key_position, column.name.clone()));
         }
+        storage.push(row.get::<_, String>(7));
+        sql_types.push(row.get::<_, String>(8));
         columns.push(column);
     }
     keyed.sort();
     let key_names: Vec<String> = keyed.into_iter().map(|(_, n)| n).collect();
     let schema = build_schema(name, &columns, &key_names)?;
+    let toastable = columns
+        .iter()
+        .zip(&storage)
+        .filter(|(c, storage)| storage.as_str() != "p" && !key_names.contains(&c.name))
+        .map(|(c, _)| c.name.clone())
+        .collect();
     Ok(CatalogTable {
         oid,
         schema: Arc::new(schema),
         key_names,
+        replica_identity,
+        partitioned,
+        toastable,
+        sql_types,
     })
+}
+
+/// Tables matching any of `patterns` (`schema.table`, `*` matching any run of
+/// characters) and none of `excluded`, in name order.
+pub async fn matching_tables(
+    client: &Client,
+    patterns: &[String],
+    excluded: &[String],
+) -> Result<Vec<TableName>, SourceError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|source| SourceError::Query {
+            doing: "listing tables".into(),
+            source,
+        })?;
+    Ok(rows
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|t| {
+            let name = t.to_string();
+            patterns.iter().any(|p| glob_match(p, &name))
+                && !excluded.iter().any(|p| glob_match(p, &name))
+        })
+        .collect())
+}
+
+/// `*` matches any run of characters (including dots); everything else
+/// matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -163,6 +251,18 @@ mod tests {
         let table = TableName::new("public", "t");
         let err = build_schema(&table, &[raw("a", 23)], &[]).unwrap_err();
         assert!(err.to_string().contains("ADD PRIMARY KEY"), "{err}");
+    }
+
+    #[test]
+    fn globs_match_table_names() {
+        assert!(glob_match("public.*", "public.orders"));
+        assert!(glob_match("public.orders", "public.orders"));
+        assert!(!glob_match("public.orders", "public.orders2"));
+        assert!(glob_match("*.tmp_*", "sales.tmp_2024"));
+        assert!(!glob_match("public.tmp_*", "sales.tmp_1"));
+        assert!(glob_match("a*b*c", "a-b-c"));
+        assert!(!glob_match("a*b*c", "a-c"));
+        assert!(!glob_match("ab*ba", "aba"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod setup;
 pub mod snapshot;
 pub mod stream;
 pub mod text;
+pub mod toast;
 pub mod types;
 
 use crate::durable::DurablePosition;
@@ -41,11 +42,13 @@ use tokio_postgres::{Client, NoTls};
 /// in `verify` (inside a transaction, hence `SET LOCAL`). The text parser
 /// depends on them.
 pub const SESSION_SETTINGS: &str = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; \
-     SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL IntervalStyle = 'postgres';";
+     SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL IntervalStyle = 'iso_8601'; \
+     SET LOCAL lc_monetary = 'C';";
 
 /// The same settings for the walsender, which renders the streamed values.
 pub const REPLICATION_OPTIONS: &str =
-    "-c DateStyle=ISO,YMD -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=postgres";
+    "-c DateStyle=ISO,YMD -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=iso_8601 \
+     -c lc_monetary=C";
 
 /// What the PostgreSQL reader needs to know.
 #[derive(Debug, Clone)]
@@ -54,11 +57,19 @@ pub struct PostgresSourceConfig {
     pub url: String,
     /// Overrides the URL's password (from `KAPPA_POSTGRES_PASSWORD`).
     pub password: Option<String>,
-    pub tables: Vec<TableName>,
+    /// `schema.table` names or patterns (`*` matches any characters).
+    pub tables: Vec<String>,
+    /// Patterns of tables to leave out.
+    pub exclude_tables: Vec<String>,
     pub slot: String,
     pub publication: String,
     /// Rows per snapshot batch: bounds snapshot memory.
     pub snapshot_chunk_rows: usize,
+    /// Leave out (with a warning) tables that have no key, instead of refusing to start.
+    pub skip_tables_without_key: bool,
+    /// Tables whose unchanged TOAST values are fetched from the table by key
+    /// when the stream does not carry them (see [`toast`]).
+    pub toast_fetch: Vec<TableName>,
 }
 
 /// Connects an ordinary SQL session.
@@ -97,11 +108,48 @@ pub struct StartState {
 /// The PostgreSQL reader.
 pub struct PostgresSource {
     config: PostgresSourceConfig,
+    tables: Vec<CatalogTable>,
 }
 
 impl PostgresSource {
-    pub fn new(config: PostgresSourceConfig) -> Self {
-        Self { config }
+    /// Resolves the configured table patterns against the catalog and checks
+    /// that every table can be captured exactly: it has a key, and its change
+    /// images are complete (see [`check_images`]).
+    pub async fn open(config: PostgresSourceConfig) -> Result<Self, SourceError> {
+        let client = connect(&config.url, config.password.as_deref()).await?;
+        let names =
+            catalog::matching_tables(&client, &config.tables, &config.exclude_tables).await?;
+        for pattern in &config.tables {
+            if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
+                let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
+                return Err(SourceError::NoSuchTable { table });
+            }
+        }
+        if names.is_empty() {
+            return Err(SourceError::Setup(format!(
+                "no table matches {:?} (minus {:?}): check `tables` in [source.postgres]",
+                config.tables, config.exclude_tables
+            )));
+        }
+        let mut tables = Vec::with_capacity(names.len());
+        for name in &names {
+            match load_table(&client, name).await {
+                Err(SourceError::NoPrimaryKey { table }) if config.skip_tables_without_key => {
+                    tracing::warn!(%table, "no primary key and no replica identity index: left out (skip_tables_without_key)");
+                }
+                Err(e) => return Err(e),
+                Ok(table) => {
+                    check_images(&table, config.toast_fetch.contains(name))?;
+                    tables.push(table);
+                }
+            }
+        }
+        Ok(Self { config, tables })
+    }
+
+    /// The tables this reader captures.
+    pub fn tables(&self) -> Vec<TableName> {
+        self.tables.iter().map(|t| t.schema.name.clone()).collect()
     }
 
     /// The replication session settings (also used by the benchmark reader).
@@ -141,6 +189,8 @@ impl PostgresSource {
         .with_port(port)
         .with_options(REPLICATION_OPTIONS)
         .with_status_interval(Duration::from_millis(500))
+        // Bounds the events buffered between the socket and the decoder.
+        .with_buffer_size(1024)
         .with_application_name(format!("kappa:{}", self.config.slot))
         .with_feedback_observer(FeedbackObserver::new(|_| {})))
     }
@@ -157,11 +207,9 @@ impl PostgresSource {
     ) -> Result<(), SourceError> {
         let config = &self.config;
         let client = connect(&config.url, config.password.as_deref()).await?;
-        let mut tables: Vec<CatalogTable> = Vec::new();
-        for name in &config.tables {
-            tables.push(load_table(&client, name).await?);
-        }
-        setup::ensure_publication(&client, &config.publication, &config.tables).await?;
+        let tables = self.tables.clone();
+        let names: Vec<TableName> = tables.iter().map(|t| t.schema.name.clone()).collect();
+        setup::ensure_publication(&client, &config.publication, &names).await?;
         let database: String = client
             .query_one("SELECT current_database()::text", &[])
             .await
@@ -242,15 +290,61 @@ impl PostgresSource {
             .iter()
             .map(|t| (t.schema.name.clone(), t.key_names.clone()))
             .collect();
-        stream::run(
-            replication,
-            stream::ChangeDecoder::new(keys),
-            tx,
-            durable,
-            stop,
-            final_ack,
-        )
-        .await
+        let fetch: Vec<&CatalogTable> = tables
+            .iter()
+            .filter(|t| config.toast_fetch.contains(&t.schema.name) && t.replica_identity != 'f')
+            .collect();
+        let fetcher = if fetch.is_empty() {
+            None
+        } else {
+            Some(toast::ToastFetcher::open(&config.url, config.password.as_deref(), &fetch).await?)
+        };
+        let decoder = stream::ChangeDecoder::new(keys)
+            .fetch_toast_for(fetch.iter().map(|t| t.schema.name.clone()));
+        let mut streamer =
+            stream::Streamer::new(decoder, fetcher, tx, durable, stop, config.slot.clone());
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match streamer.session(&mut replication).await? {
+                stream::SessionEnd::Stopped => break,
+                stream::SessionEnd::Lost(reason) => {
+                    tracing::warn!(%reason, retry_in = ?backoff, "replication connection lost; reconnecting");
+                    replication = loop {
+                        let mut stop = streamer.stop.clone();
+                        let stopped = tokio::select! {
+                            _ = stop.wait_for(|s| *s) => true,
+                            _ = tokio::time::sleep(backoff) => false,
+                        };
+                        if stopped {
+                            return streamer.close_without_session(final_ack).await;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        match self.start_streaming().await {
+                            Ok(client) => break client,
+                            Err(e) => {
+                                tracing::warn!(error = %e, retry_in = ?backoff, "reconnecting failed")
+                            }
+                        }
+                    };
+                    tracing::info!(slot = %config.slot, "reconnected; resuming from the slot's confirmed position");
+                    backoff = Duration::from_secs(1);
+                }
+            }
+        }
+        streamer.finish(replication, final_ack).await
+    }
+
+    /// A new replication session, streaming from the slot's confirmed
+    /// position. A slot that vanished meanwhile is fatal, never re-created.
+    async fn start_streaming(&self) -> Result<ReplicationClient, SourceError> {
+        let mut client = ReplicationClient::connect(self.replication_config()?)
+            .await
+            .map_err(|e| SourceError::Replication(e.to_string()))?;
+        client
+            .wait_started()
+            .await
+            .map_err(|e| stream::replication_error(&self.config.slot, &e))?;
+        Ok(client)
     }
 
     async fn snapshot(
@@ -275,6 +369,7 @@ impl PostgresSource {
         tracing::info!(rows, tables = tables.len(), "initial snapshot read");
         tx.send(ChangeBatch {
             changes: Vec::new(),
+            truncate: Vec::new(),
             checkpoint: Some(Checkpoint::SnapshotComplete {
                 tables: tables.iter().map(|t| t.schema.name.clone()).collect(),
                 resume_from,
@@ -283,4 +378,29 @@ impl PostgresSource {
         .await
         .map_err(|_| SourceError::ConsumerGone)
     }
+}
+
+/// Refuses tables whose UPDATEs could arrive without some column values:
+/// `REPLICA IDENTITY NOTHING` (no old key on DELETE), and TOAST-able columns
+/// under DEFAULT/INDEX identity unless `fetch` mode was chosen for the table.
+/// A placeholder value would become, after compaction, the only copy.
+pub fn check_images(table: &CatalogTable, fetch_toast: bool) -> Result<(), SourceError> {
+    let name = &table.schema.name;
+    let quoted = setup::quote_table(name);
+    if table.replica_identity == 'n' {
+        return Err(SourceError::Setup(format!(
+            "table {name} has REPLICA IDENTITY NOTHING: its DELETEs carry no key. Run: ALTER TABLE {quoted} REPLICA IDENTITY DEFAULT (or FULL)"
+        )));
+    }
+    if table.replica_identity != 'f' && !table.toastable.is_empty() && !fetch_toast {
+        return Err(SourceError::Setup(format!(
+            "table {name}: columns {:?} may be stored out of line (TOAST), and with REPLICA IDENTITY {} an UPDATE that \
+             leaves them unchanged does not carry their values; kappa never writes a placeholder. Fix: \
+             ALTER TABLE {quoted} REPLICA IDENTITY FULL; — or let kappa fetch such values by key: \
+             [source.postgres.table_options.\"{name}\"] unchanged_toast = \"fetch\"",
+            table.toastable,
+            if table.replica_identity == 'i' { "USING INDEX" } else { "DEFAULT" }
+        )));
+    }
+    Ok(())
 }

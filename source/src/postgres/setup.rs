@@ -47,12 +47,32 @@ pub async fn ensure_publication(
         tracing::info!(publication, tables = %list, "creating publication");
         client
             .batch_execute(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {list}",
+                "CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)",
                 quote_ident(publication)
             ))
             .await
             .map_err(query_error(format!("creating publication {publication}")))?;
         return Ok(());
+    }
+    // Partitions' changes must arrive as their partitioned table's.
+    let via_root: bool = client
+        .query_one(
+            "SELECT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(query_error(format!("reading publication {publication}")))?
+        .get(0);
+    if !via_root {
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                quote_ident(publication)
+            ))
+            .await
+            .map_err(query_error(format!(
+                "setting publish_via_partition_root on {publication}"
+            )))?;
     }
     for table in tables {
         let published = client

@@ -44,8 +44,23 @@ impl CopyRows {
         } else {
             String::new()
         };
+        // A partitioned table holds no rows itself: read through it (its
+        // partitions' changes are published as its own). Any other table is
+        // read without inheritance children, which are not published with it.
+        let partitioned: bool = client
+            .query_one(
+                "SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+                &[&quote_table(&table.name)],
+            )
+            .await
+            .map_err(|source| SourceError::Query {
+                doing: format!("looking up {}", table.name),
+                source,
+            })?
+            .get(0);
+        let only = if partitioned { "" } else { "ONLY " };
         let sql = format!(
-            "COPY (SELECT {columns} FROM ONLY {}{order}) TO STDOUT",
+            "COPY (SELECT {columns} FROM {only}{}{order}) TO STDOUT",
             quote_table(&table.name)
         );
         let stream = client
@@ -172,7 +187,7 @@ pub async fn emit_tables(
                 .collect();
             tx.send(ChangeBatch {
                 changes,
-                checkpoint: None,
+                ..ChangeBatch::default()
             })
             .await
             .map_err(|_| SourceError::ConsumerGone)?;

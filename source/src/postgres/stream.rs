@@ -8,10 +8,11 @@
 use super::catalog::{build_schema, RawColumn};
 use super::pgoutput::{decode, PgOutput, TupleValue};
 use super::text::parse_value;
+use super::toast::ToastFetcher;
 use crate::durable::DurablePosition;
 use crate::error::SourceError;
 use kappa_schemas::{Change, ChangeBatch, Checkpoint, Lsn, Row, TableName, TableSchema, Value};
-use pgwire_replication::{ReplicationClient, ReplicationEvent};
+use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,26 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// A large transaction is handed over in pieces of this many changes, so
 /// memory holds one piece, not the whole transaction.
-const PIECE: usize = 4096;
+const PIECE: usize = 512;
+
+/// An upsert whose row still lacks unchanged TOAST values (fetch mode).
+#[derive(Debug, Clone)]
+pub struct ToastHole {
+    /// Index of the change in the output vector.
+    pub change: usize,
+    /// Columns without a value.
+    pub columns: Vec<usize>,
+    /// The key's text form, for the fetch query.
+    pub key_text: Vec<String>,
+}
+
+/// What one message meant beyond the changes it appended.
+#[derive(Debug)]
+pub enum Decoded {
+    Changes,
+    /// These tables were truncated, after the changes appended before.
+    Truncate(Vec<Arc<TableSchema>>),
+}
 
 /// Turns relation ids into table shapes and tuples into changes.
 pub struct ChangeDecoder {
@@ -28,6 +48,10 @@ pub struct ChangeDecoder {
     relations: HashMap<u32, Arc<TableSchema>>,
     /// Relations seen that are not configured tables (warned once).
     foreign: HashSet<u32>,
+    /// Tables whose unchanged TOAST values are fetched, not refused.
+    fetch_toast: HashSet<TableName>,
+    /// Upserts appended with holes, to fill before they leave.
+    pub holes: Vec<ToastHole>,
 }
 
 impl ChangeDecoder {
@@ -36,11 +60,20 @@ impl ChangeDecoder {
             keys,
             relations: HashMap::new(),
             foreign: HashSet::new(),
+            fetch_toast: HashSet::new(),
+            holes: Vec::new(),
         }
     }
 
+    /// Lets UPDATEs of `tables` leave TOAST holes (recorded in `holes`)
+    /// instead of failing.
+    pub fn fetch_toast_for(mut self, tables: impl IntoIterator<Item = TableName>) -> Self {
+        self.fetch_toast.extend(tables);
+        self
+    }
+
     /// Decodes one pgoutput message, appending the changes it means.
-    pub fn apply(&mut self, bytes: &[u8], out: &mut Vec<Change>) -> Result<(), SourceError> {
+    pub fn apply(&mut self, bytes: &[u8], out: &mut Vec<Change>) -> Result<Decoded, SourceError> {
         match decode(bytes).map_err(SourceError::Protocol)? {
             PgOutput::Relation {
                 relation_id,
@@ -53,7 +86,7 @@ impl ChangeDecoder {
                 let Some(key_names) = self.keys.get(&table) else {
                     tracing::warn!(%table, "publication includes a table that is not configured: its changes are not streamed");
                     self.foreign.insert(relation_id);
-                    return Ok(());
+                    return Ok(Decoded::Changes);
                 };
                 let raw: Vec<RawColumn> = columns
                     .into_iter()
@@ -69,7 +102,7 @@ impl ChangeDecoder {
             }
             PgOutput::Insert { relation_id, new } => {
                 if let Some(table) = self.table(relation_id)? {
-                    let row = row(&table, &new, None)?;
+                    let (row, _) = row(&table, &new, None, false)?;
                     out.push(Change::Upsert { table, row });
                 }
             }
@@ -79,7 +112,8 @@ impl ChangeDecoder {
                 new,
             } => {
                 if let Some(table) = self.table(relation_id)? {
-                    let row = row(&table, &new, old.as_deref())?;
+                    let fetch = self.fetch_toast.contains(&table.name);
+                    let (row, holes) = row(&table, &new, old.as_deref(), fetch)?;
                     if let Some(old) = old {
                         let old_key = key_of(&table, &old)?;
                         let new_key: Vec<Value> =
@@ -91,6 +125,26 @@ impl ChangeDecoder {
                             });
                         }
                     }
+                    if !holes.is_empty() {
+                        let key_text = table
+                            .key_columns
+                            .iter()
+                            .map(|&i| match &new[i] {
+                                TupleValue::Text(bytes) => {
+                                    Ok(String::from_utf8_lossy(bytes).into_owned())
+                                }
+                                _ => Err(SourceError::Protocol(format!(
+                                    "key column {i} of {} has no value",
+                                    table.name
+                                ))),
+                            })
+                            .collect::<Result<_, _>>()?;
+                        self.holes.push(ToastHole {
+                            change: out.len(),
+                            columns: holes,
+                            key_text,
+                        });
+                    }
                     out.push(Change::Upsert { table, row });
                 }
             }
@@ -101,20 +155,21 @@ impl ChangeDecoder {
                 }
             }
             PgOutput::Truncate { relation_ids, .. } => {
+                // CASCADE lists every truncated table; RESTART IDENTITY only
+                // resets sequences, which are not captured.
+                let mut tables = Vec::new();
                 for relation_id in relation_ids {
                     if let Some(table) = self.table(relation_id)? {
-                        return Err(SourceError::Unsupported {
-                            table: table.name.clone(),
-                            reason: "TRUNCATE is not streamed yet: its topic would keep the truncated rows. \
-                                     Stop kappa, delete the topic and re-snapshot the table"
-                                .into(),
-                        });
+                        tables.push(table);
                     }
+                }
+                if !tables.is_empty() {
+                    return Ok(Decoded::Truncate(tables));
                 }
             }
             PgOutput::Ignored(_) => {}
         }
-        Ok(())
+        Ok(Decoded::Changes)
     }
 
     fn table(&self, relation_id: u32) -> Result<Option<Arc<TableSchema>>, SourceError> {
@@ -134,14 +189,15 @@ impl ChangeDecoder {
 }
 
 /// Builds a full row from a tuple. An unchanged TOAST value is taken from the
-/// old tuple (REPLICA IDENTITY FULL); without one the row cannot be completed
-/// and the reader stops rather than emit a placeholder that compaction would
-/// make the only copy.
+/// old tuple (REPLICA IDENTITY FULL); else, in fetch mode, it is left as a
+/// hole (returned) to fill by key; else the reader stops rather than emit a
+/// placeholder that compaction would make the only copy.
 fn row(
     table: &TableSchema,
     tuple: &[TupleValue],
     old: Option<&[TupleValue]>,
-) -> Result<Row, SourceError> {
+    fetch: bool,
+) -> Result<(Row, Vec<usize>), SourceError> {
     if tuple.len() != table.columns.len() {
         return Err(SourceError::Protocol(format!(
             "tuple of {} has {} values for {} columns",
@@ -150,12 +206,17 @@ fn row(
             table.columns.len()
         )));
     }
-    tuple
+    let mut holes = Vec::new();
+    let row = tuple
         .iter()
         .enumerate()
         .map(|(i, value)| {
             let value = match (value, old.and_then(|o| o.get(i))) {
                 (TupleValue::UnchangedToast, Some(old @ TupleValue::Text(_))) => old,
+                (TupleValue::UnchangedToast, _) if fetch => {
+                    holes.push(i);
+                    return Ok(Value::Null);
+                }
                 (TupleValue::UnchangedToast, _) => {
                     return Err(SourceError::Unsupported {
                         table: table.name.clone(),
@@ -171,7 +232,8 @@ fn row(
             };
             column_value(table, i, value)
         })
-        .collect()
+        .collect::<Result<Row, SourceError>>()?;
+    Ok((row, holes))
 }
 
 fn column_value(
@@ -219,80 +281,257 @@ fn key_of(table: &TableSchema, old: &[TupleValue]) -> Result<Vec<Value>, SourceE
         .collect()
 }
 
-/// Receives replication events until `stop` turns true or the server ends
-/// the stream, handing changes to `tx` and confirming `durable` to the slot.
-/// On a requested stop it waits for `final_ack` (the daemon drained its
-/// deliveries), confirms the final durable position and closes the session.
-pub async fn run(
-    mut client: ReplicationClient,
-    mut decoder: ChangeDecoder,
-    tx: mpsc::Sender<ChangeBatch>,
-    durable: DurablePosition,
-    mut stop: watch::Receiver<bool>,
-    final_ack: oneshot::Receiver<()>,
-) -> Result<(), SourceError> {
-    let mut changes = Vec::new();
-    let mut confirm_tick = tokio::time::interval(Duration::from_millis(500));
-    let mut confirmed = Lsn(0);
-    loop {
-        let event = tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => break,
-            _ = confirm_tick.tick() => {
-                let lsn = durable.get();
-                if lsn > confirmed {
-                    client.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
-                    confirmed = lsn;
-                }
-                continue;
-            }
-            event = client.recv() => event.map_err(|e| SourceError::Replication(e.to_string()))?,
-        };
-        match event {
-            Some(ReplicationEvent::XLogData { data, .. }) => {
-                decoder.apply(&data, &mut changes)?;
-                if changes.len() >= PIECE {
-                    send(&tx, std::mem::take(&mut changes), None).await?;
-                }
-            }
-            Some(ReplicationEvent::Commit { end_lsn, .. }) => {
-                let checkpoint = Some(Checkpoint::PgLsn(Lsn(end_lsn.0)));
-                send(&tx, std::mem::take(&mut changes), checkpoint).await?;
-            }
-            Some(ReplicationEvent::StoppedAt { .. }) | None => {
-                return Err(SourceError::Replication(
-                    "the server ended the replication stream".into(),
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    drop(tx);
-    // Whatever was half-read of a transaction is simply not confirmed: the
-    // slot replays it next time.
-    if final_ack.await.is_ok() {
-        let lsn = durable.get();
-        client.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while client.feedback_pending_since().is_some() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tracing::info!(confirmed_lsn = %lsn, "confirmed the slot up to the last delivered commit");
-    }
-    client
-        .shutdown()
-        .await
-        .map_err(|e| SourceError::Replication(e.to_string()))
+/// Why a replication session ended without a fatal error.
+pub enum SessionEnd {
+    /// `stop` was requested.
+    Stopped,
+    /// The connection was lost (server restart, network): reconnect and
+    /// resume from the slot's confirmed position.
+    Lost(String),
 }
 
-async fn send(
-    tx: &mpsc::Sender<ChangeBatch>,
-    changes: Vec<Change>,
-    checkpoint: Option<Checkpoint>,
-) -> Result<(), SourceError> {
-    tx.send(ChangeBatch {
-        changes,
-        checkpoint,
-    })
-    .await
-    .map_err(|_| SourceError::ConsumerGone)
+/// Server errors that mean "try again later": administrator or crash
+/// shutdown, the server starting up, connection failures.
+fn is_transient(error: &PgWireError) -> bool {
+    if error.is_transient() {
+        return true;
+    }
+    let text = error.to_string();
+    [
+        "SQLSTATE 57P0",
+        "SQLSTATE 08",
+        "SQLSTATE 53300",
+        "the database system is",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Turns a replication error into the reader's, naming the slot-lost case.
+pub fn replication_error(slot: &str, error: &PgWireError) -> SourceError {
+    let text = error.to_string();
+    if text.contains("invalidated")
+        || text.contains("can no longer get changes")
+        || text.contains("does not exist")
+    {
+        return SourceError::Setup(format!(
+            "replication slot {slot} is unusable ({text}): the changes it held are lost to kappa. Re-snapshot: \
+             drop the slot, delete the topics and the connector's offsets record (or use a new connector name \
+             and topic prefix), then start again"
+        ));
+    }
+    SourceError::Replication(text)
+}
+
+/// The streaming state that survives reconnections.
+pub struct Streamer {
+    pub decoder: ChangeDecoder,
+    pub fetcher: Option<ToastFetcher>,
+    /// `None` once the session is finishing: the daemon drains when every
+    /// sender is gone.
+    tx: Option<mpsc::Sender<ChangeBatch>>,
+    pub durable: DurablePosition,
+    pub stop: watch::Receiver<bool>,
+    pub slot: String,
+    /// Highest position reported to the slot.
+    confirmed: Lsn,
+    /// A position from a keepalive, safe to confirm while nothing of ours is
+    /// pending: it advances the slot over WAL of other tables and databases.
+    idle: Lsn,
+    /// End of the last commit handed to the daemon.
+    last_commit: Lsn,
+}
+
+impl Streamer {
+    pub fn new(
+        decoder: ChangeDecoder,
+        fetcher: Option<ToastFetcher>,
+        tx: mpsc::Sender<ChangeBatch>,
+        durable: DurablePosition,
+        stop: watch::Receiver<bool>,
+        slot: String,
+    ) -> Self {
+        Self {
+            decoder,
+            fetcher,
+            tx: Some(tx),
+            durable,
+            stop,
+            slot,
+            confirmed: Lsn(0),
+            idle: Lsn(0),
+            last_commit: Lsn(0),
+        }
+    }
+
+    /// Whether a stop was requested.
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn confirm(&mut self, client: &ReplicationClient) {
+        let durable = self.durable.get();
+        let mut lsn = durable;
+        if durable >= self.last_commit {
+            lsn = lsn.max(self.idle);
+        }
+        if lsn > self.confirmed {
+            client.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
+            self.confirmed = lsn;
+        }
+    }
+
+    /// Receives events of one replication session until `stop` or a lost
+    /// connection, handing changes to the daemon and confirming what it made
+    /// durable. Changes of a transaction cut by a lost connection are
+    /// re-read from the slot after reconnecting (duplicates are harmless).
+    pub async fn session(
+        &mut self,
+        client: &mut ReplicationClient,
+    ) -> Result<SessionEnd, SourceError> {
+        let mut changes = Vec::new();
+        let mut in_transaction = false;
+        self.confirmed = Lsn(0);
+        let mut confirm_tick = tokio::time::interval(Duration::from_millis(500));
+        let mut stop = self.stop.clone();
+        loop {
+            let event = tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => return Ok(SessionEnd::Stopped),
+                _ = confirm_tick.tick() => {
+                    self.confirm(client);
+                    continue;
+                }
+                event = client.recv() => event,
+            };
+            let event = match event {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    return Ok(SessionEnd::Lost(
+                        "the server ended the replication stream".into(),
+                    ))
+                }
+                Err(e) if is_transient(&e) => return Ok(SessionEnd::Lost(e.to_string())),
+                Err(e) => return Err(replication_error(&self.slot, &e)),
+            };
+            match event {
+                ReplicationEvent::Begin { .. } => in_transaction = true,
+                ReplicationEvent::XLogData { data, .. } => {
+                    if let Decoded::Truncate(tables) = self.decoder.apply(&data, &mut changes)? {
+                        self.send(std::mem::take(&mut changes), Vec::new(), None)
+                            .await?;
+                        self.send(Vec::new(), tables, None).await?;
+                    } else if changes.len() >= PIECE {
+                        self.send(std::mem::take(&mut changes), Vec::new(), None)
+                            .await?;
+                    }
+                }
+                ReplicationEvent::Commit { end_lsn, .. } => {
+                    in_transaction = false;
+                    let end = Lsn(end_lsn.0);
+                    self.send(
+                        std::mem::take(&mut changes),
+                        Vec::new(),
+                        Some(Checkpoint::PgLsn(end)),
+                    )
+                    .await?;
+                    self.last_commit = end;
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } if !in_transaction => {
+                    self.idle = self.idle.max(Lsn(wal_end.0));
+                    self.confirm(client);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn send(
+        &mut self,
+        mut changes: Vec<Change>,
+        truncate: Vec<Arc<TableSchema>>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<(), SourceError> {
+        if !self.decoder.holes.is_empty() {
+            self.fill_holes(&mut changes).await?;
+        }
+        self.tx
+            .as_ref()
+            .ok_or(SourceError::ConsumerGone)?
+            .send(ChangeBatch {
+                changes,
+                truncate,
+                checkpoint,
+            })
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
+    }
+
+    /// Fills TOAST holes by key (fetch mode); drops upserts of rows deleted
+    /// since (their DELETE follows in the stream). See [`super::toast`].
+    async fn fill_holes(&mut self, changes: &mut Vec<Change>) -> Result<(), SourceError> {
+        let holes = std::mem::take(&mut self.decoder.holes);
+        let Some(fetcher) = self.fetcher.as_ref() else {
+            return Err(SourceError::Protocol(
+                "TOAST holes without a fetcher".into(),
+            ));
+        };
+        let mut gone = HashSet::new();
+        for hole in holes {
+            let Some(Change::Upsert { table, row }) = changes.get_mut(hole.change) else {
+                return Err(SourceError::Protocol(
+                    "TOAST hole does not point at an upsert".into(),
+                ));
+            };
+            if fetcher
+                .fill(table, row, &hole.key_text, &hole.columns)
+                .await?
+                .is_none()
+            {
+                gone.insert(hole.change);
+            }
+        }
+        if !gone.is_empty() {
+            let mut index = 0;
+            changes.retain(|_| {
+                let keep = !gone.contains(&index);
+                index += 1;
+                keep
+            });
+        }
+        Ok(())
+    }
+
+    /// A stop requested while no session is open: nothing to confirm.
+    pub async fn close_without_session(
+        mut self,
+        final_ack: oneshot::Receiver<()>,
+    ) -> Result<(), SourceError> {
+        self.tx = None;
+        let _ = final_ack.await;
+        Ok(())
+    }
+
+    /// After a requested stop: waits for `final_ack` (the daemon drained its
+    /// deliveries), confirms the final durable position and closes the session.
+    pub async fn finish(
+        mut self,
+        mut client: ReplicationClient,
+        final_ack: oneshot::Receiver<()>,
+    ) -> Result<(), SourceError> {
+        self.tx = None;
+        if final_ack.await.is_ok() {
+            self.confirm(&client);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while client.feedback_pending_since().is_some()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tracing::info!(confirmed_lsn = %self.confirmed, "confirmed the slot up to the last delivered commit");
+        }
+        client
+            .shutdown()
+            .await
+            .map_err(|e| SourceError::Replication(e.to_string()))
+    }
 }

@@ -3,16 +3,15 @@
 //! Both the snapshot (COPY) and the stream (pgoutput) deliver values in text
 //! form, so one parser serves both, and a snapshot row equals the same row
 //! streamed. The session settings this relies on are pinned in
-//! [`super::SESSION_SETTINGS`]: ISO dates, UTC, shortest-exact floats, hex bytea.
+//! [`super::SESSION_SETTINGS`]: ISO dates, UTC, shortest-exact floats, hex
+//! bytea, ISO 8601 intervals and C-locale money.
 
-use chrono::{NaiveDate, NaiveDateTime};
-use kappa_schemas::value::parse_decimal;
+mod datetime;
+
+use datetime::{parse_date, parse_time, parse_timestamp, parse_timestamptz};
+use kappa_schemas::table::MONEY_SCALE;
+use kappa_schemas::value::{parse_decimal, DECIMAL_SPECIALS};
 use kappa_schemas::{ColumnType, Value};
-
-const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
-    Some(d) => d,
-    None => panic!("1970-01-01 is a valid date"),
-};
 
 /// Parses one non-NULL value of type `ty` from its PostgreSQL text form.
 pub fn parse_value(ty: &ColumnType, text: &str) -> Result<Value, String> {
@@ -25,36 +24,62 @@ pub fn parse_value(ty: &ColumnType, text: &str) -> Result<Value, String> {
         ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => {
             Value::Int(text.parse().map_err(|e| format!("{e}"))?)
         }
-        ColumnType::Float32 => Value::Float32(parse_float(text)? as f32),
-        ColumnType::Float64 => Value::Float64(parse_float(text)?),
+        ColumnType::Float32 => Value::Float32(parse_float32(text)?),
+        ColumnType::Float64 => Value::Float64(parse_float64(text)?),
+        ColumnType::Decimal { .. } if DECIMAL_SPECIALS.contains(&text) => {
+            Value::Text(text.to_string())
+        }
         ColumnType::Decimal { scale, .. } => Value::Decimal {
-            unscaled: parse_decimal(text, *scale).map_err(|e| {
-                if text == "NaN" || text.ends_with("Infinity") {
-                    format!("{text} cannot be stored in an Avro decimal; kappa does not map it yet")
-                } else {
-                    e
-                }
-            })?,
+            unscaled: parse_decimal(text, *scale)?,
             scale: *scale,
+        },
+        ColumnType::Money => Value::Decimal {
+            unscaled: parse_decimal(&money_decimal(text)?, MONEY_SCALE)?,
+            scale: MONEY_SCALE,
         },
         ColumnType::NumericText | ColumnType::Text | ColumnType::Json => {
             Value::Text(text.to_string())
         }
         ColumnType::Bytes => Value::Bytes(parse_bytea(text)?),
         ColumnType::Date => Value::Date(parse_date(text)?),
+        ColumnType::Time => Value::Time(parse_time(text)?),
         ColumnType::Timestamp => Value::Timestamp(parse_timestamp(text)?),
         ColumnType::TimestampTz => Value::TimestampTz(parse_timestamptz(text)?),
         ColumnType::Uuid => Value::Uuid(uuid::Uuid::parse_str(text).map_err(|e| e.to_string())?),
     })
 }
 
-fn parse_float(text: &str) -> Result<f64, String> {
+/// Parsed as `f32` directly: going through `f64` would round twice and could
+/// miss the value PostgreSQL's shortest-exact output names.
+fn parse_float32(text: &str) -> Result<f32, String> {
+    match text {
+        "NaN" => Ok(f32::NAN),
+        "Infinity" => Ok(f32::INFINITY),
+        "-Infinity" => Ok(f32::NEG_INFINITY),
+        _ => text.parse::<f32>().map_err(|e| e.to_string()),
+    }
+}
+
+fn parse_float64(text: &str) -> Result<f64, String> {
     match text {
         "NaN" => Ok(f64::NAN),
         "Infinity" => Ok(f64::INFINITY),
         "-Infinity" => Ok(f64::NEG_INFINITY),
         _ => text.parse::<f64>().map_err(|e| e.to_string()),
     }
+}
+
+/// Money as PostgreSQL writes it under `lc_monetary = 'C'` (pinned in the
+/// session settings): `$1,234.56`, `-$0.01` → plain decimal text `-0.01`.
+fn money_decimal(text: &str) -> Result<String, String> {
+    let (sign, body) = match text.strip_prefix('-') {
+        Some(body) => ("-", body),
+        None => ("", text),
+    };
+    let digits = body
+        .strip_prefix('$')
+        .ok_or_else(|| format!("{text:?} is not money as lc_monetary 'C' writes it ($1,234.56)"))?;
+    Ok(format!("{sign}{}", digits.replace(',', "")))
 }
 
 fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
@@ -66,52 +91,12 @@ fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string()))
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| format!("invalid hex digits at offset {i}"))
+        })
         .collect()
-}
-
-fn unsupported_era(text: &str) -> Option<String> {
-    (text.ends_with(" BC") || text.contains("infinity"))
-        .then(|| format!("{text} (BC dates and infinity) is not mapped by kappa yet"))
-}
-
-fn parse_date(text: &str) -> Result<i32, String> {
-    if let Some(reason) = unsupported_era(text) {
-        return Err(reason);
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| e.to_string())?;
-    i32::try_from((date - EPOCH).num_days()).map_err(|e| e.to_string())
-}
-
-fn parse_timestamp(text: &str) -> Result<i64, String> {
-    if let Some(reason) = unsupported_era(text) {
-        return Err(reason);
-    }
-    let ts =
-        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map_err(|e| e.to_string())?;
-    Ok(ts.and_utc().timestamp_micros())
-}
-
-/// `2024-01-02 03:04:05.123456+00`, `…+05:30` or `…-03:00:12` (historic offsets
-/// have seconds); with TimeZone pinned to UTC the offset is `+00`.
-fn parse_timestamptz(text: &str) -> Result<i64, String> {
-    if let Some(reason) = unsupported_era(text) {
-        return Err(reason);
-    }
-    let split = text
-        .rfind(['+', '-'])
-        .filter(|&i| i > 10)
-        .ok_or("missing UTC offset")?;
-    let (local, offset) = text.split_at(split);
-    let sign = if offset.starts_with('-') { -1 } else { 1 };
-    let mut seconds = 0i64;
-    for (part, unit) in offset[1..].split(':').zip([3600, 60, 1]) {
-        seconds += part
-            .parse::<i64>()
-            .map_err(|e| format!("offset {offset}: {e}"))?
-            * unit;
-    }
-    Ok(parse_timestamp(local)? - sign * seconds * 1_000_000)
 }
 
 /// Splits one line of `COPY … TO STDOUT` text format into fields, undoing its
@@ -174,22 +159,33 @@ fn unescape_copy(field: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
+    const PRICE: ColumnType = ColumnType::Decimal {
+        precision: 5,
+        scale: 2,
+    };
+
     #[test]
-    fn parses_times_in_utc() {
-        assert_eq!(parse_date("1970-01-02").unwrap(), 1);
-        assert_eq!(parse_date("1969-12-31").unwrap(), -1);
-        assert_eq!(parse_timestamp("1970-01-01 00:00:01.5").unwrap(), 1_500_000);
-        assert_eq!(parse_timestamptz("1970-01-01 01:00:00+01").unwrap(), 0);
+    fn parses_times_through_their_column_types() {
         assert_eq!(
-            parse_timestamptz("1970-01-01 00:00:00-00:30").unwrap(),
-            1_800_000_000
+            parse_value(&ColumnType::Date, "0044-03-15 BC").unwrap(),
+            Value::Date(-735_160)
         );
         assert_eq!(
-            parse_timestamptz("2024-03-01 10:00:00.000001+00").unwrap(),
-            1_709_287_200_000_001
+            parse_value(&ColumnType::Date, "-infinity").unwrap(),
+            Value::Date(i32::MIN)
         );
-        assert!(parse_date("2024-01-01 BC").is_err());
-        assert!(parse_timestamp("infinity").is_err());
+        assert_eq!(
+            parse_value(&ColumnType::Time, "00:00:01.5").unwrap(),
+            Value::Time(1_500_000)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Timestamp, "infinity").unwrap(),
+            Value::Timestamp(i64::MAX)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::TimestampTz, "1970-01-01 01:00:00+01").unwrap(),
+            Value::TimestampTz(0)
+        );
     }
 
     #[test]
@@ -207,37 +203,86 @@ mod tests {
             Value::Float64(f64::NEG_INFINITY)
         );
         assert_eq!(
-            parse_value(&ColumnType::Float32, "1.1").unwrap(),
-            Value::Float32(1.1)
-        );
-        assert_eq!(
             parse_value(&ColumnType::Bytes, "\\x00ff").unwrap(),
             Value::Bytes(vec![0, 255])
         );
         assert_eq!(
-            parse_value(
-                &ColumnType::Decimal {
-                    precision: 5,
-                    scale: 2
-                },
-                "-1.5"
-            )
-            .unwrap(),
+            parse_value(&ColumnType::Bytes, "\\x").unwrap(),
+            Value::Bytes(vec![])
+        );
+        assert!(parse_value(&ColumnType::Bytes, "\\x0é0").is_err());
+        assert_eq!(
+            parse_value(&PRICE, "-1.5").unwrap(),
             Value::Decimal {
                 unscaled: (-150).into(),
                 scale: 2
             }
         );
-        let nan = parse_value(
-            &ColumnType::Decimal {
-                precision: 5,
-                scale: 2,
-            },
-            "NaN",
-        )
-        .unwrap_err();
-        assert!(nan.contains("Avro decimal"), "{nan}");
         assert!(parse_value(&ColumnType::Int16, "x").is_err());
+    }
+
+    #[test]
+    fn floats_keep_their_exact_bits() {
+        assert_eq!(
+            parse_value(&ColumnType::Float32, "1.1").unwrap(),
+            Value::Float32(1.1)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Float32, "-0").unwrap(),
+            Value::Float32(-0.0)
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Float32, "1e-45").unwrap(),
+            Value::Float32(f32::from_bits(1))
+        );
+        assert_eq!(
+            parse_value(&ColumnType::Float32, "3.4028235e+38").unwrap(),
+            Value::Float32(f32::MAX)
+        );
+        // Just above the midpoint of 1 and the next f32: through f64 it would
+        // round to the midpoint first, then (ties to even) down to 1.
+        let text = "1.000000059604644775390626";
+        assert_eq!(parse_float32(text).unwrap(), 1.000_000_1_f32);
+        assert_eq!(text.parse::<f64>().unwrap() as f32, 1.0);
+        assert_eq!(
+            parse_value(&ColumnType::Float64, "4.9406564584124654e-324").unwrap(),
+            Value::Float64(f64::from_bits(1))
+        );
+    }
+
+    #[test]
+    fn decimal_specials_are_kept_as_text() {
+        for special in ["NaN", "Infinity", "-Infinity"] {
+            assert_eq!(
+                parse_value(&PRICE, special).unwrap(),
+                Value::Text(special.into())
+            );
+        }
+        assert!(parse_value(&PRICE, "nan").is_err());
+        assert!(parse_value(&PRICE, "1.234").is_err());
+    }
+
+    #[test]
+    fn money_under_the_c_locale() {
+        let money = |text| parse_value(&ColumnType::Money, text);
+        let cents = |c: i64| Value::Decimal {
+            unscaled: c.into(),
+            scale: 2,
+        };
+        assert_eq!(money("$0.00").unwrap(), cents(0));
+        assert_eq!(money("-$0.01").unwrap(), cents(-1));
+        assert_eq!(money("-$1,234,567.89").unwrap(), cents(-123_456_789));
+        assert_eq!(
+            money("$92,233,720,368,547,758.07").unwrap(),
+            cents(i64::MAX)
+        );
+        assert_eq!(
+            money("-$92,233,720,368,547,758.08").unwrap(),
+            cents(i64::MIN)
+        );
+        for bad in ["1.00", "€1.00", "$1.001", "($1.00)", "$"] {
+            assert!(money(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,0 +1,399 @@
+//! The PostgreSQL reader's edge cases, each proven by a rebuild that verifies
+//! (or by the clear error kappa stops with).
+
+mod common;
+
+use common::{topic_records, Pipeline};
+use std::time::Instant;
+
+/// A text column stored out of line and uncompressed, so a 20 kB value is TOASTed.
+const TOASTED: &str = "(id int PRIMARY KEY, n int NOT NULL, body text)";
+const EXTERNAL: &str = "ALTER TABLE {table} ALTER COLUMN body SET STORAGE EXTERNAL";
+
+fn big(seed: &str) -> String {
+    format!("(SELECT string_agg(md5('{seed}' || g), '') FROM generate_series(1, 700) g)")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_identity_with_toastable_columns_is_refused_with_the_fix() {
+    let mut p = Pipeline::build("kappa_refuse", TOASTED, EXTERNAL, "").await;
+    p.start();
+    let status = p.wait_exit();
+    assert_eq!(status.code(), Some(2), "{}", p.log());
+    let log = p.log();
+    assert!(log.contains(&p.table), "{log}");
+    assert!(log.contains("REPLICA IDENTITY FULL"), "{log}");
+    assert!(log.contains("unchanged_toast = \"fetch\""), "{log}");
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_toast_comes_from_the_old_tuple_with_full_identity() {
+    let mut p = Pipeline::build(
+        "kappa_full",
+        TOASTED,
+        &format!("{EXTERNAL}; ALTER TABLE {{table}} REPLICA IDENTITY FULL"),
+        "",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, 0, {} FROM generate_series(1, 20) g",
+        big("a")
+    ))
+    .await;
+    p.start();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, 0, {} FROM generate_series(21, 30) g",
+        big("b")
+    ))
+    .await;
+    // Leaves every body unchanged: the new tuples carry 'u' for it.
+    let lsn = p.commit(&format!("UPDATE {table} SET n = n + 1")).await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    p.assert_verified(30);
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_toast_is_fetched_by_key_when_configured() {
+    let mut p = Pipeline::build(
+        "kappa_fetch",
+        TOASTED,
+        EXTERNAL,
+        "[source.postgres.table_options.\"{table}\"]\nunchanged_toast = \"fetch\"\n",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, 0, {} FROM generate_series(1, 20) g",
+        big("a")
+    ))
+    .await;
+    p.start();
+    p.commit(&format!("UPDATE {table} SET n = n + 1 WHERE id <= 10"))
+        .await;
+    // Updated, then deleted in the same transaction: the fetch finds no row,
+    // the UPDATE is not emitted, and the DELETE writes the tombstone.
+    p.commit(&format!(
+        "UPDATE {table} SET n = 99 WHERE id = 15; DELETE FROM {table} WHERE id = 15"
+    ))
+    .await;
+    // The body changed after the UPDATE being decoded: the newer value is
+    // fetched, and the later UPDATE writes it again — it converges.
+    p.commit(&format!("UPDATE {table} SET n = 5 WHERE id = 16"))
+        .await;
+    let lsn = p
+        .commit(&format!(
+            "UPDATE {table} SET body = 'short now' WHERE id = 16"
+        ))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    p.assert_verified(19);
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replica_identity_index_is_the_key_of_a_table_without_primary_key() {
+    let mut p = Pipeline::build(
+        "kappa_ident",
+        "(a int NOT NULL, b int NOT NULL, v int)",
+        "CREATE UNIQUE INDEX {name}_ident ON {table} (b, a); ALTER TABLE {table} REPLICA IDENTITY USING INDEX {name}_ident",
+        "",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g % 7, g FROM generate_series(1, 100) g"
+    ))
+    .await;
+    p.start();
+    p.commit(&format!("UPDATE {table} SET v = -v WHERE a % 3 = 0"))
+        .await;
+    p.commit(&format!("UPDATE {table} SET a = a + 1000 WHERE a % 10 = 1"))
+        .await;
+    let lsn = p
+        .commit(&format!("DELETE FROM {table} WHERE a % 10 = 2"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    p.assert_verified(90);
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_without_any_key_is_refused() {
+    let mut p = Pipeline::build("kappa_nokey", "(a int, v int)", "", "").await;
+    p.start();
+    assert_eq!(p.wait_exit().code(), Some(2));
+    let log = p.log();
+    assert!(
+        log.contains("no primary key and no replica identity index"),
+        "{log}"
+    );
+    assert!(log.contains("skip_tables_without_key"), "{log}");
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncate_writes_a_tombstone_for_every_live_key() {
+    let mut p = Pipeline::build("kappa_trunc", "(id serial PRIMARY KEY, v int)", "", "").await;
+    let table = p.table.clone();
+    let child = format!("{table}_child");
+    p.client
+        .batch_execute(&format!(
+            "CREATE TABLE {child} (parent int REFERENCES {table}(id))"
+        ))
+        .await
+        .expect("child table");
+    p.commit(&format!(
+        "INSERT INTO {table} (v) SELECT g FROM generate_series(1, 200) g"
+    ))
+    .await;
+    p.start();
+    p.commit(&format!(
+        "INSERT INTO {table} (v) SELECT g FROM generate_series(1, 50) g"
+    ))
+    .await;
+    p.commit(&format!(
+        "DELETE FROM {table} WHERE id <= 10; INSERT INTO {child} VALUES (20)"
+    ))
+    .await;
+    p.commit(&format!("TRUNCATE {table} RESTART IDENTITY CASCADE"))
+        .await;
+    let lsn = p
+        .commit(&format!(
+            "INSERT INTO {table} (v) SELECT g FROM generate_series(1, 5) g"
+        ))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    let log = p.log();
+    assert!(
+        log.contains("tombstones=240"),
+        "240 live keys before TRUNCATE:\n{log}"
+    );
+    // A consumer that only understands tombstones: every pre-truncate key's
+    // newest record before the re-inserts is a tombstone, so only ids 1..5
+    // (re-inserted after RESTART IDENTITY) are live.
+    p.assert_verified(5);
+    p.client
+        .batch_execute(&format!("DROP TABLE {child}"))
+        .await
+        .expect("drop child");
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_land_in_the_partitioned_tables_topic() {
+    let mut p = Pipeline::build(
+        "kappa_part",
+        "(id int NOT NULL, region text NOT NULL, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)",
+        "CREATE TABLE {table}_eu PARTITION OF {table} FOR VALUES IN ('eu');
+         CREATE TABLE {table}_us PARTITION OF {table} FOR VALUES IN ('us');
+         ALTER TABLE {table}_eu REPLICA IDENTITY FULL; ALTER TABLE {table}_us REPLICA IDENTITY FULL;
+         ALTER TABLE {table} REPLICA IDENTITY FULL",
+        "",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1, 100) g"
+    ))
+    .await;
+    p.start();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, 'eu', g FROM generate_series(101, 120) g"
+    ))
+    .await;
+    p.commit(&format!("UPDATE {table} SET v = 0 WHERE id % 5 = 0"))
+        .await;
+    // Moves rows across partitions (a DELETE + INSERT underneath).
+    p.commit(&format!(
+        "UPDATE {table} SET region = 'us' WHERE id IN (2, 4, 6)"
+    ))
+    .await;
+    let lsn = p
+        .commit(&format!("DELETE FROM {table} WHERE id % 7 = 0"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    let rows = p.count().await;
+    p.assert_verified(rows);
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_mid_stream_gets_a_new_schema_and_keeps_streaming() {
+    let mut p = Pipeline::new("kappa_addcol", "id int PRIMARY KEY, v int").await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g FROM generate_series(1, 50) g"
+    ))
+    .await;
+    p.start();
+    p.commit(&format!("UPDATE {table} SET v = -v WHERE id <= 10"))
+        .await;
+    p.commit(&format!("ALTER TABLE {table} ADD COLUMN note text"))
+        .await;
+    p.commit(&format!(
+        "UPDATE {table} SET note = 'after ' || id WHERE id % 2 = 0"
+    ))
+    .await;
+    let lsn = p
+        .commit(&format!("INSERT INTO {table} VALUES (51, 51, 'new')"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.assert_running();
+    p.stop();
+    p.assert_verified(51);
+    let versions: Vec<u32> = reqwest_versions(&format!("{}-value", p.topic)).await;
+    assert_eq!(versions.len(), 2, "two value schema versions: {versions:?}");
+    p.cleanup().await;
+}
+
+/// `GET /subjects/{subject}/versions` from the registry.
+async fn reqwest_versions(subject: &str) -> Vec<u32> {
+    let url = format!("{}/subjects/{subject}/versions", common::registry_url());
+    let output = std::process::Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .expect("curl");
+    assert!(output.status.success(), "GET {url} failed");
+    serde_json::from_slice(&output.stdout).expect("versions json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_table_does_not_pin_wal_while_others_write() {
+    let mut p = Pipeline::new("kappa_idle", "id int PRIMARY KEY").await;
+    let other = format!("{}_other", p.table);
+    p.client
+        .batch_execute(&format!("CREATE TABLE {other} (id int, pad text)"))
+        .await
+        .expect("other table");
+    p.start();
+    // WAL from a table kappa does not capture.
+    for round in 0..5 {
+        p.client
+            .batch_execute(&format!(
+                "INSERT INTO {other} SELECT g, repeat('x', 500) FROM generate_series(1, 2000) g; -- {round}"
+            ))
+            .await
+            .expect("other writes");
+    }
+    let target: String = p
+        .client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("lsn")
+        .get(0);
+    p.wait_confirmed(&target).await;
+    p.stop();
+    p.client
+        .batch_execute(&format!("DROP TABLE {other}"))
+        .await
+        .expect("drop other");
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconnects_when_the_replication_connection_drops() {
+    let mut p = Pipeline::new("kappa_reconnect", "id int PRIMARY KEY, v int").await;
+    let table = p.table.clone();
+    p.start();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g"
+    ))
+    .await;
+    // What a server restart does to the walsender (SQLSTATE 57P01), without
+    // disturbing the other tests' sessions.
+    let terminated: bool = p
+        .client
+        .query_one(
+            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = $1",
+            &[&format!("kappa:{}", p.name)],
+        )
+        .await
+        .expect("terminate")
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false);
+    assert!(terminated, "no walsender found for kappa:{}", p.name);
+    p.commit(&format!("UPDATE {table} SET v = -v")).await;
+    let lsn = p
+        .commit(&format!("DELETE FROM {table} WHERE id > 90"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.assert_running();
+    assert!(p.log().contains("reconnected"), "{}", p.log());
+    p.stop();
+    p.assert_verified(90);
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_slot_is_fatal_never_silently_recreated() {
+    let mut p = Pipeline::new("kappa_vanish", "id int PRIMARY KEY").await;
+    let table = p.table.clone();
+    p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
+    p.start();
+    p.wait_for_log("initial snapshot delivered").await;
+    p.stop();
+    p.client
+        .batch_execute(&format!("SELECT pg_drop_replication_slot('{}')", p.name))
+        .await
+        .expect("drop slot");
+    p.start();
+    assert_eq!(p.wait_exit().code(), Some(2));
+    let log = p.log();
+    assert!(
+        log.contains(&format!("replication slot {} is gone", p.name)),
+        "{log}"
+    );
+    assert!(log.contains("Re-snapshot"), "{log}");
+    let slots: i64 = p
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&p.name],
+        )
+        .await
+        .expect("slots")
+        .get(0);
+    assert_eq!(slots, 0, "kappa must not create a new slot");
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_transaction_streams_in_bounded_memory() {
+    let mut p = Pipeline::new("kappa_bigtx", "id int PRIMARY KEY, pad text").await;
+    let table = p.table.clone();
+    p.start();
+    let rows = 20_000;
+    let lsn = p
+        .commit(&format!(
+            "INSERT INTO {table} SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, {rows}) g"
+        ))
+        .await;
+    let started = Instant::now();
+    p.wait_confirmed(&lsn).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).expect("proc status");
+    let peak_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM");
+    p.stop();
+    assert!(
+        peak_kb < 64 * 1024,
+        "peak RSS {peak_kb} kB for a {rows}-row (~40 MB) transaction; must stay under 64 MB"
+    );
+    eprintln!(
+        "{rows} rows in one transaction: peak RSS {peak_kb} kB, {:?}",
+        started.elapsed()
+    );
+    assert!(topic_records(&p.topic) >= rows);
+    p.cleanup().await;
+}

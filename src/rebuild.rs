@@ -276,7 +276,7 @@ pub async fn rebuild(
     if let Some(history) = &history {
         if options.require_exact && !history.partitions_without_history.is_empty() {
             bail!(
-                "the requested point predates the retained history of {topic}: partitions {:?} hold no record before it any more",
+                "--require-exact: the requested point predates the retained history of {topic}: partitions {:?} hold no record before it any more",
                 history.partitions_without_history
             );
         }
@@ -373,6 +373,20 @@ pub async fn rebuild(
         h.exact = h.removed_before_end == 0 && h.partitions_without_history.is_empty();
         h
     });
+    if let Some(history) = history
+        .as_ref()
+        .filter(|h| options.require_exact && !h.exact)
+    {
+        if let Target::Sqlite(path) = &options.target {
+            drop(written);
+            let _ = std::fs::remove_file(partial_path(path));
+        }
+        bail!(
+            "--require-exact: {} records before the end offsets of {topic} are no longer in the topic \
+             (compaction or retention), so the table as of that point cannot be guaranteed; nothing was written",
+            history.removed_before_end
+        );
+    }
     let end_offsets: Vec<(i32, i64)> = plan
         .partitions
         .iter()

@@ -7,7 +7,8 @@
 //! encoding of its *decoded* key values (column `ord` of `kappa_rows`), and
 //! `verify` computes the same encoding for every source row. Byte order of
 //! the encoding equals the natural order of the typed values (`memcmp`
-//! order): integers, dates and timestamps numerically, fixed-scale decimals
+//! order): integers, dates, times and timestamps numerically (the
+//! ±infinity sentinels at the ends), fixed-scale decimals
 //! by value, floats numerically with NaN last, text and bytes by their bytes
 //! (UTF-8 byte order is code-point order), UUIDs by their 16 bytes. Equal
 //! values give equal bytes, so the encoding is also the key's identity.
@@ -43,6 +44,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bool(v) => out.extend([tag::BOOL, u8::from(*v)]),
         Value::Int(v) => int(*v, out),
         Value::Date(v) => int(i64::from(*v), out),
+        Value::Time(v) => int(*v, out),
         Value::Timestamp(v) | Value::TimestampTz(v) => int(*v, out),
         Value::Float32(v) => float(f64::from(*v), out),
         Value::Float64(v) => float(*v, out),

@@ -3,7 +3,7 @@
 //! of the reader's text parser under the same pinned session settings (ISO
 //! dates, UTC, hex bytea), so a value survives source → topic → target exactly.
 
-use chrono::{DateTime, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use kappa_schemas::value::decimal_text;
 use kappa_schemas::Value;
 use std::fmt::Write;
@@ -28,9 +28,22 @@ pub fn literal(value: &Value) -> Option<String> {
             }
             out
         }
-        Value::Date(days) => NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE)
-            .map(|d| d.format("%Y-%m-%d").to_string())
+        Value::Date(i32::MAX) => "infinity".into(),
+        Value::Date(i32::MIN) => "-infinity".into(),
+        Value::Date(days) => days
+            .checked_add(UNIX_EPOCH_DAYS_FROM_CE)
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
+            .map(|d| date_text(&d, ""))
             .unwrap_or_else(|| format!("date out of range ({days} days)")),
+        Value::Time(micros) => format!(
+            "{:02}:{:02}:{:02}.{:06}",
+            micros / 3_600_000_000,
+            micros / 60_000_000 % 60,
+            micros / 1_000_000 % 60,
+            micros % 1_000_000
+        ),
+        Value::Timestamp(i64::MAX) | Value::TimestampTz(i64::MAX) => "infinity".into(),
+        Value::Timestamp(i64::MIN) | Value::TimestampTz(i64::MIN) => "-infinity".into(),
         Value::Timestamp(micros) => timestamp(*micros, ""),
         Value::TimestampTz(micros) => timestamp(*micros, "+00"),
         Value::Uuid(v) => v.hyphenated().to_string(),
@@ -51,9 +64,25 @@ fn float_text(v: f64, shortest: String) -> String {
     }
 }
 
+/// `YYYY-MM-DD<time>`, with PostgreSQL's ` BC` suffix for years before 1
+/// (proleptic year 0 is 1 BC) and no sign for years past 9999.
+fn date_text(date: &NaiveDate, time: &str) -> String {
+    let year = date.year();
+    let (year, era) = if year <= 0 {
+        (1 - year, " BC")
+    } else {
+        (year, "")
+    };
+    format!("{year:04}-{:02}-{:02}{time}{era}", date.month(), date.day())
+}
+
 fn timestamp(micros: i64, zone: &str) -> String {
     match DateTime::from_timestamp_micros(micros) {
-        Some(t) => format!("{}{zone}", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
+        Some(t) => {
+            let t: NaiveDateTime = t.naive_utc();
+            let time = format!("{}{zone}", t.format(" %H:%M:%S%.6f"));
+            date_text(&t.date(), &time)
+        }
         None => format!("timestamp out of range ({micros} µs)"),
     }
 }
@@ -93,6 +122,17 @@ mod tests {
             "1969-12-31 23:59:59.999999+00"
         );
         assert_eq!(literal(&Value::Float64(f64::NAN)).unwrap(), "NaN");
+        assert_eq!(literal(&Value::Date(i32::MAX)).unwrap(), "infinity");
+        assert_eq!(literal(&Value::Date(-735_160)).unwrap(), "0044-03-15 BC");
+        assert_eq!(literal(&Value::Date(2_932_897)).unwrap(), "10000-01-01");
+        assert_eq!(
+            literal(&Value::TimestampTz(-62_135_596_800_000_001)).unwrap(),
+            "0001-12-31 23:59:59.999999+00 BC"
+        );
+        assert_eq!(
+            literal(&Value::Time(86_400_000_000)).unwrap(),
+            "24:00:00.000000"
+        );
         assert_eq!(literal(&Value::Float32(-0.0)).unwrap(), "-0");
         assert_eq!(literal(&Value::Float32(1.0 / 3.0)).unwrap(), "0.33333334");
         assert_eq!(literal(&Value::Bytes(vec![0, 255])).unwrap(), "\\x00ff");

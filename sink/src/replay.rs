@@ -379,7 +379,15 @@ fn read_partitions<S: PartitionSink>(
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => done(partition, &mut remaining),
-                Some(Err(e)) => return Err(fail(format!("reading {topic}: {e}"))),
+                // librdkafka reconnects by itself (a broker restart shows up
+                // as AllBrokersDown); only a lasting stall ends the replay.
+                Some(Err(e)) => {
+                    if last_progress.elapsed() > STALL {
+                        return Err(fail(format!("reading {topic}: {e}")));
+                    }
+                    tracing::warn!(topic, error = %e, "consumer error, retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 Some(Ok(message)) => {
                     last_progress = Instant::now();
                     let partition = message.partition();

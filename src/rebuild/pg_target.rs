@@ -55,52 +55,95 @@ pub struct TargetShape {
 }
 
 /// PostgreSQL type names the reader writes into `kappa.source_type`, and
-/// the type a rebuilt column gets for them.
+/// the type a rebuilt column gets for them: built-in types (and arrays of
+/// them) verbatim — their text form, which is what the topic carries for
+/// the untyped ones, parses back into them. Lengths are not recorded, so
+/// length-limited types get their unbounded form.
 fn known_source_type(source_type: &str) -> Option<String> {
-    let known = [
+    const BUILT_IN: &[&str] = &[
         "boolean",
         "bytea",
+        "\"char\"",
+        "name",
         "bigint",
         "smallint",
         "integer",
         "text",
+        "oid",
         "json",
         "jsonb",
+        "xml",
+        "point",
+        "lseg",
+        "path",
+        "box",
+        "polygon",
+        "line",
+        "circle",
+        "cidr",
+        "inet",
+        "macaddr",
+        "macaddr8",
         "real",
         "double precision",
+        "money",
         "date",
+        "time without time zone",
+        "time with time zone",
         "timestamp without time zone",
         "timestamp with time zone",
-        "uuid",
+        "interval",
         "numeric",
+        "uuid",
+        "pg_lsn",
+        "tsvector",
+        "tsquery",
+        "jsonpath",
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
+        "int4multirange",
+        "int8multirange",
+        "nummultirange",
+        "tsmultirange",
+        "tstzmultirange",
+        "datemultirange",
     ];
-    if known.contains(&source_type) {
-        return Some(source_type.to_string());
-    }
-    match source_type {
-        // Lengths are not recorded: unbounded forms keep every value.
-        "character" => Some("bpchar".into()),
-        "character varying" => Some("varchar".into()),
-        _ => {
-            let inner = source_type.strip_prefix("numeric(")?.strip_suffix(')')?;
+    let (base, array) = match source_type.strip_suffix("[]") {
+        Some(base) => (base, "[]"),
+        None => (source_type, ""),
+    };
+    let base = match base {
+        "character" => "bpchar".to_string(),
+        "character varying" => "varchar".to_string(),
+        "bit" | "bit varying" => "varbit".to_string(),
+        known if BUILT_IN.contains(&known) => known.to_string(),
+        other => {
+            let inner = other.strip_prefix("numeric(")?.strip_suffix(')')?;
             let (p, s) = inner.split_once(',')?;
-            (p.trim().parse::<u32>().is_ok() && s.trim().parse::<i32>().is_ok())
-                .then(|| format!("numeric({},{})", p.trim(), s.trim()))
+            let (p, s) = (p.trim().parse::<u32>().ok()?, s.trim().parse::<i32>().ok()?);
+            format!("numeric({p},{s})")
         }
-    }
+    };
+    Some(format!("{base}{array}"))
 }
 
 /// The SQL type for an Avro field type when the source type is unknown.
 fn avro_sql_type(schema: &AvroSchema) -> anyhow::Result<String> {
     Ok(match schema {
         AvroSchema::Union(union) => {
-            let mut variants = union
+            // ["null", T] or, for a decimal with its special values,
+            // ["null", decimal, "string"]: the first non-null branch decides.
+            match union
                 .variants()
                 .iter()
-                .filter(|v| !matches!(v, AvroSchema::Null));
-            match (variants.next(), variants.next()) {
-                (Some(only), None) => return avro_sql_type(only),
-                _ => bail!("union {schema:?} has no single non-null type"),
+                .find(|v| !matches!(v, AvroSchema::Null))
+            {
+                Some(first) => return avro_sql_type(first),
+                None => bail!("union {schema:?} has no non-null type"),
             }
         }
         AvroSchema::Boolean => "boolean".into(),
@@ -115,6 +158,7 @@ fn avro_sql_type(schema: &AvroSchema) -> anyhow::Result<String> {
         AvroSchema::Date => "date".into(),
         AvroSchema::TimestampMicros => "timestamp with time zone".into(),
         AvroSchema::LocalTimestampMicros => "timestamp without time zone".into(),
+        AvroSchema::TimeMicros => "time without time zone".into(),
         other => bail!("Avro type {other:?} has no PostgreSQL column type in kappa"),
     })
 }

@@ -33,6 +33,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, CopyOutStream};
 
+/// How long a connector's confirmed position must stand still, with the
+/// source past the snapshot point, to count as idle rather than lagging.
+pub const IDLE_AFTER: Duration = Duration::from_secs(2);
+
 /// Rows per chunk handed to the merge.
 pub const CHUNK: usize = 5000;
 
@@ -49,6 +53,10 @@ pub struct ConnectorPosition {
     pub confirmed: Option<String>,
     /// The connector has confirmed everything the snapshot holds.
     pub caught_up: bool,
+    /// Not confirmed past the snapshot point, but with nothing in flight:
+    /// the source has sent past the point and the connector's confirmed
+    /// position has not moved for [`IDLE_AFTER`].
+    pub idle: bool,
     pub waited_seconds: f64,
 }
 
@@ -255,11 +263,14 @@ impl OrderedSource for PostgresTable {
             bail!("wait_for_connector before begin_snapshot");
         };
         let started = Instant::now();
+        let mut last_change: Option<(Option<String>, Instant)> = None;
         loop {
             let row = self
                 .side
                 .query_opt(
-                    "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                    "SELECT s.confirmed_flush_lsn::text, r.sent_lsn::text
+                     FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+                     WHERE s.slot_name = $1",
                     &[&slot],
                 )
                 .await
@@ -268,17 +279,32 @@ impl OrderedSource for PostgresTable {
                 bail!("replication slot {slot} does not exist (check --slot)");
             };
             let confirmed: Option<String> = row.get(0);
-            let confirmed_lsn = confirmed
-                .as_deref()
-                .map(Lsn::parse)
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
-            let caught_up = confirmed_lsn.is_some_and(|c| c >= snapshot);
-            if caught_up || started.elapsed() >= timeout {
+            let sent: Option<String> = row.get(1);
+            let lsn = |text: &Option<String>| -> anyhow::Result<Option<Lsn>> {
+                text.as_deref()
+                    .map(Lsn::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)
+            };
+            let caught_up = lsn(&confirmed)?.is_some_and(|c| c >= snapshot);
+            // The reader confirms only commits of captured tables: with no
+            // such commit after the snapshot point, the slot stays behind it
+            // although nothing is pending. The walsender having decoded past
+            // the point while the confirmed position stays put is that case.
+            let stable_since = match &last_change {
+                Some((previous, since)) if *previous == confirmed => *since,
+                _ => Instant::now(),
+            };
+            last_change = Some((confirmed.clone(), stable_since));
+            let idle = !caught_up
+                && lsn(&sent)?.is_some_and(|s| s >= snapshot)
+                && stable_since.elapsed() >= IDLE_AFTER;
+            if caught_up || idle || started.elapsed() >= timeout {
                 return Ok(ConnectorPosition {
                     snapshot: snapshot.to_string(),
                     confirmed,
                     caught_up,
+                    idle,
                     waited_seconds: started.elapsed().as_secs_f64(),
                 });
             }

@@ -367,69 +367,79 @@ fn end_offsets(topic: &str) -> Vec<(i32, i64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn as_of_before_compacted_history_is_reported() {
-    let mut p = Pipeline::new(
-        "kappa_asof_compacted",
-        "id int PRIMARY KEY, counter int NOT NULL",
-    )
-    .await;
-    let table = p.table.clone();
-    p.start();
-    p.wait_for_log("initial snapshot delivered").await;
-    let lsn = p
-        .commit(&format!(
-            "INSERT INTO {table} SELECT g, 0 FROM generate_series(1, 20) g"
-        ))
-        .await;
-    p.wait_confirmed(&lsn).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let as_of = rfc3339_now();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    // Every key gets newer records after the point: compaction may drop
-    // every record from before it. A small topic: the broker compacts
-    // record by record, behind every other compacted topic.
-    for _ in 0..5 {
-        p.commit(&format!("UPDATE {table} SET counter = counter + 1"))
-            .await;
-    }
-    let lsn = p
-        .commit(&format!("UPDATE {table} SET counter = -1 WHERE id = 1"))
-        .await;
-    p.wait_confirmed(&lsn).await;
-    p.stop();
-    // When the broker compacts depends on its load: give it time.
-    let produced = 20 + 5 * 20 + 1;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while common::topic_records(&p.topic) >= produced {
+/// Removes the records of partition 0 of `topic` below `offset`, as
+/// retention (or compaction of a whole prefix) would.
+async fn delete_records_before(topic: &str, offset: i64) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    let result = admin
+        .delete_records(&offsets, &AdminOptions::new())
+        .await
+        .expect("delete records");
+    for element in result.elements() {
         assert!(
-            Instant::now() < deadline,
-            "topic {} was not compacted",
-            p.topic
+            element.error().is_ok(),
+            "delete records: {:?}",
+            element.error()
         );
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let path = p.dir.path().join("as_of.sqlite");
-    let output = rebuild(
-        &p.topic,
-        &format!("sqlite:{}", path.display()),
-        &["--as-of", &as_of],
-    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_before_the_retained_history_is_reported() {
+    // Records 0..10; the point is offset 6; records before 3 are then removed.
+    let topic = topic_with_poison(&[], 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let into = format!("sqlite:{}", dir.path().join("t.sqlite").display());
+    let output = rebuild(&topic, &into, &["--until-offsets", "0:6"]);
     assert_ok(&output);
     let all = text(&output);
-    assert!(all.contains("history: NOT EXACT"), "{all}");
+    assert!(
+        all.contains("history: complete up to the end offsets (exact)"),
+        "{all}"
+    );
+    assert!(all.contains("6 keys live"), "{all}");
+
+    delete_records_before(&topic, 3).await;
+    let output = rebuild(&topic, &into, &["--until-offsets", "0:6"]);
+    assert_ok(&output);
+    let all = text(&output);
+    assert!(
+        all.contains("history: NOT EXACT: 3 records before the end offsets"),
+        "{all}"
+    );
     let output = rebuild(
-        &p.topic,
-        &format!("sqlite:{}", path.display()),
-        &["--as-of", &as_of, "--require-exact"],
+        &topic,
+        &into,
+        &["--until-offsets", "0:6", "--require-exact"],
     );
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(
-        text(&output).contains("--require-exact"),
+        text(&output).contains("--require-exact: 3 records"),
         "{}",
         text(&output)
     );
-    p.cleanup().await;
+
+    // Nothing from before the point is retained any more.
+    delete_records_before(&topic, 8).await;
+    let output = rebuild(
+        &topic,
+        &into,
+        &["--until-offsets", "0:6", "--require-exact"],
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("predates the retained history"), "{all}");
+    assert!(all.contains("partitions [0]"), "{all}");
+    common::delete_topic(&topic).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,91 +10,32 @@
 //! the rebuild with its topic, partition and offset, or is counted and
 //! skipped with `--skip-invalid`.
 
+mod decoding;
 pub mod pg_target;
 mod progress;
+mod summary;
+mod target;
+mod writer;
+
+pub use summary::{print_summary, HistoryCheck, PartitionSummary, RebuildSummary};
+pub use target::{parse_as_of, parse_target, parse_until_offsets, sqlite_target, Target};
 
 use anyhow::{bail, Context};
-use kappa_schemas::{Registry, TableName};
+use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};
+use kappa_schemas::Registry;
 use kappa_sink::replay::{self, Bound, PartitionSink, ReplayPlan, ReplayProgress, ReplayRecord};
-use kappa_sink::resolve::{latest_schema, DecodedRecord, RecordDecoder, StoredSchema};
-use kappa_sink::table::TableBuilder;
+use kappa_sink::resolve::{latest_schema, RecordDecoder, StoredSchema};
 use kappa_sink::KafkaConfig;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use summary::Meta;
 use tokio::sync::{mpsc, watch};
+use writer::{start_writer, Written};
 
-/// Records per batch handed from a worker to the writer.
-const BATCH: usize = 1000;
 /// Batches in flight between the workers and the writer.
 const IN_FLIGHT: usize = 16;
-/// Records per PostgreSQL transaction.
-const PG_BATCH: usize = 20_000;
-/// Invalid records listed individually in the summary.
-const INVALID_SHOWN: usize = 10;
-
-/// Where a rebuild writes.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Sqlite(PathBuf),
-    Postgres { url: String, table: TableName },
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Sqlite(path) => write!(f, "{}", path.display()),
-            Target::Postgres { table, .. } => write!(f, "PostgreSQL table {table}"),
-        }
-    }
-}
-
-/// `sqlite:PATH` or `postgres://…/db?table=schema.table`.
-pub fn parse_target(into: &str) -> anyhow::Result<Target> {
-    if into.starts_with("postgres://") || into.starts_with("postgresql://") {
-        let (url, table) = pg_target::parse_url(into)?;
-        return Ok(Target::Postgres { url, table });
-    }
-    sqlite_target(into).map(Target::Sqlite)
-}
-
-/// `sqlite:PATH` → PATH.
-pub fn sqlite_target(into: &str) -> anyhow::Result<PathBuf> {
-    match into.strip_prefix("sqlite:") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => bail!(
-            "--into {into:?}: expected sqlite:PATH (e.g. sqlite:/tmp/orders.sqlite) or \
-             postgres://user@host/db?table=schema.table"
-        ),
-    }
-}
-
-/// `--as-of 2026-11-25T10:00:00Z` → a time bound.
-pub fn parse_as_of(text: &str) -> anyhow::Result<Bound> {
-    let time = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
-        format!("--as-of {text:?}: expected an RFC 3339 time, e.g. 2026-11-25T10:00:00Z")
-    })?;
-    Ok(Bound::Time(time.timestamp_millis()))
-}
-
-/// `--until-offsets 0:120,1:98` → per-partition end offsets.
-pub fn parse_until_offsets(text: &str) -> anyhow::Result<Bound> {
-    let mut offsets = BTreeMap::new();
-    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let parsed = pair.split_once(':').and_then(|(p, o)| {
-            Some((p.trim().parse::<i32>().ok()?, o.trim().parse::<i64>().ok()?))
-        });
-        let Some((partition, offset)) = parsed else {
-            bail!("--until-offsets {text:?}: expected PARTITION:OFFSET pairs separated by commas, e.g. 0:120,1:98");
-        };
-        if offsets.insert(partition, offset).is_some() {
-            bail!("--until-offsets names partition {partition} twice");
-        }
-    }
-    Ok(Bound::Offsets(offsets))
-}
 
 /// What to rebuild, and how.
 #[derive(Debug, Clone)]
@@ -107,135 +48,6 @@ pub struct RebuildOptions {
     pub parallelism: usize,
     /// Fail instead of warning when an as-of point predates retained history.
     pub require_exact: bool,
-}
-
-/// Whether the replayed history is complete up to the end offsets.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryCheck {
-    /// Records below the end offsets that the topic no longer holds
-    /// (compacted away, or deleted by retention).
-    pub removed_before_end: u64,
-    /// Partitions whose earliest retained offset is at or past the end.
-    pub partitions_without_history: Vec<i32>,
-    /// True when nothing before the end offsets was removed.
-    pub exact: bool,
-}
-
-/// One partition of a rebuild.
-#[derive(Debug, Clone, Serialize)]
-pub struct PartitionSummary {
-    pub partition: i32,
-    pub earliest: i64,
-    pub high_watermark: i64,
-    pub end: i64,
-    pub records: u64,
-}
-
-/// What a rebuild did.
-#[derive(Debug, Serialize)]
-pub struct RebuildSummary {
-    pub topic: String,
-    pub target: String,
-    pub records: u64,
-    pub upserts: u64,
-    pub tombstones: u64,
-    pub live_keys: u64,
-    pub invalid: u64,
-    pub first_invalid: Vec<String>,
-    pub seconds: f64,
-    pub records_per_second: f64,
-    pub partitions: Vec<PartitionSummary>,
-    /// Set for `--as-of` and `--until-offsets`.
-    pub history: Option<HistoryCheck>,
-    pub end_offsets: Vec<(i32, i64)>,
-}
-
-/// One decoded record on its way to the writer.
-struct Applied {
-    record: DecodedRecord,
-    key: Vec<u8>,
-    value: Option<Vec<u8>>,
-    partition: i32,
-    offset: i64,
-}
-
-/// A worker's sink: decode, check, batch, hand over.
-struct DecodingSink {
-    decoder: RecordDecoder,
-    batch: Vec<Applied>,
-    tx: mpsc::Sender<Vec<Applied>>,
-    skip_invalid: bool,
-    keep_bytes: bool,
-    invalid: u64,
-    first_invalid: Vec<String>,
-}
-
-impl DecodingSink {
-    fn hand_over(&mut self) -> Result<(), String> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        self.tx
-            .blocking_send(batch)
-            .map_err(|_| "the table writer stopped".to_string())
-    }
-}
-
-impl PartitionSink for DecodingSink {
-    type Error = String;
-
-    fn record(&mut self, record: ReplayRecord<'_>) -> Result<(), String> {
-        match self.decoder.decode(record.key, record.value)? {
-            Ok(decoded) => {
-                let (key, value) = if self.keep_bytes {
-                    (
-                        record.key.unwrap_or_default().to_vec(),
-                        record.value.map(<[u8]>::to_vec),
-                    )
-                } else {
-                    (Vec::new(), None)
-                };
-                self.batch.push(Applied {
-                    record: decoded,
-                    key,
-                    value,
-                    partition: record.partition,
-                    offset: record.offset,
-                });
-                if self.batch.len() >= BATCH {
-                    self.hand_over()?;
-                }
-                Ok(())
-            }
-            Err(invalid) if self.skip_invalid => {
-                self.invalid += 1;
-                if self.first_invalid.len() < INVALID_SHOWN {
-                    self.first_invalid.push(format!(
-                        "partition {} offset {}: {invalid}",
-                        record.partition, record.offset
-                    ));
-                }
-                if self.invalid <= INVALID_SHOWN as u64 {
-                    tracing::warn!(partition = record.partition, offset = record.offset, reason = %invalid, "skipping an invalid record");
-                }
-                Ok(())
-            }
-            Err(invalid) => Err(format!(
-                "{invalid} (rerun with --skip-invalid to count and skip such records)"
-            )),
-        }
-    }
-
-    fn finish(&mut self) -> Result<(), String> {
-        self.hand_over()
-    }
-}
-
-/// What the writer task ends with.
-enum Written {
-    Sqlite(TableBuilder),
-    Postgres(pg_target::PgTableBuilder),
 }
 
 fn workers(options: &RebuildOptions, plan: &ReplayPlan) -> usize {
@@ -446,107 +258,10 @@ pub async fn rebuild(
     })
 }
 
-/// Facts stored with a rebuilt table.
-struct Meta<'a> {
-    topic: &'a str,
-    reader: &'a StoredSchema,
-    plan: &'a ReplayPlan,
-    bound: &'a Bound,
-    invalid: u64,
-    history: Option<&'a HistoryCheck>,
-}
-
-impl Meta<'_> {
-    fn entries(&self) -> anyhow::Result<Vec<(&'static str, String)>> {
-        let offsets = |f: fn(&replay::PartitionRange) -> i64| {
-            serde_json::to_string(
-                &self
-                    .plan
-                    .partitions
-                    .iter()
-                    .map(|p| (p.partition, f(p)))
-                    .collect::<Vec<_>>(),
-            )
-        };
-        let mut entries = vec![
-            ("topic", self.topic.to_string()),
-            ("start_offsets", offsets(|p| p.low)?),
-            ("end_offsets", offsets(|p| p.end)?),
-            ("reader_schema_id", self.reader.id.to_string()),
-            ("reader_schema", self.reader.text.to_string()),
-            ("invalid_records", self.invalid.to_string()),
-            (
-                "bound",
-                match self.bound {
-                    Bound::Latest => "latest".to_string(),
-                    Bound::Offsets(_) => "until-offsets".to_string(),
-                    Bound::Time(millis) => format!("as-of {millis} ms"),
-                },
-            ),
-        ];
-        if let Some(history) = self.history {
-            entries.push(("history", serde_json::to_string(history)?));
-        }
-        Ok(entries)
-    }
-}
-
 fn partial_path(path: &Path) -> PathBuf {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     PathBuf::from(partial)
-}
-
-async fn start_writer(
-    registry: &Registry,
-    options: &RebuildOptions,
-    reader: &StoredSchema,
-    mut rx: mpsc::Receiver<Vec<Applied>>,
-) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Written>>> {
-    Ok(match &options.target {
-        Target::Sqlite(path) => {
-            let mut builder = TableBuilder::create(path)?;
-            tokio::task::spawn_blocking(move || {
-                while let Some(batch) = rx.blocking_recv() {
-                    for a in batch {
-                        builder.apply(
-                            &a.record.ord,
-                            &a.key,
-                            a.value.as_deref(),
-                            a.partition,
-                            a.offset,
-                        )?;
-                    }
-                }
-                Ok(Written::Sqlite(builder))
-            })
-        }
-        Target::Postgres { url, table } => {
-            let key = latest_schema(registry, &format!("{}-key", options.topic))
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let shape = pg_target::shape(&reader.schema, &key.schema)?;
-            let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok();
-            let client = kappa_source::postgres::connect(url, password.as_deref()).await?;
-            let mut builder =
-                pg_target::PgTableBuilder::create(client, table.clone(), shape).await?;
-            tokio::spawn(async move {
-                let mut pending: Vec<DecodedRecord> = Vec::with_capacity(PG_BATCH);
-                while let Some(batch) = rx.recv().await {
-                    pending.extend(batch.into_iter().map(|a| a.record));
-                    while pending.len() < PG_BATCH {
-                        match rx.try_recv() {
-                            Ok(more) => pending.extend(more.into_iter().map(|a| a.record)),
-                            Err(_) => break,
-                        }
-                    }
-                    builder.apply(&pending).await?;
-                    pending.clear();
-                }
-                Ok(Written::Postgres(builder))
-            })
-        }
-    })
 }
 
 /// The baseline for the rebuild benchmark: the same parallel replay with
@@ -579,50 +294,4 @@ pub async fn raw_read(
     })
     .await??;
     Ok((records, started.elapsed().as_secs_f64()))
-}
-
-/// Prints the summary for a person.
-pub fn print_summary(summary: &RebuildSummary) {
-    println!(
-        "rebuilt {} into {}: {} records read ({} rows, {} tombstones), {} keys live, {:.1}s, {:.0} records/s",
-        summary.topic,
-        summary.target,
-        summary.records,
-        summary.upserts,
-        summary.tombstones,
-        summary.live_keys,
-        summary.seconds,
-        summary.records_per_second
-    );
-    if summary.invalid > 0 {
-        println!("invalid records skipped: {}", summary.invalid);
-        for invalid in &summary.first_invalid {
-            println!("  {invalid}");
-        }
-    }
-    if let Some(history) = &summary.history {
-        let ends: Vec<String> = summary
-            .end_offsets
-            .iter()
-            .map(|(p, o)| format!("{p}:{o}"))
-            .collect();
-        println!("end offsets: {}", ends.join(","));
-        if history.exact {
-            println!("history: complete up to the end offsets (exact)");
-        } else {
-            println!(
-                "history: NOT EXACT: {} records before the end offsets are no longer in the topic (compaction or retention){}; \
-                 a key whose older record was compacted away in favour of a newer one past the end is missing or shows an older state",
-                history.removed_before_end,
-                if history.partitions_without_history.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", and partitions {:?} retain nothing before the point",
-                        history.partitions_without_history
-                    )
-                }
-            );
-        }
-    }
 }

@@ -140,6 +140,8 @@ fn consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<ReplayContext>, SinkErro
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
+        // Prefetch per consumer: bounds memory with many partitions.
+        .set("queued.max.messages.kbytes", "16384")
         .create_with_context(ReplayContext)
         .map_err(|e| broker_error(kafka)(e.to_string()))
 }
@@ -337,6 +339,8 @@ fn read_partitions<S: PartitionSink>(
             reason,
         })
     };
+    let partitions: Vec<i32> = ranges.iter().map(|r| r.partition).collect();
+    let _span = tracing::info_span!("replay", topic, ?partitions).entered();
     // partition → (end, position: next offset not yet covered, records)
     let mut remaining: HashMap<i32, (i64, i64, u64)> = HashMap::new();
     let mut reads = Vec::new();

@@ -356,47 +356,45 @@ impl OrderedSource for PostgresTable {
     async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {
         let table = &self.table;
         let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let condition: Vec<String> = table
-            .key_columns
-            .iter()
-            .enumerate()
-            .map(|(n, &i)| {
-                format!(
-                    "{} = ${}::text::{}",
-                    quote_ident(&table.columns[i].name),
-                    n + 1,
-                    self.type_names[i]
-                )
-            })
-            .collect();
-        let sql = format!(
-            "COPY (SELECT {} FROM ONLY {} WHERE {}) TO STDOUT",
-            columns.join(", "),
-            quote_table(&table.name),
-            condition.join(" AND ")
-        );
-        // COPY takes no parameters: the key literals go through a prepared
-        // SELECT that renders the COPY statement safely quoted.
+        // COPY takes no parameters: each key value goes in as a quoted
+        // literal cast to its column's type.
+        let condition = |key: &[Value]| -> String {
+            table
+                .key_columns
+                .iter()
+                .zip(key)
+                .map(|(&i, value)| {
+                    let literal = match literal(value) {
+                        Some(text) => format!("'{}'", text.replace('\'', "''")),
+                        None => "NULL".into(),
+                    };
+                    format!(
+                        "{} = {literal}::{}",
+                        quote_ident(&table.columns[i].name),
+                        self.type_names[i]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
         self.side
             .batch_execute(&format!("BEGIN READ ONLY; {SESSION_SETTINGS}"))
             .await?;
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            let literals: Vec<Option<String>> = key.iter().map(literal).collect();
-            let mut statement = sql.clone();
-            for (n, value) in literals.iter().enumerate().rev() {
-                let quoted = match value {
-                    Some(text) => format!("'{}'", text.replace('\'', "''")),
-                    None => "NULL".into(),
-                };
-                statement = statement.replace(&format!("${}::", n + 1), &format!("{quoted}::"));
+            let sql = format!(
+                "COPY (SELECT {} FROM ONLY {} WHERE {}) TO STDOUT",
+                columns.join(", "),
+                quote_table(&table.name),
+                condition(key)
+            );
+            let mut lines = CopyLines::start(&self.side, &sql).await?;
+            let mut row = None;
+            while let Some(chunk) = lines.next_lines(CHUNK).await? {
+                if let (None, Some(line)) = (&row, chunk.first()) {
+                    row = Some(self.parse_line(line)?.1);
+                }
             }
-            let mut lines = CopyLines::start(&self.side, &statement).await?;
-            let row = match lines.next_lines(2).await? {
-                Some(lines) if !lines.is_empty() => Some(self.parse_line(&lines[0])?.1),
-                _ => None,
-            };
-            while lines.next_lines(CHUNK).await?.is_some() {}
             found.push(row);
         }
         self.side.batch_execute("COMMIT").await?;

@@ -129,19 +129,21 @@ impl SecondConnector {
         }
     }
 
-    async fn wait_for_snapshot(&self, p: &Pipeline) {
+    async fn wait_for_snapshot(&mut self, p: &Pipeline) {
         let log = p
             .dir
             .path()
             .join(format!("{}.log", &self.name[p.name.len() + 1..]));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("initial snapshot delivered")
-        {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("initial snapshot delivered") {
+                return;
+            }
+            let exited = self.child.try_wait().expect("wait").is_some();
             assert!(
-                Instant::now() < deadline,
-                "connector {} delivered no snapshot",
+                !exited && Instant::now() < deadline,
+                "connector {} delivered no snapshot (exited: {exited}); log:\n{text}",
                 self.name
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -209,7 +211,7 @@ async fn parallel_four_partition_rebuild_equals_single_partition_rebuild() {
     .unwrap();
     p.start();
     p.wait_for_log("initial snapshot delivered").await;
-    let single = SecondConnector::start(&p, "one", 1);
+    let mut single = SecondConnector::start(&p, "one", 1);
     single.wait_for_snapshot(&p).await;
     p.commit(&format!(
         "UPDATE {table} SET name = 'u' || id WHERE id % 3 = 0"

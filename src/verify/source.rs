@@ -108,6 +108,8 @@ pub struct PostgresTable {
     table: Arc<TableSchema>,
     type_names: Vec<String>,
     snapshot_lsn: Option<Lsn>,
+    /// `ONLY ` for a plain table, empty for a partitioned one.
+    from: &'static str,
     rows: Option<Rows>,
     spill_path: std::path::PathBuf,
 }
@@ -123,7 +125,12 @@ impl PostgresTable {
     ) -> anyhow::Result<Self> {
         let snapshot = connect(url, password).await?;
         let side = connect(url, password).await?;
-        let table = load_table(&snapshot, name).await?.schema;
+        let catalog = load_table(&snapshot, name).await?;
+        let table = catalog.schema;
+        // A partitioned table holds no rows itself: read through it. Any
+        // other table is read without inheritance children (not published
+        // with it).
+        let from = if catalog.partitioned { "" } else { "ONLY " };
         let type_names = snapshot
             .query(
                 "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
@@ -142,6 +149,7 @@ impl PostgresTable {
             table,
             type_names,
             snapshot_lsn: None,
+            from,
             rows: None,
             spill_path: scratch_dir.join("source-spill.sqlite"),
         })
@@ -199,8 +207,9 @@ impl PostgresTable {
             String::new()
         };
         format!(
-            "COPY (SELECT {} FROM ONLY {}{order}) TO STDOUT",
+            "COPY (SELECT {} FROM {}{}{order}) TO STDOUT",
             columns.join(", "),
+            self.from,
             quote_table(&self.table.name)
         )
     }
@@ -383,8 +392,9 @@ impl OrderedSource for PostgresTable {
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             let sql = format!(
-                "COPY (SELECT {} FROM ONLY {} WHERE {}) TO STDOUT",
+                "COPY (SELECT {} FROM {}{} WHERE {}) TO STDOUT",
                 columns.join(", "),
+                self.from,
                 quote_table(&table.name),
                 condition(key)
             );

@@ -8,7 +8,6 @@ mod state;
 mod status;
 mod verify;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use kappa_schemas::{Registry, TableName};
 use kappa_sink::KafkaConfig;
@@ -73,14 +72,41 @@ enum Command {
         config: PathBuf,
     },
     /// Replay a topic from its beginning to the end offsets taken at start
-    /// into a table: newest record per key, tombstones delete.
+    /// (or those of --as-of / --until-offsets) into a table: newest record
+    /// per key, tombstones delete.
     Rebuild {
         /// The topic, e.g. kappa.public.orders.
         #[arg(long)]
         topic: String,
-        /// Target: sqlite:PATH.
+        /// Target: sqlite:PATH, or postgres://user@host/db?table=schema.table
+        /// (a typed table, replaced atomically).
         #[arg(long)]
         into: String,
+        /// Rebuild the table as it was at this time (RFC 3339, e.g.
+        /// 2026-11-25T10:00:00Z): records written before it.
+        #[arg(long, conflicts_with = "until_offsets")]
+        as_of: Option<String>,
+        /// Rebuild up to these end offsets (exclusive), one per partition:
+        /// PARTITION:OFFSET,…
+        #[arg(long)]
+        until_offsets: Option<String>,
+        /// Count and skip records that cannot be decoded instead of stopping.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// With --as-of/--until-offsets: fail when history before the point
+        /// is no longer complete in the topic, instead of warning.
+        #[arg(long)]
+        require_exact: bool,
+        /// Worker threads reading partitions (0: one per partition, up to 8).
+        #[arg(long, default_value_t = 0)]
+        parallelism: usize,
+        /// Print the summary as JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Benchmark baseline: read the topic to its end offsets with the
+        /// same consumers, without decoding or writing, and report records/s.
+        #[arg(long, hide = true)]
+        raw_baseline: bool,
         #[command(flatten)]
         services: Services,
     },
@@ -105,6 +131,17 @@ enum Command {
         show: usize,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// The connector's replication slot, when it may be streaming:
+        /// verify waits until the slot confirms the source snapshot point and
+        /// reports differences caused by lag separately.
+        #[arg(long)]
+        slot: Option<String>,
+        /// How long to wait for the connector to confirm the snapshot point.
+        #[arg(long, default_value_t = 30)]
+        lag_timeout: u64,
+        /// Count and skip invalid records while rebuilding (see rebuild).
+        #[arg(long)]
+        skip_invalid: bool,
         #[command(flatten)]
         services: Services,
     },
@@ -171,23 +208,43 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rebuild {
             topic,
             into,
+            as_of,
+            until_offsets,
+            skip_invalid,
+            require_exact,
+            parallelism,
+            format,
+            raw_baseline,
             services,
         } => {
-            let path = rebuild::sqlite_target(&into)?;
             let kafka = KafkaConfig::new(services.brokers);
+            if raw_baseline {
+                let (records, seconds) = rebuild::raw_read(&kafka, &topic, parallelism).await?;
+                println!(
+                    "raw read of {topic}: {records} records, {seconds:.2}s, {:.0} records/s",
+                    records as f64 / seconds.max(1e-9)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let bound = match (as_of, until_offsets) {
+                (Some(time), _) => rebuild::parse_as_of(&time)?,
+                (None, Some(offsets)) => rebuild::parse_until_offsets(&offsets)?,
+                (None, None) => kappa_sink::replay::Bound::Latest,
+            };
+            let options = rebuild::RebuildOptions {
+                topic,
+                target: rebuild::parse_target(&into)?,
+                bound,
+                skip_invalid,
+                parallelism,
+                require_exact,
+            };
             let registry = Registry::new(&services.registry);
-            let summary = rebuild::rebuild(&kafka, &registry, &topic, &path).await?;
-            println!(
-                "rebuilt {} into {}: {} records read ({} rows, {} tombstones), {} keys live, {:.1}s, {:.0} records/s",
-                summary.topic,
-                path.display(),
-                summary.records,
-                summary.upserts,
-                summary.tombstones,
-                summary.live_keys,
-                summary.seconds,
-                summary.records_per_second
-            );
+            let summary = rebuild::rebuild(&kafka, &registry, &options).await?;
+            match format {
+                Format::Text => rebuild::print_summary(&summary),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {
@@ -197,40 +254,30 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             rebuilt,
             show,
             format,
+            slot,
+            lag_timeout,
+            skip_invalid,
             services,
         } => {
-            let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
-            let scratch = tempfile_dir()?;
-            let path = match rebuilt {
-                Some(target) => rebuild::sqlite_target(&target)?,
-                None => {
-                    let path = scratch.join("rebuilt.sqlite");
-                    let kafka = KafkaConfig::new(services.brokers);
-                    let registry = Registry::new(&services.registry);
-                    rebuild::rebuild(&kafka, &registry, &topic, &path).await?;
-                    path
-                }
+            let options = verify::VerifyOptions {
+                topic,
+                source_url: source,
+                password: std::env::var("KAPPA_POSTGRES_PASSWORD").ok(),
+                table: TableName::parse(&table).map_err(anyhow::Error::msg)?,
+                rebuilt: rebuilt.as_deref().map(rebuild::sqlite_target).transpose()?,
+                show,
+                slot,
+                lag_timeout: std::time::Duration::from_secs(lag_timeout),
+                skip_invalid,
             };
-            let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok();
-            let report = verify::verify(&source, password.as_deref(), &table, &path, show).await;
-            let _ = std::fs::remove_dir_all(&scratch);
-            let report = report?;
+            let kafka = KafkaConfig::new(services.brokers);
+            let registry = Registry::new(&services.registry);
+            let report = verify::verify(&kafka, &registry, &options).await?;
             match format {
-                Format::Text => verify::print_report(&report, &topic),
+                Format::Text => verify::print_report(&report, &options.topic),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
             }
-            Ok(if report.differences() == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(ExitCode::from(verify::exit_code(&report)))
         }
     }
-}
-
-/// A private scratch directory for a rebuild that verify makes itself.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("kappa-verify-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }

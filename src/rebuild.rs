@@ -1,99 +1,297 @@
-//! `kappa rebuild`: a topic, replayed from its beginning to the end offsets
-//! taken at the start, into a SQLite key/value table (newest record per key,
-//! tombstones deleting).
+//! `kappa rebuild`: a topic replayed from its beginning to end offsets fixed
+//! at the start (or those of `--as-of` / `--until-offsets`) into a table,
+//! newest record per key, tombstones deleting.
+//!
+//! Every partition is read by its own worker thread, which decodes each
+//! record (key, and value resolved to the subject's latest schema) and hands
+//! batches to one writer through a bounded channel: memory holds a few
+//! batches whatever the topic's size. A record that cannot be part of the
+//! table (not Confluent-framed, unknown schema id, undecodable, no key) stops
+//! the rebuild with its topic, partition and offset, or is counted and
+//! skipped with `--skip-invalid`.
+
+mod decoding;
+pub mod pg_target;
+mod progress;
+mod summary;
+mod target;
+mod writer;
+
+pub use summary::{print_summary, HistoryCheck, PartitionSummary, RebuildSummary};
+pub use target::{parse_as_of, parse_target, parse_until_offsets, sqlite_target, Target};
 
 use anyhow::{bail, Context};
-use kappa_schemas::framing::unframe;
+use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};
 use kappa_schemas::Registry;
-use kappa_sink::replay::{replay, ReplayStats};
-use kappa_sink::table::TableBuilder;
+use kappa_sink::replay::{self, Bound, PartitionSink, ReplayPlan, ReplayProgress, ReplayRecord};
+use kappa_sink::resolve::{latest_schema, RecordDecoder, StoredSchema};
 use kappa_sink::KafkaConfig;
-use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
+use summary::Meta;
+use tokio::sync::{mpsc, watch};
+use writer::{start_writer, Written};
 
-/// `sqlite:PATH` → PATH. Other targets come later; say so rather than guess.
-pub fn sqlite_target(into: &str) -> anyhow::Result<PathBuf> {
-    match into.strip_prefix("sqlite:") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => bail!("--into {into:?}: expected sqlite:PATH (e.g. sqlite:/tmp/orders.sqlite)"),
+/// Batches in flight between the workers and the writer.
+const IN_FLIGHT: usize = 16;
+
+/// What to rebuild, and how.
+#[derive(Debug, Clone)]
+pub struct RebuildOptions {
+    pub topic: String,
+    pub target: Target,
+    pub bound: Bound,
+    pub skip_invalid: bool,
+    /// Worker threads; 0 = one per partition (at most 8).
+    pub parallelism: usize,
+    /// Fail instead of warning when an as-of point predates retained history.
+    pub require_exact: bool,
+}
+
+fn workers(options: &RebuildOptions, plan: &ReplayPlan) -> usize {
+    if options.parallelism > 0 {
+        options.parallelism
+    } else {
+        plan.partitions.len().clamp(1, 8)
     }
 }
 
-/// What a rebuild did.
-#[derive(Debug, Serialize)]
-pub struct RebuildSummary {
-    pub topic: String,
-    pub records: u64,
-    pub upserts: u64,
-    pub tombstones: u64,
-    pub live_keys: u64,
-    pub seconds: f64,
-    pub records_per_second: f64,
-    pub end_offsets: Vec<(i32, i64)>,
-}
-
-/// Rebuilds `topic` into the SQLite file at `path`.
+/// Rebuilds a topic into its target.
 pub async fn rebuild(
     kafka: &KafkaConfig,
     registry: &Registry,
-    topic: &str,
-    path: &Path,
+    options: &RebuildOptions,
 ) -> anyhow::Result<RebuildSummary> {
     let started = Instant::now();
-    let (mut builder, schema_ids, stats) = {
-        let kafka = kafka.clone();
-        let topic = topic.to_string();
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || replay_into(&kafka, &topic, &path))
+    let topic = options.topic.clone();
+    let reader = latest_schema(registry, &format!("{topic}-value"))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let plan = {
+        let (kafka, topic, bound) = (kafka.clone(), topic.clone(), options.bound.clone());
+        tokio::task::spawn_blocking(move || replay::plan(&kafka, &topic, &bound))
             .await
-            .context("rebuild task")??
+            .context("planning the replay")??
     };
-    for id in schema_ids {
-        let (_, text) = registry.schema(id).await?;
-        builder.add_schema(id, &text)?;
+    let history = (!matches!(options.bound, Bound::Latest)).then(|| HistoryCheck {
+        removed_before_end: 0,
+        partitions_without_history: plan
+            .partitions
+            .iter()
+            .filter(|p| p.end > 0 && p.low >= p.end)
+            .map(|p| p.partition)
+            .collect(),
+        exact: false,
+    });
+    if let Some(history) = &history {
+        if options.require_exact && !history.partitions_without_history.is_empty() {
+            bail!(
+                "--require-exact: the requested point predates the retained history of {topic}: partitions {:?} hold no record before it any more",
+                history.partitions_without_history
+            );
+        }
     }
-    builder.set_meta("topic", topic)?;
-    builder.set_meta("end_offsets", &serde_json::to_string(&stats.end_offsets)?)?;
-    builder.set_meta(
-        "start_offsets",
-        &serde_json::to_string(&stats.start_offsets)?,
-    )?;
-    let (upserts, tombstones) = (builder.upserts, builder.tombstones);
-    let live_keys = builder.finish()?;
+
+    let (tx, rx) = mpsc::channel::<Vec<Applied>>(IN_FLIGHT);
+    let writer = start_writer(registry, options, &reader, rx).await?;
+
+    let progress = Arc::new(ReplayProgress::default());
+    let (done_tx, done_rx) = watch::channel(false);
+    let shown = tokio::spawn(progress::show(
+        topic.clone(),
+        plan.span(),
+        progress.clone(),
+        done_rx,
+    ));
+    let replayed = {
+        let kafka = kafka.clone();
+        let plan = plan.clone();
+        let registry = registry.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let reader = reader.clone();
+        let workers = workers(options, &plan);
+        let (skip_invalid, keep_bytes) = (
+            options.skip_invalid,
+            matches!(options.target, Target::Sqlite(_)),
+        );
+        let progress = progress.clone();
+        tokio::task::spawn_blocking(move || {
+            replay::run(&kafka, &plan, workers, &progress, move || DecodingSink {
+                decoder: RecordDecoder::new(registry.clone(), runtime.clone(), reader.clone()),
+                batch: Vec::with_capacity(BATCH),
+                tx: tx.clone(),
+                skip_invalid,
+                keep_bytes,
+                invalid: 0,
+                first_invalid: Vec::new(),
+            })
+        })
+        .await
+        .context("replay task")?
+    };
+    let _ = done_tx.send(true);
+    let _ = shown.await;
+    // The sinks hold the last senders: the writer finishes once they are gone.
+    let (sinks, reads, replay_error) = match replayed {
+        Ok((sinks, reads)) => (sinks, reads, None),
+        Err(e) => (Vec::new(), Vec::new(), Some(e)),
+    };
+    let mut schemas: HashMap<u32, StoredSchema> = HashMap::new();
+    let (mut invalid, mut first_invalid) = (0, Vec::new());
+    for sink in sinks {
+        for schema in sink.decoder.schemas() {
+            schemas.insert(schema.id, schema.clone());
+        }
+        invalid += sink.invalid;
+        first_invalid.extend(sink.first_invalid);
+    }
+    let written = writer.await.context("table writer task")?;
+    if let Some(e) = replay_error {
+        // A writer failure shows up in the workers as "the writer stopped":
+        // its own error is the one to report.
+        if let Err(writer_error) = written {
+            return Err(writer_error.context(e.to_string()));
+        }
+        if let Target::Sqlite(path) = &options.target {
+            let _ = std::fs::remove_file(partial_path(path));
+        }
+        return Err(e.into());
+    }
+    let written = written?;
+    first_invalid.truncate(INVALID_SHOWN);
+
+    let records: u64 = reads.iter().map(|r| r.records).sum();
+    let partitions: Vec<PartitionSummary> = plan
+        .partitions
+        .iter()
+        .map(|p| PartitionSummary {
+            partition: p.partition,
+            earliest: p.low,
+            high_watermark: p.high,
+            end: p.end,
+            records: reads
+                .iter()
+                .find(|r| r.partition == p.partition)
+                .map_or(0, |r| r.records),
+        })
+        .collect();
+    let history = history.map(|mut h| {
+        h.removed_before_end = partitions
+            .iter()
+            .map(|p| (p.end - p.records as i64).max(0) as u64)
+            .sum();
+        h.exact = h.removed_before_end == 0 && h.partitions_without_history.is_empty();
+        h
+    });
+    if let Some(history) = history
+        .as_ref()
+        .filter(|h| options.require_exact && !h.exact)
+    {
+        if let Target::Sqlite(path) = &options.target {
+            drop(written);
+            let _ = std::fs::remove_file(partial_path(path));
+        }
+        bail!(
+            "--require-exact: {} records before the end offsets of {topic} are no longer in the topic \
+             (compaction or retention), so the table as of that point cannot be guaranteed; nothing was written",
+            history.removed_before_end
+        );
+    }
+    let end_offsets: Vec<(i32, i64)> = plan
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.end))
+        .collect();
+    let meta = Meta {
+        topic: &topic,
+        reader: &reader,
+        plan: &plan,
+        bound: &options.bound,
+        invalid,
+        history: history.as_ref(),
+    };
+    let (upserts, tombstones, live_keys) = match written {
+        Written::Sqlite(mut builder) => {
+            let mut ids: Vec<&u32> = schemas.keys().collect();
+            ids.sort();
+            for id in ids {
+                builder.add_schema(*id, &schemas[id].text)?;
+            }
+            for (name, value) in meta.entries()? {
+                builder.set_meta(name, &value)?;
+            }
+            let (upserts, tombstones) = (builder.upserts, builder.tombstones);
+            (upserts, tombstones, builder.finish()?)
+        }
+        Written::Postgres(builder) => {
+            let (upserts, tombstones) = (builder.upserts, builder.tombstones);
+            let comment = serde_json::to_string(
+                &meta
+                    .entries()?
+                    .into_iter()
+                    .filter(|(n, _)| *n != "reader_schema")
+                    .collect::<BTreeMap<_, _>>(),
+            )?;
+            let live = builder
+                .finish(&format!("rebuilt by kappa: {comment}"))
+                .await?;
+            (upserts, tombstones, live)
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     Ok(RebuildSummary {
-        topic: topic.to_string(),
-        records: stats.records,
+        topic,
+        target: options.target.to_string(),
+        records,
         upserts,
         tombstones,
         live_keys,
+        invalid,
+        first_invalid,
         seconds,
-        records_per_second: stats.records as f64 / seconds.max(1e-9),
-        end_offsets: stats.end_offsets,
+        records_per_second: records as f64 / seconds.max(1e-9),
+        partitions,
+        history,
+        end_offsets,
     })
 }
 
-fn replay_into(
+fn partial_path(path: &Path) -> PathBuf {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    PathBuf::from(partial)
+}
+
+/// The baseline for the rebuild benchmark: the same parallel replay with
+/// the same consumers, counting records without decoding or writing them.
+pub async fn raw_read(
     kafka: &KafkaConfig,
     topic: &str,
-    path: &Path,
-) -> anyhow::Result<(TableBuilder, BTreeSet<u32>, ReplayStats)> {
-    let mut builder = TableBuilder::create(path)?;
-    let mut schema_ids = BTreeSet::new();
-    let stats = replay(kafka, topic, |record| -> anyhow::Result<()> {
-        let Some(key) = record.key else {
-            bail!("record has no key: a compacted table topic needs one per record");
-        };
-        let (key_id, _) = unframe(key).context("key")?;
-        schema_ids.insert(key_id);
-        if let Some(value) = record.value {
-            let (value_id, _) = unframe(value).context("value")?;
-            schema_ids.insert(value_id);
+    parallelism: usize,
+) -> anyhow::Result<(u64, f64)> {
+    struct Count(u64);
+    impl PartitionSink for Count {
+        type Error = String;
+        fn record(&mut self, _: ReplayRecord<'_>) -> Result<(), String> {
+            self.0 += 1;
+            Ok(())
         }
-        builder.apply(key, record.value, record.partition, record.offset)?;
-        Ok(())
-    })?;
-    Ok((builder, schema_ids, stats))
+    }
+    let started = Instant::now();
+    let (kafka, topic) = (kafka.clone(), topic.to_string());
+    let records = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let plan = replay::plan(&kafka, &topic, &Bound::Latest)?;
+        let workers = if parallelism > 0 {
+            parallelism
+        } else {
+            plan.partitions.len().clamp(1, 8)
+        };
+        let progress = Arc::new(ReplayProgress::default());
+        let (_, reads) = replay::run(&kafka, &plan, workers, &progress, || Count(0))?;
+        Ok(reads.iter().map(|r| r.records).sum())
+    })
+    .await??;
+    Ok((records, started.elapsed().as_secs_f64()))
 }

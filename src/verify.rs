@@ -1,18 +1,46 @@
 //! `kappa verify`: the rebuilt table against the source table, row by row on
-//! canonical values (see `kappa_schemas::Value`'s equality).
+//! canonical values (see `kappa_schemas::Value`'s equality), for tables of
+//! any size: both sides stream in the order of the canonical key encoding
+//! and are merge-compared (see [`merge`] and [`source`]).
+//!
+//! ## Verifying while the connector streams
+//! With `--slot`, verify takes the source snapshot first and notes its WAL
+//! position S, then waits (up to `--lag-timeout`) until the connector's slot
+//! has confirmed S — every change the snapshot shows is then acknowledged
+//! in the topic — and only then fixes the topic's end offsets and rebuilds.
+//! The topic may hold changes newer than S, and a lagging connector may not
+//! have delivered all of them, so each difference found is re-checked
+//! against the row as committed *now*: a key whose row changed after the
+//! snapshot is "in flight" (the rebuilt row is newer or older than the
+//! snapshot because of timing, not loss) and is not counted; a difference on
+//! a key unchanged since the snapshot is real if the connector had confirmed
+//! S, and "lag" if it had not. Without `--slot` the connector is assumed
+//! stopped, and every difference counts.
+//!
+//! The PostgreSQL reader confirms only commits of captured tables, so an
+//! idle connector's slot stays behind S although nothing is pending. Verify
+//! treats the connector as idle (like caught up) when the walsender has sent
+//! past S (`pg_stat_replication.sent_lsn`) and the slot's confirmed position
+//! has not moved for two seconds — a heuristic: a delivery stuck for longer
+//! would be reported as a difference, and a re-run tells.
 
-use anyhow::Context;
-use kappa_schemas::avro::avro_name;
-use kappa_schemas::decode::decode_record;
-use kappa_schemas::framing::unframe;
-use kappa_schemas::{TableName, TableSchema, Value};
-use kappa_sink::table::RebuiltTable;
-use kappa_source::postgres::catalog::load_table;
-use kappa_source::postgres::connect;
-use kappa_source::postgres::snapshot::{begin_snapshot, CopyRows};
+mod merge;
+mod rebuilt;
+mod source;
+
+use crate::rebuild::{self, RebuildOptions, Target};
+use kappa_schemas::{Registry, TableName, TableSchema, Value};
+use kappa_sink::replay::Bound;
+use kappa_sink::KafkaConfig;
+use merge::{key_text, same, Candidate, Kind, RangeReport};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::path::Path;
+use source::{ConnectorPosition, OrderedSource, PostgresTable};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Differences kept in full (for detail and re-checks); past this they are
+/// only counted.
+const KEPT: usize = 10_000;
 
 /// One difference, described for a person.
 #[derive(Debug, Serialize)]
@@ -38,153 +66,225 @@ pub struct VerifyReport {
     pub missing: u64,
     pub extra: u64,
     pub different: u64,
+    /// Differences on keys unchanged since the snapshot while the connector
+    /// had not confirmed the snapshot point: not judged.
+    pub lag: u64,
+    /// Differences on keys whose row changed after the snapshot: not judged.
+    pub in_flight: u64,
     pub first_differences: Vec<Difference>,
+    /// Key ranges (of `RANGE_KEYS` keys) whose checksums differ.
+    pub differing_ranges: u64,
+    pub ranges: Vec<RangeReport>,
+    pub connector: Option<ConnectorPosition>,
+    /// The topic end offsets the rebuilt side was read to, when verify
+    /// rebuilt it.
+    pub rebuilt_to: Option<Vec<(i32, i64)>>,
 }
 
 impl VerifyReport {
     pub fn differences(&self) -> u64 {
         self.missing + self.extra + self.different
     }
-
-    fn note(&mut self, difference: Difference, limit: usize) {
-        if self.first_differences.len() < limit {
-            self.first_differences.push(difference);
-        }
-    }
 }
 
-type NamedRow = HashMap<String, Value>;
-
-fn key_text(table: &TableSchema, values: impl Fn(usize) -> Option<Value>) -> String {
-    table
-        .key()
-        .zip(&table.key_columns)
-        .map(|(c, &i)| format!("{}={}", c.name, values(i).unwrap_or(Value::Null)))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// What to verify.
+pub struct VerifyOptions {
+    pub topic: String,
+    pub source_url: String,
+    pub password: Option<String>,
+    pub table: TableName,
+    /// An already rebuilt SQLite table; `None` rebuilds the topic now.
+    pub rebuilt: Option<PathBuf>,
+    pub show: usize,
+    /// The connector's replication slot, when it may be streaming.
+    pub slot: Option<String>,
+    pub lag_timeout: Duration,
+    pub skip_invalid: bool,
 }
 
-/// Reads the rebuilt table into memory, keyed by the key's text. (Tables of
-/// millions of rows get a merge-compare later; this holds one side.)
-fn load_rebuilt(path: &Path, table: &TableSchema) -> anyhow::Result<HashMap<String, NamedRow>> {
-    let rebuilt = RebuiltTable::open(path)?;
-    let mut schemas: HashMap<u32, kappa_schemas::AvroSchema> = HashMap::new();
-    let mut rows = HashMap::new();
-    rebuilt.for_each_row(|_key, value| {
-        let fail = |reason: String| kappa_sink::SinkError::Table {
-            path: path.display().to_string(),
-            reason,
-        };
-        let (id, datum) = unframe(value).map_err(|e| fail(e.to_string()))?;
-        let schema = match schemas.entry(id) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let text = rebuilt
-                    .schema(id)?
-                    .ok_or_else(|| fail(format!("schema id {id} is not stored in the table")))?;
-                entry.insert(
-                    kappa_schemas::AvroSchema::parse_str(&text).map_err(|e| fail(e.to_string()))?,
-                )
-            }
-        };
-        let fields: NamedRow = decode_record(schema, datum, id)
-            .map_err(|e| fail(e.to_string()))?
-            .into_iter()
-            .collect();
-        let key = key_text(table, |i| {
-            fields.get(&avro_name(&table.columns[i].name)).cloned()
-        });
-        rows.insert(key, fields);
-        Ok(())
-    })?;
-    Ok(rows)
-}
-
-/// Compares the source table with the rebuilt table at `rebuilt_path`.
+/// Compares the source table with the rebuilt table.
 pub async fn verify(
-    source_url: &str,
-    password: Option<&str>,
-    table_name: &TableName,
-    rebuilt_path: &Path,
-    limit: usize,
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    options: &VerifyOptions,
 ) -> anyhow::Result<VerifyReport> {
-    let client = connect(source_url, password).await?;
-    let table = load_table(&client, table_name).await?.schema;
-    let mut rebuilt = load_rebuilt(rebuilt_path, &table).context("reading the rebuilt table")?;
-    let mut report = VerifyReport {
-        table: table_name.to_string(),
-        rebuilt_rows: rebuilt.len() as u64,
-        ..VerifyReport::default()
+    let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
+    let mut source = PostgresTable::open(
+        &options.source_url,
+        options.password.as_deref(),
+        &options.table,
+        scratch.path(),
+    )
+    .await?;
+    source.begin_snapshot().await?;
+    let connector = match &options.slot {
+        Some(slot) => Some(source.wait_for_connector(slot, options.lag_timeout).await?),
+        None => None,
     };
-    begin_snapshot(&client, None).await?;
-    let mut rows = CopyRows::start(&client, table.clone(), false).await?;
-    while let Some(chunk) = rows.next_chunk(10_000).await? {
-        for row in chunk {
-            report.source_rows += 1;
-            let key = key_text(&table, |i| row.get(i).cloned());
-            let Some(other) = rebuilt.remove(&key) else {
-                report.missing += 1;
-                report.note(
-                    Difference {
-                        kind: "missing",
-                        key,
-                        columns: Vec::new(),
-                    },
-                    limit,
-                );
-                continue;
-            };
-            let columns: Vec<ColumnDifference> = table
-                .columns
-                .iter()
-                .zip(&row)
-                .filter_map(|(column, source)| {
-                    let theirs = other.get(&avro_name(&column.name));
-                    let same = theirs.map_or(matches!(source, Value::Null), |v| v == source);
-                    (!same).then(|| ColumnDifference {
-                        column: column.name.clone(),
-                        source: source.to_string(),
-                        rebuilt: theirs.map_or("(no such column)".into(), ToString::to_string),
-                    })
-                })
-                .collect();
-            if !columns.is_empty() {
-                report.different += 1;
-                report.note(
-                    Difference {
-                        kind: "different",
-                        key,
-                        columns,
-                    },
-                    limit,
-                );
-            }
+    let (path, rebuilt_to) = match &options.rebuilt {
+        Some(path) => (path.clone(), None),
+        None => {
+            let path = scratch.path().join("rebuilt.sqlite");
+            let summary = rebuild::rebuild(
+                kafka,
+                registry,
+                &RebuildOptions {
+                    topic: options.topic.clone(),
+                    target: Target::Sqlite(path.clone()),
+                    bound: Bound::Latest,
+                    skip_invalid: options.skip_invalid,
+                    parallelism: 0,
+                    require_exact: false,
+                },
+            )
+            .await?;
+            (path, Some(summary.end_offsets))
         }
-    }
-    client.batch_execute("COMMIT").await?;
-    report.extra = rebuilt.len() as u64;
-    let mut extra_keys: Vec<String> = rebuilt.into_keys().collect();
-    extra_keys.sort();
-    for key in extra_keys {
-        report.note(
-            Difference {
-                kind: "extra",
-                key,
-                columns: Vec::new(),
-            },
-            limit,
+    };
+    let table = source.schema().clone();
+    let (rebuilt_count, rows) = rebuilt::stream(&path, table.clone())?;
+    let merged = merge::merge(&mut source, rows, KEPT).await?;
+    if merged.rebuilt_rows != rebuilt_count {
+        tracing::warn!(
+            counted = rebuilt_count,
+            read = merged.rebuilt_rows,
+            "rebuilt row count changed while reading"
         );
     }
+    let mut report = VerifyReport {
+        table: options.table.to_string(),
+        source_rows: merged.source_rows,
+        rebuilt_rows: merged.rebuilt_rows,
+        differing_ranges: merged.differing_ranges,
+        ranges: merged.ranges,
+        rebuilt_to,
+        ..VerifyReport::default()
+    };
+    let judged = classify(&source, connector.as_ref(), merged.candidates).await?;
+    for (candidate, verdict) in judged {
+        match verdict {
+            Verdict::Real => {
+                match candidate.kind {
+                    Kind::Missing => report.missing += 1,
+                    Kind::Extra => report.extra += 1,
+                    Kind::Different => report.different += 1,
+                }
+                if report.first_differences.len() < options.show {
+                    report.first_differences.push(describe(&table, &candidate));
+                }
+            }
+            Verdict::Lag => report.lag += 1,
+            Verdict::InFlight => report.in_flight += 1,
+        }
+    }
+    // Differences past the kept ones were not re-checked.
+    let caught_up = connector.as_ref().is_none_or(|c| c.caught_up || c.idle);
+    let [missing, extra, different] = merged.uncounted;
+    if caught_up {
+        report.missing += missing;
+        report.extra += extra;
+        report.different += different;
+    } else {
+        report.lag += missing + extra + different;
+    }
+    report.connector = connector;
     Ok(report)
+}
+
+enum Verdict {
+    Real,
+    Lag,
+    InFlight,
+}
+
+/// Judges each difference against the row as committed now (see the module
+/// docs). Without a connector position every difference is real.
+async fn classify(
+    source: &PostgresTable,
+    connector: Option<&ConnectorPosition>,
+    candidates: Vec<Candidate>,
+) -> anyhow::Result<Vec<(Candidate, Verdict)>> {
+    let Some(connector) = connector else {
+        return Ok(candidates.into_iter().map(|c| (c, Verdict::Real)).collect());
+    };
+    let keys: Vec<Vec<Value>> = candidates.iter().map(|c| c.key.clone()).collect();
+    let mut current = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        current.extend(source.current_rows(chunk).await?);
+    }
+    Ok(candidates
+        .into_iter()
+        .zip(current)
+        .map(|(candidate, now)| {
+            let unchanged = match (&candidate.source, &now) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+            let verdict = if !unchanged {
+                Verdict::InFlight
+            } else if connector.caught_up || connector.idle {
+                Verdict::Real
+            } else {
+                Verdict::Lag
+            };
+            (candidate, verdict)
+        })
+        .collect())
+}
+
+fn describe(table: &TableSchema, candidate: &Candidate) -> Difference {
+    let columns = match (&candidate.source, &candidate.rebuilt) {
+        (Some(source), Some(rebuilt)) => table
+            .columns
+            .iter()
+            .zip(source.iter().zip(rebuilt))
+            .filter(|(_, (s, r))| !same(s, r.as_ref()))
+            .map(|(column, (s, r))| ColumnDifference {
+                column: column.name.clone(),
+                source: s.to_string(),
+                rebuilt: r
+                    .as_ref()
+                    .map_or("(no such column)".into(), ToString::to_string),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Difference {
+        kind: candidate.kind.name(),
+        key: key_text(table, &candidate.key),
+        columns,
+    }
 }
 
 /// Prints the report for a person.
 pub fn print_report(report: &VerifyReport, topic: &str) {
     println!("verify {} against topic {topic}", report.table);
+    if let Some(c) = &report.connector {
+        println!(
+            "connector: source snapshot at {}, slot confirmed {} ({}, waited {:.1}s)",
+            c.snapshot,
+            c.confirmed.as_deref().unwrap_or("nothing"),
+            if c.caught_up {
+                "caught up"
+            } else if c.idle {
+                "idle: nothing pending"
+            } else {
+                "LAGGING"
+            },
+            c.waited_seconds
+        );
+    }
     println!(
         "source rows: {}  rebuilt rows: {}  missing: {}  extra: {}  different: {}",
         report.source_rows, report.rebuilt_rows, report.missing, report.extra, report.different
     );
+    if report.lag > 0 || report.in_flight > 0 {
+        println!(
+            "not judged: lag: {}  in flight: {} (changed after the snapshot)",
+            report.lag, report.in_flight
+        );
+    }
     if !report.first_differences.is_empty() {
         println!("first differences:");
         for d in &report.first_differences {
@@ -197,9 +297,28 @@ pub fn print_report(report: &VerifyReport, topic: &str) {
             }
         }
     }
-    if report.differences() == 0 {
-        println!("verdict: OK, 0 differences");
-    } else {
-        println!("verdict: DIFFERENT, {} differences", report.differences());
+    if !report.ranges.is_empty() {
+        println!("key ranges with differences ({}):", report.differing_ranges);
+        for r in report.ranges.iter().take(5) {
+            println!(
+                "  {} … {} ({} source rows, {} rebuilt rows)",
+                r.first_key, r.last_key, r.source_rows, r.rebuilt_rows
+            );
+        }
     }
+    if report.differences() > 0 {
+        println!("verdict: DIFFERENT, {} differences", report.differences());
+    } else if report.lag > 0 {
+        println!(
+            "verdict: LAGGING, {} keys differ while the connector has not confirmed the snapshot point",
+            report.lag
+        );
+    } else {
+        println!("verdict: OK, 0 differences");
+    }
+}
+
+/// Exit code: 0 equal, 1 different or not provably equal (lag).
+pub fn exit_code(report: &VerifyReport) -> u8 {
+    u8::from(report.differences() > 0 || report.lag > 0)
 }

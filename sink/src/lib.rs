@@ -6,8 +6,11 @@ pub mod error;
 pub mod kafka;
 pub mod live_keys;
 pub mod offsets;
+pub mod order_key;
+pub mod pg_text;
 pub mod producer;
 pub mod replay;
+pub mod resolve;
 pub mod table;
 pub mod topics;
 

@@ -1,8 +1,18 @@
 //! Bounded replay: read a topic from the beginning of every partition up to
-//! the end offsets captured when the replay starts, then stop — also while
-//! producers keep writing. Compaction leaves gaps in offsets, so a partition
-//! is done when its position reaches the captured end (or the broker reports
-//! its end), never by waiting for one particular offset.
+//! end offsets fixed before reading starts, then stop — also while producers
+//! keep writing. Compaction leaves gaps in offsets, so a partition is done
+//! when its position reaches the captured end (or the broker reports its
+//! end), never by waiting for one particular offset.
+//!
+//! The end offsets are the high watermarks when the replay starts
+//! ([`Bound::Latest`]), given ones ([`Bound::Offsets`], `--until-offsets`), or
+//! those of a point in time ([`Bound::Time`], `--as-of`: per partition the
+//! first offset whose timestamp is at or after it, via `offsets_for_times`).
+//!
+//! Partitions are read in parallel, one worker thread and consumer per group
+//! of partitions, each calling its own [`PartitionSink`]; order holds within
+//! a partition, which is all compaction and keys need (one key, one
+//! partition).
 
 use crate::error::SinkError;
 use crate::kafka::KafkaConfig;
@@ -11,7 +21,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One record, borrowed for the callback.
@@ -22,6 +34,53 @@ pub struct ReplayRecord<'a> {
     pub value: Option<&'a [u8]>,
 }
 
+/// Where a replay stops.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    /// The high watermarks when the replay starts.
+    Latest,
+    /// Given end offsets (exclusive), one per partition.
+    Offsets(BTreeMap<i32, i64>),
+    /// Records with a timestamp before this many milliseconds since the epoch.
+    Time(i64),
+}
+
+/// One partition's share of a replay.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PartitionRange {
+    pub partition: i32,
+    /// Earliest retained offset when the replay was planned.
+    pub low: i64,
+    /// High watermark when the replay was planned.
+    pub high: i64,
+    /// Exclusive end of this replay.
+    pub end: i64,
+}
+
+/// What to read: every partition of `topic` from `low` to `end`.
+#[derive(Debug, Clone)]
+pub struct ReplayPlan {
+    pub topic: String,
+    pub partitions: Vec<PartitionRange>,
+}
+
+impl ReplayPlan {
+    /// Offsets the replay will cover (gaps included): the progress total.
+    pub fn span(&self) -> u64 {
+        self.partitions
+            .iter()
+            .map(|p| (p.end - p.low).max(0) as u64)
+            .sum()
+    }
+}
+
+/// What one partition's replay saw.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PartitionRead {
+    pub partition: i32,
+    pub records: u64,
+}
+
 /// What a replay saw.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReplayStats {
@@ -30,6 +89,24 @@ pub struct ReplayStats {
     pub end_offsets: Vec<(i32, i64)>,
     /// Earliest retained offset per partition when the replay started.
     pub start_offsets: Vec<(i32, i64)>,
+}
+
+/// Receives one worker's records, in offset order per partition.
+pub trait PartitionSink: Send {
+    type Error: std::fmt::Display;
+    fn record(&mut self, record: ReplayRecord<'_>) -> Result<(), Self::Error>;
+    /// Called once after the worker's last record.
+    fn finish(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Counts shared with a progress display: offsets covered (gaps included)
+/// and records read, summed over all workers.
+#[derive(Debug, Default)]
+pub struct ReplayProgress {
+    pub covered: AtomicU64,
+    pub records: AtomicU64,
 }
 
 /// Reaching a partition's end is how a replay finishes, not an error worth
@@ -49,109 +126,351 @@ impl ConsumerContext for ReplayContext {}
 const STALL: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads `topic` from the start to its current end, calling `on_record` for
-/// each record in partition-offset order (partitions interleave).
-pub fn replay<E: std::fmt::Display>(
-    kafka: &KafkaConfig,
-    topic: &str,
-    mut on_record: impl FnMut(ReplayRecord<'_>) -> Result<(), E>,
-) -> Result<ReplayStats, SinkError> {
-    let broker_error = |reason: String| SinkError::Broker {
+fn broker_error(kafka: &KafkaConfig) -> impl Fn(String) -> SinkError + '_ {
+    |reason| SinkError::Broker {
         brokers: kafka.brokers.clone(),
         reason,
-    };
-    let consumer: BaseConsumer<ReplayContext> = kafka
+    }
+}
+
+fn consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<ReplayContext>, SinkError> {
+    kafka
         .client_config()
         .set("group.id", "kappa-replay")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
+        // Prefetch per consumer: bounds memory with many partitions.
+        .set("queued.max.messages.kbytes", "16384")
         .create_with_context(ReplayContext)
-        .map_err(|e| broker_error(e.to_string()))?;
+        .map_err(|e| broker_error(kafka)(e.to_string()))
+}
+
+/// Fixes the partitions and end offsets of a replay of `topic`.
+pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPlan, SinkError> {
+    let fail = broker_error(kafka);
+    let consumer = consumer(kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(|e| broker_error(format!("reading metadata of topic {topic}: {e}")))?;
-    let partitions: Vec<i32> = metadata
+        .map_err(|e| fail(format!("reading metadata of topic {topic}: {e}")))?;
+    let mut ids: Vec<i32> = metadata
         .topics()
         .iter()
         .filter(|t| t.name() == topic && t.error().is_none())
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
-    if partitions.is_empty() {
+    ids.sort_unstable();
+    if ids.is_empty() {
         return Err(SinkError::Topic {
             topic: topic.to_string(),
             reason: "does not exist (or has no partitions)".into(),
         });
     }
-    let mut stats = ReplayStats::default();
-    let mut remaining: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
+    let mut partitions = Vec::with_capacity(ids.len());
+    for &partition in &ids {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-            .map_err(|e| {
-                broker_error(format!("reading end offsets of {topic}/{partition}: {e}"))
-            })?;
-        stats.end_offsets.push((partition, high));
-        stats.start_offsets.push((partition, low));
-        if high > low {
-            remaining.insert(partition, high);
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .map_err(|e| broker_error(e.to_string()))?;
-        }
+            .map_err(|e| fail(format!("reading end offsets of {topic}/{partition}: {e}")))?;
+        partitions.push(PartitionRange {
+            partition,
+            low,
+            high,
+            end: high,
+        });
     }
-    if remaining.is_empty() {
-        return Ok(stats);
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| broker_error(format!("assigning {topic}: {e}")))?;
-    let mut last_progress = Instant::now();
-    while !remaining.is_empty() {
-        match consumer.poll(Duration::from_millis(500)) {
-            None => {
-                if last_progress.elapsed() > STALL {
-                    return Err(broker_error(format!(
-                        "replay of {topic} stalled for {}s with partitions {:?} unfinished",
-                        STALL.as_secs(),
-                        remaining.keys().collect::<Vec<_>>()
-                    )));
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                remaining.remove(&partition);
-            }
-            Some(Err(e)) => return Err(broker_error(format!("reading {topic}: {e}"))),
-            Some(Ok(message)) => {
-                last_progress = Instant::now();
-                let partition = message.partition();
-                let offset = message.offset();
-                let Some(&end) = remaining.get(&partition) else {
-                    continue;
+    match bound {
+        Bound::Latest => {}
+        Bound::Offsets(given) => {
+            for range in &mut partitions {
+                let Some(&end) = given.get(&range.partition) else {
+                    return Err(SinkError::Topic {
+                        topic: topic.to_string(),
+                        reason: format!(
+                            "--until-offsets names no end offset for partition {} (give one per partition: {})",
+                            range.partition,
+                            ids.iter().map(|p| format!("{p}:OFFSET")).collect::<Vec<_>>().join(",")
+                        ),
+                    });
                 };
-                if offset >= end {
-                    remaining.remove(&partition);
-                    continue;
+                if end > range.high {
+                    return Err(SinkError::Topic {
+                        topic: topic.to_string(),
+                        reason: format!(
+                            "end offset {end} for partition {} is past its high watermark {}",
+                            range.partition, range.high
+                        ),
+                    });
                 }
-                on_record(ReplayRecord {
-                    partition,
-                    offset,
-                    key: message.key(),
-                    value: message.payload(),
-                })
-                .map_err(|e| SinkError::Record {
+                range.end = end.max(0);
+            }
+            if let Some(unknown) = given.keys().find(|p| !ids.contains(p)) {
+                return Err(SinkError::Topic {
                     topic: topic.to_string(),
-                    partition,
-                    offset,
-                    reason: e.to_string(),
-                })?;
-                stats.records += 1;
-                if offset + 1 >= end {
-                    remaining.remove(&partition);
+                    reason: format!(
+                        "--until-offsets names partition {unknown}, which the topic does not have"
+                    ),
+                });
+            }
+        }
+        Bound::Time(millis) => {
+            let mut query = TopicPartitionList::new();
+            for &partition in &ids {
+                query
+                    .add_partition_offset(topic, partition, Offset::Offset(*millis))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            let found = consumer
+                .offsets_for_times(query, METADATA_TIMEOUT)
+                .map_err(|e| fail(format!("looking up offsets of {topic} for a time: {e}")))?;
+            for range in &mut partitions {
+                let offset = found
+                    .find_partition(topic, range.partition)
+                    .map(|e| e.offset())
+                    .unwrap_or(Offset::End);
+                // No record at or after the time: the whole partition is older.
+                range.end = match offset {
+                    Offset::Offset(o) => o.min(range.high),
+                    _ => range.high,
+                };
+            }
+        }
+    }
+    Ok(ReplayPlan {
+        topic: topic.to_string(),
+        partitions,
+    })
+}
+
+/// Replays `plan` with up to `workers` threads, each with its own consumer
+/// and its own sink from `make_sink`. Returns the sinks (after `finish`) and
+/// the records read per partition. The first error stops every worker.
+pub fn run<S: PartitionSink>(
+    kafka: &KafkaConfig,
+    plan: &ReplayPlan,
+    workers: usize,
+    progress: &Arc<ReplayProgress>,
+    make_sink: impl Fn() -> S,
+) -> Result<(Vec<S>, Vec<PartitionRead>), SinkError> {
+    let todo: Vec<PartitionRange> = plan
+        .partitions
+        .iter()
+        .copied()
+        .filter(|p| p.end > p.low)
+        .collect();
+    let workers = workers.clamp(1, todo.len().max(1));
+    let mut groups: Vec<Vec<PartitionRange>> = vec![Vec::new(); workers];
+    for (i, range) in todo.into_iter().enumerate() {
+        groups[i % workers].push(range);
+    }
+    let failed = Arc::new(AtomicBool::new(false));
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .into_iter()
+            .map(|group| {
+                let mut sink = make_sink();
+                let failed = failed.clone();
+                let progress = progress.clone();
+                scope.spawn(move || {
+                    let result =
+                        read_partitions(kafka, &plan.topic, &group, &mut sink, &progress, &failed);
+                    if result.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    result.map(|reads| (sink, reads))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Some(SinkError::Topic {
+                        topic: plan.topic.clone(),
+                        reason: "a replay worker panicked".into(),
+                    }))
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut sinks = Vec::new();
+    let mut reads = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok((sink, read)) => {
+                sinks.push(sink);
+                reads.extend(read);
+            }
+            // A worker stopped because another failed says nothing new.
+            Err(None) => {}
+            Err(Some(e)) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    reads.sort_by_key(|r| r.partition);
+    Ok((sinks, reads))
+}
+
+/// Reads one worker's partitions. `Err(None)`: stopped early because
+/// another worker failed.
+fn read_partitions<S: PartitionSink>(
+    kafka: &KafkaConfig,
+    topic: &str,
+    ranges: &[PartitionRange],
+    sink: &mut S,
+    progress: &ReplayProgress,
+    failed: &AtomicBool,
+) -> Result<Vec<PartitionRead>, Option<SinkError>> {
+    let fail = |reason: String| {
+        Some(SinkError::Broker {
+            brokers: kafka.brokers.clone(),
+            reason,
+        })
+    };
+    let record_error = |partition: i32, offset: i64, reason: String| {
+        Some(SinkError::Record {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            reason,
+        })
+    };
+    let partitions: Vec<i32> = ranges.iter().map(|r| r.partition).collect();
+    let _span = tracing::info_span!("replay", topic, ?partitions).entered();
+    // partition → (end, position: next offset not yet covered, records)
+    let mut remaining: HashMap<i32, (i64, i64, u64)> = HashMap::new();
+    let mut reads = Vec::new();
+    if !ranges.is_empty() {
+        let consumer = consumer(kafka).map_err(Some)?;
+        let mut assignment = TopicPartitionList::new();
+        for range in ranges {
+            remaining.insert(range.partition, (range.end, range.low, 0));
+            assignment
+                .add_partition_offset(topic, range.partition, Offset::Offset(range.low))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| fail(format!("assigning {topic}: {e}")))?;
+        let mut last_progress = Instant::now();
+        let mut done = |partition: i32, remaining: &mut HashMap<i32, (i64, i64, u64)>| {
+            if let Some((end, position, records)) = remaining.remove(&partition) {
+                progress
+                    .covered
+                    .fetch_add((end - position).max(0) as u64, Ordering::Relaxed);
+                reads.push(PartitionRead { partition, records });
+                let mut paused = TopicPartitionList::new();
+                paused.add_partition(topic, partition);
+                let _ = consumer.pause(&paused);
+            }
+        };
+        while !remaining.is_empty() {
+            if failed.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {
+                    if last_progress.elapsed() > STALL {
+                        return Err(fail(format!(
+                            "replay of {topic} stalled for {}s with partitions {:?} unfinished",
+                            STALL.as_secs(),
+                            remaining.keys().collect::<Vec<_>>()
+                        )));
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => done(partition, &mut remaining),
+                // librdkafka reconnects by itself (a broker restart shows up
+                // as AllBrokersDown); only a lasting stall ends the replay.
+                Some(Err(e)) => {
+                    if last_progress.elapsed() > STALL {
+                        return Err(fail(format!("reading {topic}: {e}")));
+                    }
+                    tracing::warn!(topic, error = %e, "consumer error, retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Some(Ok(message)) => {
+                    last_progress = Instant::now();
+                    let partition = message.partition();
+                    let offset = message.offset();
+                    let Some(state) = remaining.get_mut(&partition) else {
+                        continue;
+                    };
+                    let end = state.0;
+                    if offset >= end {
+                        done(partition, &mut remaining);
+                        continue;
+                    }
+                    sink.record(ReplayRecord {
+                        partition,
+                        offset,
+                        key: message.key(),
+                        value: message.payload(),
+                    })
+                    .map_err(|e| record_error(partition, offset, e.to_string()))?;
+                    progress
+                        .covered
+                        .fetch_add((offset + 1 - state.1).max(0) as u64, Ordering::Relaxed);
+                    progress.records.fetch_add(1, Ordering::Relaxed);
+                    state.1 = offset + 1;
+                    state.2 += 1;
+                    if offset + 1 >= end {
+                        done(partition, &mut remaining);
+                    }
                 }
             }
         }
     }
-    Ok(stats)
+    sink.finish().map_err(|e| {
+        Some(SinkError::Topic {
+            topic: topic.to_string(),
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(reads)
+}
+
+/// Calls `on_record` for every record of `topic` up to its current end, in
+/// partition-offset order (one consumer, partitions interleaved).
+pub fn replay<E: std::fmt::Display>(
+    kafka: &KafkaConfig,
+    topic: &str,
+    on_record: impl FnMut(ReplayRecord<'_>) -> Result<(), E> + Send,
+) -> Result<ReplayStats, SinkError> {
+    struct Callback<F>(F);
+    impl<E: std::fmt::Display, F: FnMut(ReplayRecord<'_>) -> Result<(), E> + Send> PartitionSink
+        for Callback<F>
+    {
+        type Error = E;
+        fn record(&mut self, record: ReplayRecord<'_>) -> Result<(), E> {
+            (self.0)(record)
+        }
+    }
+    let plan = plan(kafka, topic, &Bound::Latest)?;
+    let progress = Arc::new(ReplayProgress::default());
+    let callback = std::sync::Mutex::new(Some(Callback(on_record)));
+    let take = || {
+        callback
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .expect("one worker")
+    };
+    let (_, reads) = run(kafka, &plan, 1, &progress, take)?;
+    Ok(ReplayStats {
+        records: reads.iter().map(|r| r.records).sum(),
+        end_offsets: plan
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.end))
+            .collect(),
+        start_offsets: plan
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.low))
+            .collect(),
+    })
 }

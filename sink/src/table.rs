@@ -1,10 +1,14 @@
 //! The materialized table: a SQLite file holding the newest record per key.
 //!
-//! Layout: `kappa_rows(key BLOB PRIMARY KEY, value BLOB, partition, offset)`
-//! with the Confluent-framed key and value bytes as they are in the topic,
-//! `kappa_schemas(id, schema)` with every writer schema the rows use, and
-//! `kappa_meta(name, value)` (topic, end offsets, counts). The file is thus
-//! self-contained: it can be decoded and verified without the registry.
+//! Layout: `kappa_rows(ord BLOB PRIMARY KEY, key BLOB, value BLOB, partition,
+//! offset)` with the Confluent-framed key and value bytes as they are in the
+//! topic and `ord`, the canonical order-preserving encoding of the decoded key
+//! values ([`crate::order_key`]): rows are identified and ordered by their
+//! typed key, which is what `verify` merges on. `kappa_schemas(id, schema)`
+//! holds every writer schema the rows use, and `kappa_meta(name, value)` the
+//! topic, start and end offsets, the reader schema values resolve to, and
+//! counts. The file is thus self-contained: it can be decoded and verified
+//! without the registry.
 //! A rebuild writes `PATH.partial` and renames it over `PATH` at the end, so a
 //! reader never sees a half-built table.
 
@@ -47,7 +51,7 @@ impl TableBuilder {
         let conn = Connection::open(&partial).map_err(table_error(&partial))?;
         conn.execute_batch(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE kappa_rows (key BLOB PRIMARY KEY, value BLOB NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL);
+             CREATE TABLE kappa_rows (ord BLOB PRIMARY KEY, key BLOB NOT NULL, value BLOB NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL);
              CREATE TABLE kappa_schemas (id INTEGER PRIMARY KEY, schema TEXT NOT NULL);
              CREATE TABLE kappa_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
              BEGIN;",
@@ -63,10 +67,12 @@ impl TableBuilder {
         })
     }
 
-    /// Applies one record: the newest value for a key replaces the older one,
-    /// a tombstone (`None`) deletes the key.
+    /// Applies one record: the newest value for a key (identified by its
+    /// order key `ord`) replaces the older one, a tombstone (`None`) deletes
+    /// the key.
     pub fn apply(
         &mut self,
+        ord: &[u8],
         key: &[u8],
         value: Option<&[u8]>,
         partition: i32,
@@ -77,17 +83,17 @@ impl TableBuilder {
             Some(value) => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO kappa_rows (key, value, partition, offset) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, partition = excluded.partition, offset = excluded.offset",
+                        "INSERT INTO kappa_rows (ord, key, value, partition, offset) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (ord) DO UPDATE SET key = excluded.key, value = excluded.value, partition = excluded.partition, offset = excluded.offset",
                     )
-                    .and_then(|mut s| s.execute(params![key, value, partition, offset]))
+                    .and_then(|mut s| s.execute(params![ord, key, value, partition, offset]))
                     .map_err(&on_error)?;
                 self.upserts += 1;
             }
             None => {
                 self.conn
-                    .prepare_cached("DELETE FROM kappa_rows WHERE key = ?1")
-                    .and_then(|mut s| s.execute(params![key]))
+                    .prepare_cached("DELETE FROM kappa_rows WHERE ord = ?1")
+                    .and_then(|mut s| s.execute(params![ord]))
                     .map_err(&on_error)?;
                 self.tombstones += 1;
             }
@@ -163,7 +169,8 @@ impl RebuiltTable {
         })
     }
 
-    /// Calls `each` with every (key, value) pair, in key-byte order.
+    /// Calls `each` with every (ord, value) pair, in `ord` order (the typed
+    /// key's order), streaming: memory holds one row at a time.
     pub fn for_each_row(
         &self,
         mut each: impl FnMut(&[u8], &[u8]) -> Result<(), SinkError>,
@@ -171,11 +178,11 @@ impl RebuiltTable {
         let on_error = table_error(&self.path);
         let mut statement = self
             .conn
-            .prepare("SELECT key, value FROM kappa_rows ORDER BY key")
+            .prepare("SELECT ord, value FROM kappa_rows ORDER BY ord")
             .map_err(&on_error)?;
         let mut rows = statement.query([]).map_err(&on_error)?;
         while let Some(row) = rows.next().map_err(&on_error)? {
-            let key = row
+            let ord = row
                 .get_ref(0)
                 .and_then(|v| Ok(v.as_blob()?))
                 .map_err(&on_error)?;
@@ -183,9 +190,34 @@ impl RebuiltTable {
                 .get_ref(1)
                 .and_then(|v| Ok(v.as_blob()?))
                 .map_err(&on_error)?;
-            each(key, value)?;
+            each(ord, value)?;
         }
         Ok(())
+    }
+
+    /// The value stored for the key with order key `ord`.
+    pub fn value(&self, ord: &[u8]) -> Result<Option<Vec<u8>>, SinkError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM kappa_rows WHERE ord = ?1",
+                params![ord],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(table_error(&self.path))
+    }
+
+    /// Every stored writer schema, by id.
+    pub fn schemas(&self) -> Result<Vec<(u32, String)>, SinkError> {
+        let on_error = table_error(&self.path);
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, schema FROM kappa_schemas ORDER BY id")
+            .map_err(&on_error)?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+            .map_err(&on_error)?;
+        rows.collect::<Result<_, _>>().map_err(&on_error)
     }
 
     /// The writer schema with `id`, as stored by the rebuild.
@@ -230,11 +262,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sqlite");
         let mut builder = TableBuilder::create(&path).unwrap();
-        builder.apply(b"a", Some(b"1"), 0, 0).unwrap();
-        builder.apply(b"b", Some(b"2"), 0, 1).unwrap();
-        builder.apply(b"a", Some(b"3"), 0, 2).unwrap();
-        builder.apply(b"b", None, 0, 3).unwrap();
-        builder.apply(b"c", None, 0, 4).unwrap();
+        builder.apply(b"a", b"ka", Some(b"1"), 0, 0).unwrap();
+        builder.apply(b"b", b"kb", Some(b"2"), 0, 1).unwrap();
+        builder.apply(b"a", b"ka", Some(b"3"), 0, 2).unwrap();
+        builder.apply(b"b", b"kb", None, 0, 3).unwrap();
+        builder.apply(b"c", b"kc", None, 0, 4).unwrap();
         assert_eq!(builder.finish().unwrap(), 1);
         let table = RebuiltTable::open(&path).unwrap();
         let mut rows = Vec::new();

@@ -1,0 +1,440 @@
+//! The PostgreSQL rebuild target: a real table with typed columns.
+//!
+//! Columns come from the latest value schema, in its field order: the SQL
+//! type is the field's `kappa.source_type` when it names a PostgreSQL type
+//! kappa knows, otherwise one derived from the Avro type; the primary key is
+//! the key schema's fields. Records arrive in batches; each batch is reduced
+//! to the newest record per key, copied into a staging table and applied in
+//! one transaction (delete the batch's keys, insert its live rows). The table
+//! is built under a scratch name and swapped in, with the old one dropped, in
+//! one transaction at the end, so a reader sees the old table or the new one.
+
+use anyhow::{bail, Context};
+use kappa_schemas::{AvroSchema, TableName, Value};
+use kappa_sink::pg_text::copy_field;
+use kappa_sink::resolve::DecodedRecord;
+use kappa_source::postgres::setup::{quote_ident, quote_table};
+use std::collections::HashMap;
+use tokio_postgres::Client;
+
+/// `postgres://…/db?table=schema.table` → connection URL and table.
+pub fn parse_url(into: &str) -> anyhow::Result<(String, TableName)> {
+    let (base, query) = into.split_once('?').unwrap_or((into, ""));
+    let mut table = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("table=") {
+            Some(name) => table = Some(TableName::parse(name).map_err(anyhow::Error::msg)?),
+            None => rest.push(pair),
+        }
+    }
+    let Some(table) = table else {
+        bail!("--into {into:?}: name the target table, e.g. postgres://user@host/db?table=public.orders_rebuilt");
+    };
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, table))
+}
+
+/// One column of the target table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetColumn {
+    pub name: String,
+    pub sql_type: String,
+}
+
+/// The target table's shape: columns in value-schema field order, and the
+/// positions of the key columns in key order.
+#[derive(Debug, Clone)]
+pub struct TargetShape {
+    pub columns: Vec<TargetColumn>,
+    pub key: Vec<usize>,
+}
+
+/// PostgreSQL type names the reader writes into `kappa.source_type`, and
+/// the type a rebuilt column gets for them: built-in types (and arrays of
+/// them) verbatim — their text form, which is what the topic carries for
+/// the untyped ones, parses back into them. Lengths are not recorded, so
+/// length-limited types get their unbounded form.
+fn known_source_type(source_type: &str) -> Option<String> {
+    const BUILT_IN: &[&str] = &[
+        "boolean",
+        "bytea",
+        "\"char\"",
+        "name",
+        "bigint",
+        "smallint",
+        "integer",
+        "text",
+        "oid",
+        "json",
+        "jsonb",
+        "xml",
+        "point",
+        "lseg",
+        "path",
+        "box",
+        "polygon",
+        "line",
+        "circle",
+        "cidr",
+        "inet",
+        "macaddr",
+        "macaddr8",
+        "real",
+        "double precision",
+        "money",
+        "date",
+        "time without time zone",
+        "time with time zone",
+        "timestamp without time zone",
+        "timestamp with time zone",
+        "interval",
+        "numeric",
+        "uuid",
+        "pg_lsn",
+        "tsvector",
+        "tsquery",
+        "jsonpath",
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
+        "int4multirange",
+        "int8multirange",
+        "nummultirange",
+        "tsmultirange",
+        "tstzmultirange",
+        "datemultirange",
+    ];
+    let (base, array) = match source_type.strip_suffix("[]") {
+        Some(base) => (base, "[]"),
+        None => (source_type, ""),
+    };
+    let base = match base {
+        "character" => "bpchar".to_string(),
+        "character varying" => "varchar".to_string(),
+        "bit" | "bit varying" => "varbit".to_string(),
+        known if BUILT_IN.contains(&known) => known.to_string(),
+        other => {
+            let inner = other.strip_prefix("numeric(")?.strip_suffix(')')?;
+            let (p, s) = inner.split_once(',')?;
+            let (p, s) = (p.trim().parse::<u32>().ok()?, s.trim().parse::<i32>().ok()?);
+            format!("numeric({p},{s})")
+        }
+    };
+    Some(format!("{base}{array}"))
+}
+
+/// The SQL type for an Avro field type when the source type is unknown.
+fn avro_sql_type(schema: &AvroSchema) -> anyhow::Result<String> {
+    Ok(match schema {
+        AvroSchema::Union(union) => {
+            // ["null", T] or, for a decimal with its special values,
+            // ["null", decimal, "string"]: the first non-null branch decides.
+            match union
+                .variants()
+                .iter()
+                .find(|v| !matches!(v, AvroSchema::Null))
+            {
+                Some(first) => return avro_sql_type(first),
+                None => bail!("union {schema:?} has no non-null type"),
+            }
+        }
+        AvroSchema::Boolean => "boolean".into(),
+        AvroSchema::Int => "integer".into(),
+        AvroSchema::Long => "bigint".into(),
+        AvroSchema::Float => "real".into(),
+        AvroSchema::Double => "double precision".into(),
+        AvroSchema::Decimal(d) => format!("numeric({},{})", d.precision, d.scale),
+        AvroSchema::Bytes => "bytea".into(),
+        AvroSchema::String => "text".into(),
+        AvroSchema::Uuid => "uuid".into(),
+        AvroSchema::Date => "date".into(),
+        AvroSchema::TimestampMicros => "timestamp with time zone".into(),
+        AvroSchema::LocalTimestampMicros => "timestamp without time zone".into(),
+        AvroSchema::TimeMicros => "time without time zone".into(),
+        other => bail!("Avro type {other:?} has no PostgreSQL column type in kappa"),
+    })
+}
+
+/// Derives the target shape from the latest value and key schemas.
+pub fn shape(value: &AvroSchema, key: &AvroSchema) -> anyhow::Result<TargetShape> {
+    let (AvroSchema::Record(value), AvroSchema::Record(key)) = (value, key) else {
+        bail!("the topic's value and key schemas must be Avro records");
+    };
+    let text_attribute = |field: &apache_avro::schema::RecordField, name: &str| {
+        field
+            .custom_attributes
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let mut columns = Vec::with_capacity(value.fields.len());
+    for field in &value.fields {
+        let sql_type = match text_attribute(field, "kappa.source_type")
+            .as_deref()
+            .and_then(known_source_type)
+        {
+            Some(t) => t,
+            None => avro_sql_type(&field.schema)
+                .with_context(|| format!("value field {}", field.name))?,
+        };
+        columns.push(TargetColumn {
+            name: text_attribute(field, "kappa.column").unwrap_or_else(|| field.name.clone()),
+            sql_type,
+        });
+    }
+    let mut key_positions = Vec::with_capacity(key.fields.len());
+    for field in &key.fields {
+        let position = value
+            .fields
+            .iter()
+            .position(|f| f.name == field.name)
+            .with_context(|| {
+                format!(
+                    "key field {} is not a field of the value schema",
+                    field.name
+                )
+            })?;
+        key_positions.push(position);
+    }
+    Ok(TargetShape {
+        columns,
+        key: key_positions,
+    })
+}
+
+/// A table being rebuilt in PostgreSQL.
+pub struct PgTableBuilder {
+    client: Client,
+    target: TableName,
+    building: TableName,
+    shape: TargetShape,
+    pub upserts: u64,
+    pub tombstones: u64,
+}
+
+fn scratch_name(target: &TableName, suffix: &str) -> TableName {
+    let room = 63 - suffix.len();
+    let mut base: String = target.table.clone();
+    while base.len() > room {
+        base.pop();
+    }
+    TableName::new(target.schema.clone(), format!("{base}{suffix}"))
+}
+
+impl PgTableBuilder {
+    /// Creates the scratch table (replacing a leftover from a failed run)
+    /// and the session's staging table.
+    pub async fn create(
+        client: Client,
+        target: TableName,
+        shape: TargetShape,
+    ) -> anyhow::Result<Self> {
+        let building = scratch_name(&target, "__kappa_rebuild");
+        let columns: Vec<String> = shape
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
+            .collect();
+        let key: Vec<String> = shape
+            .key
+            .iter()
+            .map(|&i| quote_ident(&shape.columns[i].name))
+            .collect();
+        let sql = format!(
+            "SET client_min_messages = warning;
+             DROP TABLE IF EXISTS {building}; CREATE TABLE {building} ({}, PRIMARY KEY ({}));
+             CREATE TEMP TABLE kappa_stage (LIKE {building}, kappa_tombstone boolean NOT NULL) ON COMMIT DELETE ROWS;",
+            columns.join(", "),
+            key.join(", "),
+            building = quote_table(&building),
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .with_context(|| format!("creating {building} to rebuild {target} into"))?;
+        Ok(Self {
+            client,
+            target,
+            building,
+            shape,
+            upserts: 0,
+            tombstones: 0,
+        })
+    }
+
+    /// Applies a batch in one transaction: newest record per key wins (an
+    /// upsert through the primary-key index), a tombstone deletes the key.
+    /// Nested loops over the key index are forced: the staging table has no
+    /// statistics, and a hash join would scan the whole table per batch.
+    pub async fn apply(&mut self, batch: &[DecodedRecord]) -> anyhow::Result<()> {
+        let mut newest: HashMap<&[u8], &DecodedRecord> = HashMap::with_capacity(batch.len());
+        for record in batch {
+            match &record.row {
+                Some(_) => self.upserts += 1,
+                None => self.tombstones += 1,
+            }
+            newest.insert(&record.ord, record);
+        }
+        let mut text = String::with_capacity(newest.len() * 128);
+        let width = self.shape.columns.len();
+        for record in newest.values() {
+            match &record.row {
+                Some(row) if row.len() == width => {
+                    for value in row {
+                        copy_field(value, &mut text);
+                        text.push('\t');
+                    }
+                    text.push_str("f\n");
+                }
+                Some(row) => bail!("a decoded row has {} fields for {width} columns", row.len()),
+                None => {
+                    let mut values = vec![&Value::Null; width];
+                    for (&i, value) in self.shape.key.iter().zip(&record.key) {
+                        values[i] = value;
+                    }
+                    for value in values {
+                        copy_field(value, &mut text);
+                        text.push('\t');
+                    }
+                    text.push_str("t\n");
+                }
+            }
+        }
+        let building = quote_table(&self.building);
+        let columns: Vec<String> = self
+            .shape
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let key_names: Vec<String> = self
+            .shape
+            .key
+            .iter()
+            .map(|&i| quote_ident(&self.shape.columns[i].name))
+            .collect();
+        let key_match: Vec<String> = key_names.iter().map(|c| format!("b.{c} = s.{c}")).collect();
+        let updates: Vec<String> = self
+            .shape
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.shape.key.contains(i))
+            .map(|(_, c)| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name)))
+            .collect();
+        let on_conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let context = || format!("applying a batch to {}", self.building);
+        self.client
+            .batch_execute("BEGIN")
+            .await
+            .with_context(context)?;
+        let sink = self
+            .client
+            .copy_in("COPY kappa_stage FROM STDIN")
+            .await
+            .with_context(context)?;
+        futures::pin_mut!(sink);
+        futures::SinkExt::send(&mut sink, bytes::Bytes::from(text))
+            .await
+            .with_context(context)?;
+        sink.as_mut().finish().await.with_context(context)?;
+        self.client
+            .batch_execute(&format!(
+                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+                 DELETE FROM {building} b USING kappa_stage s WHERE s.kappa_tombstone AND {};
+                 INSERT INTO {building} ({cols}) SELECT {cols} FROM kappa_stage WHERE NOT kappa_tombstone
+                   ON CONFLICT ({keys}) {on_conflict};
+                 COMMIT;",
+                key_match.join(" AND "),
+                cols = columns.join(", "),
+                keys = key_names.join(", "),
+            ))
+            .await
+            .with_context(context)?;
+        Ok(())
+    }
+
+    /// Swaps the finished table in for the target in one transaction and
+    /// returns the number of live rows.
+    pub async fn finish(self, comment: &str) -> anyhow::Result<u64> {
+        let target = quote_table(&self.target);
+        let building = quote_table(&self.building);
+        let old_key = quote_ident(&format!("{}_pkey", self.building.table));
+        let new_key = quote_ident(&format!("{}_pkey", self.target.table));
+        let index_schema = quote_ident(&self.target.schema);
+        self.client
+            .batch_execute(&format!(
+                "BEGIN; DROP TABLE IF EXISTS {target};
+                 ALTER TABLE {building} RENAME TO {name};
+                 ALTER INDEX {index_schema}.{old_key} RENAME TO {new_key};
+                 COMMENT ON TABLE {target} IS '{comment}';
+                 COMMIT;",
+                name = quote_ident(&self.target.table),
+                comment = comment.replace('\'', "''"),
+            ))
+            .await
+            .with_context(|| format!("swapping the rebuilt table in as {}", self.target))?;
+        let live: i64 = self
+            .client
+            .query_one(&format!("SELECT count(*) FROM {target}"), &[])
+            .await?
+            .get(0);
+        Ok(live as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_urls_name_their_table() {
+        let (url, table) = parse_url("postgres://u@h:5432/db?table=public.t_rebuilt").unwrap();
+        assert_eq!(url, "postgres://u@h:5432/db");
+        assert_eq!(table, TableName::new("public", "t_rebuilt"));
+        let (url, _) = parse_url("postgres://u@h/db?sslmode=disable&table=s.t").unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable");
+        assert!(parse_url("postgres://u@h/db").is_err());
+    }
+
+    #[test]
+    fn columns_take_source_types_and_fall_back_on_avro() {
+        let value = AvroSchema::parse_str(
+            r#"{"type":"record","name":"V","fields":[
+                {"name":"id","type":"long","kappa.source_type":"bigint","kappa.column":"id"},
+                {"name":"n","type":["null",{"type":"bytes","logicalType":"decimal","precision":12,"scale":3}],"default":null,"kappa.source_type":"numeric(12,3)"},
+                {"name":"at_tz","type":["null",{"type":"long","logicalType":"timestamp-micros"}],"default":null,"kappa.source_type":"datetime(6)","kappa.column":"at tz"},
+                {"name":"c","type":["null","string"],"default":null,"kappa.source_type":"character"}]}"#,
+        )
+        .unwrap();
+        let key = AvroSchema::parse_str(
+            r#"{"type":"record","name":"K","fields":[{"name":"id","type":"long"}]}"#,
+        )
+        .unwrap();
+        let shape = shape(&value, &key).unwrap();
+        let types: Vec<&str> = shape.columns.iter().map(|c| c.sql_type.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "bigint",
+                "numeric(12,3)",
+                "timestamp with time zone",
+                "bpchar"
+            ]
+        );
+        assert_eq!(shape.columns[2].name, "at tz");
+        assert_eq!(shape.key, vec![0]);
+    }
+}

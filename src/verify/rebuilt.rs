@@ -1,0 +1,151 @@
+//! The rebuilt side of `verify`: rows of a rebuilt SQLite table in order-key
+//! order, decoded (each value with its writer schema, resolved to the reader
+//! schema the rebuild recorded) and laid out in the source table's column
+//! order. A thread streams them in chunks through a bounded channel, so
+//! memory holds a few chunks whatever the table's size, and decoding runs
+//! beside the source side's parsing.
+
+use anyhow::{bail, Context};
+use kappa_schemas::avro::avro_name;
+use kappa_schemas::framing::unframe;
+use kappa_schemas::{AvroSchema, TableSchema, Value};
+use kappa_sink::resolve::{decode_value, StoredSchema};
+use kappa_sink::table::RebuiltTable;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// One rebuilt row: its order key and, per source column, the rebuilt
+/// value (`None`: the rebuilt schema has no such field).
+pub struct RebuiltRow {
+    pub ord: Vec<u8>,
+    pub values: Vec<Option<Value>>,
+}
+
+const CHUNK: usize = 2000;
+
+/// Opens the table and starts streaming its rows. Errors in the thread
+/// arrive as the channel's last item.
+pub fn stream(
+    path: &Path,
+    table: Arc<TableSchema>,
+) -> anyhow::Result<(u64, mpsc::Receiver<anyhow::Result<Vec<RebuiltRow>>>)> {
+    let rebuilt = RebuiltTable::open(path)?;
+    let count = rebuilt.row_count()?;
+    let (tx, rx) = mpsc::channel(4);
+    let path: PathBuf = path.to_path_buf();
+    std::thread::spawn(move || {
+        let result = read_all(&rebuilt, &path, &table, &tx);
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Ok((count, rx))
+}
+
+/// Decodes stored values; shared with point look-ups.
+pub struct RowDecoder {
+    schemas: HashMap<u32, StoredSchema>,
+    reader: StoredSchema,
+    /// For each source column, its position among the reader's fields.
+    positions: Vec<Option<usize>>,
+}
+
+impl RowDecoder {
+    pub fn new(rebuilt: &RebuiltTable, path: &Path, table: &TableSchema) -> anyhow::Result<Self> {
+        let mut schemas = HashMap::new();
+        for (id, text) in rebuilt.schemas()? {
+            let schema = AvroSchema::parse_str(&text)
+                .with_context(|| format!("{}: stored schema id {id}", path.display()))?;
+            schemas.insert(
+                id,
+                StoredSchema {
+                    id,
+                    schema: Arc::new(schema),
+                    text: text.as_str().into(),
+                },
+            );
+        }
+        let Some(reader_id) = rebuilt.meta("reader_schema_id")? else {
+            bail!(
+                "{} has no reader schema recorded (made by an older kappa): rebuild it again",
+                path.display()
+            );
+        };
+        let reader_id: u32 = reader_id.parse().context("reader_schema_id")?;
+        let Some(reader) = schemas.get(&reader_id).cloned() else {
+            bail!(
+                "{}: reader schema id {reader_id} is not stored",
+                path.display()
+            );
+        };
+        let fields = kappa_sink::resolve::field_names(&reader.schema);
+        let positions = table
+            .columns
+            .iter()
+            .map(|c| {
+                let name = avro_name(&c.name);
+                fields.iter().position(|f| *f == name)
+            })
+            .collect();
+        Ok(Self {
+            schemas,
+            reader,
+            positions,
+        })
+    }
+
+    /// Decodes one stored value into source column order.
+    pub fn decode(&self, value: &[u8]) -> Result<Vec<Option<Value>>, String> {
+        let (id, datum) = unframe(value).map_err(|e| e.to_string())?;
+        let writer = self
+            .schemas
+            .get(&id)
+            .ok_or_else(|| format!("schema id {id} is not stored in the rebuilt table"))?;
+        let mut fields: Vec<Option<Value>> = decode_value(writer, &self.reader, datum)?
+            .into_iter()
+            .map(|(_, v)| Some(v))
+            .collect();
+        Ok(self
+            .positions
+            .iter()
+            .map(|p| p.and_then(|i| fields.get_mut(i).and_then(Option::take)))
+            .collect())
+    }
+}
+
+fn read_all(
+    rebuilt: &RebuiltTable,
+    path: &Path,
+    table: &TableSchema,
+    tx: &mpsc::Sender<anyhow::Result<Vec<RebuiltRow>>>,
+) -> anyhow::Result<()> {
+    let decoder = RowDecoder::new(rebuilt, path, table)?;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut closed = false;
+    rebuilt.for_each_row(|ord, value| {
+        if closed {
+            return Ok(());
+        }
+        let values = decoder
+            .decode(value)
+            .map_err(|reason| kappa_sink::SinkError::Table {
+                path: path.display().to_string(),
+                reason,
+            })?;
+        chunk.push(RebuiltRow {
+            ord: ord.to_vec(),
+            values,
+        });
+        if chunk.len() >= CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            closed = tx.blocking_send(Ok(full)).is_err();
+        }
+        Ok(())
+    })?;
+    if !chunk.is_empty() && !closed {
+        let _ = tx.blocking_send(Ok(chunk));
+    }
+    Ok(())
+}

@@ -485,6 +485,18 @@ pub fn topic_records(topic: &str) -> u64 {
         .records
 }
 
+/// The sum of `topic`'s end offsets: how many records were ever written to
+/// it (offsets never change, compaction only leaves gaps).
+pub fn topic_end_offsets(topic: &str) -> i64 {
+    let kafka = kappa_sink::KafkaConfig::new(brokers());
+    kappa_sink::replay::replay(&kafka, topic, |_| Ok::<_, String>(()))
+        .expect("replay")
+        .end_offsets
+        .iter()
+        .map(|(_, end)| end)
+        .sum()
+}
+
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }

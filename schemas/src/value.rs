@@ -166,6 +166,17 @@ pub fn parse_decimal(text: &str, scale: u32) -> Result<BigInt, String> {
     if frac_part.len() > scale as usize {
         return Err(format!("{text:?} has more than {scale} fractional digits"));
     }
+    // Up to 18 digits fit an i64: no text to build, no big-number parse.
+    if int_part.len() + scale as usize <= 18 {
+        let mut magnitude: i64 = 0;
+        for b in int_part.bytes().chain(frac_part.bytes()) {
+            magnitude = magnitude * 10 + i64::from(b - b'0');
+        }
+        for _ in frac_part.len()..scale as usize {
+            magnitude *= 10;
+        }
+        return Ok(BigInt::from(if negative { -magnitude } else { magnitude }));
+    }
     let digits = format!("{int_part}{frac_part:0<width$}", width = scale as usize);
     let magnitude: BigInt = if digits.is_empty() {
         BigInt::from(0)

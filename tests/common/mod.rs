@@ -297,17 +297,19 @@ url = "{registry}"
         }
     }
 
-    /// Runs `sql` in one transaction and returns a WAL position inside it,
-    /// which the slot passes only once that transaction is delivered.
+    /// Runs `sql` in one transaction and returns a WAL position after its
+    /// commit, which the slot passes only once that transaction is delivered.
     pub async fn commit(&self, sql: &str) -> String {
-        let full = format!("BEGIN; {sql}; ");
+        let full = format!("BEGIN; {sql}; COMMIT");
         self.client.batch_execute(&full).await.expect("changes");
+        // Taken after COMMIT: a position inside the transaction can be
+        // confirmed by an idle keepalive before the transaction is decoded
+        // (PostgreSQL then still replays it, as its commit lies beyond).
         let row = self
             .client
             .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
             .await
             .expect("lsn");
-        self.client.batch_execute("COMMIT").await.expect("commit");
         row.get(0)
     }
 

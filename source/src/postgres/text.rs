@@ -12,6 +12,7 @@ use datetime::{parse_date, parse_time, parse_timestamp, parse_timestamptz};
 use kappa_schemas::table::MONEY_SCALE;
 use kappa_schemas::value::{parse_decimal, DECIMAL_SPECIALS};
 use kappa_schemas::{ColumnType, Value};
+use std::borrow::Cow;
 
 /// Parses one non-NULL value of type `ty` from its PostgreSQL text form.
 pub fn parse_value(ty: &ColumnType, text: &str) -> Result<Value, String> {
@@ -101,15 +102,21 @@ fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
 
 /// Splits one line of `COPY … TO STDOUT` text format into fields, undoing its
 /// backslash escapes; `\N` is NULL.
-pub fn copy_fields(line: &[u8]) -> Result<Vec<Option<String>>, String> {
+pub fn copy_fields(line: &[u8]) -> Result<Vec<Option<Cow<'_, str>>>, String> {
     line.split(|&b| b == b'\t')
         .map(|field| {
             if field == b"\\N" {
                 return Ok(None);
             }
+            // Most fields hold no escape: borrow them from the line.
+            if !field.contains(&b'\\') {
+                return std::str::from_utf8(field)
+                    .map(|text| Some(Cow::Borrowed(text)))
+                    .map_err(|e| format!("COPY field is not UTF-8: {e}"));
+            }
             let bytes = unescape_copy(field)?;
             String::from_utf8(bytes)
-                .map(Some)
+                .map(|text| Some(Cow::Owned(text)))
                 .map_err(|e| format!("COPY field is not UTF-8: {e}"))
         })
         .collect()
@@ -319,6 +326,7 @@ mod tests {
     #[test]
     fn splits_copy_lines() {
         let fields = copy_fields(b"1\t\\N\ta\\tb\\\\c\\nd\t\\\\x00").unwrap();
+        let fields: Vec<Option<String>> = fields.into_iter().map(|f| f.map(Cow::into_owned)).collect();
         assert_eq!(
             fields,
             vec![

@@ -41,13 +41,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut replication = ReplicationClient::connect(config).await?;
     let mut decoder = ChangeDecoder::new(keys);
-    let mut changes: Vec<Change> = Vec::with_capacity(4096);
+    let mut changes: Vec<Change> = Vec::with_capacity(512);
     let mut rows = 0u64;
     while let Some(event) = replication.recv().await? {
         match event {
             ReplicationEvent::XLogData { data, .. } => {
                 decoder.apply(&data, &mut changes)?;
-                if changes.len() >= 4096 {
+                // Pieces as small as the daemon's (stream.rs), so peak RSS
+                // says what the reader itself holds.
+                if changes.len() >= 512 {
                     rows += changes.len() as u64;
                     changes.clear();
                 }

@@ -5,7 +5,7 @@
 //! size, and every value goes through the same text parser as the stream.
 
 use super::setup::{quote_ident, quote_table};
-use super::text::{column_from_text, copy_fields};
+use super::text::{column_from_text, CopyFields};
 use super::SESSION_SETTINGS;
 use crate::error::SourceError;
 use bytes::{Buf, BytesMut};
@@ -15,6 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, CopyOutStream};
+
+/// A chunk also ends once its rows took this many bytes of COPY text, so
+/// that wide rows keep a chunk (and the batches in flight) small.
+const CHUNK_BYTES: usize = 4 << 20;
 
 /// Rows of one table, read chunk by chunk from a COPY stream.
 pub struct CopyRows {
@@ -81,15 +85,17 @@ impl CopyRows {
     /// The next up to `max` rows; `None` at the end of the table.
     pub async fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<Row>>, SourceError> {
         let mut rows = Vec::with_capacity(max.min(4096));
+        let mut bytes = 0usize;
         loop {
-            while rows.len() < max {
-                let Some(end) = self.buffer.iter().position(|&b| b == b'\n') else {
+            while rows.len() < max && bytes < CHUNK_BYTES {
+                let Some(end) = memchr::memchr(b'\n', &self.buffer) else {
                     break;
                 };
                 let line = self.buffer.split_to(end + 1);
+                bytes += line.len();
                 rows.push(self.parse_line(&line[..end])?);
             }
-            if rows.len() >= max || self.done {
+            if rows.len() >= max || bytes >= CHUNK_BYTES || self.done {
                 break;
             }
             match self.stream.next().await {
@@ -117,20 +123,27 @@ impl CopyRows {
 
     fn parse_line(&self, line: &[u8]) -> Result<Row, SourceError> {
         let table = &self.table;
-        let fields = copy_fields(line).map_err(SourceError::Protocol)?;
-        if fields.len() != table.columns.len() {
-            return Err(SourceError::Protocol(format!(
-                "COPY of {} gave {} fields for {} columns",
-                table.name,
-                fields.len(),
-                table.columns.len()
-            )));
+        let mut row = Vec::with_capacity(table.columns.len());
+        for field in CopyFields::new(line).map_err(SourceError::Protocol)? {
+            let field = field.map_err(SourceError::Protocol)?;
+            if row.len() == table.columns.len() {
+                return Err(self.field_count_error(line));
+            }
+            row.push(column_from_text(table, row.len(), field.as_deref())?);
         }
-        fields
-            .iter()
-            .enumerate()
-            .map(|(i, field)| column_from_text(table, i, field.as_deref()))
-            .collect()
+        if row.len() != table.columns.len() {
+            return Err(self.field_count_error(line));
+        }
+        Ok(row)
+    }
+
+    fn field_count_error(&self, line: &[u8]) -> SourceError {
+        SourceError::Protocol(format!(
+            "COPY of {} gave {} fields for {} columns",
+            self.table.name,
+            line.iter().filter(|&&b| b == b'\t').count() + 1,
+            self.table.columns.len()
+        ))
     }
 }
 

@@ -22,6 +22,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// A large transaction is handed over in pieces of this many changes, so
 /// memory holds one piece, not the whole transaction.
 const PIECE: usize = 512;
+/// ... or once this many bytes of row data are decoded into it: wide rows
+/// (TOASTed text, large bytea) would otherwise make a piece of 512 rows
+/// weigh hundreds of megabytes.
+const PIECE_BYTES: usize = 1 << 20;
 
 /// An upsert whose row still lacks unchanged TOAST values (fetch mode).
 #[derive(Debug, Clone)]
@@ -422,6 +426,7 @@ impl Streamer {
     ) -> Result<SessionEnd, SourceError> {
         let mut changes = Vec::new();
         let mut in_transaction = false;
+        let mut piece_bytes = 0usize;
         self.confirmed = Lsn(0);
         let mut confirm_tick = tokio::time::interval(Duration::from_millis(500));
         let mut stop = self.stop.clone();
@@ -447,6 +452,7 @@ impl Streamer {
             match event {
                 ReplicationEvent::Begin { .. } => in_transaction = true,
                 ReplicationEvent::XLogData { data, .. } => {
+                    piece_bytes += data.len();
                     let before = changes.len();
                     let decoded = self.decoder.apply(&data, &mut changes)?;
                     if let Some(resnapshot) = self.resnapshot.as_mut() {
@@ -456,13 +462,15 @@ impl Streamer {
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
                         self.send(Vec::new(), tables, None).await?;
-                    } else if changes.len() >= PIECE {
+                    } else if changes.len() >= PIECE || piece_bytes >= PIECE_BYTES {
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
+                        piece_bytes = 0;
                     }
                 }
                 ReplicationEvent::Commit { end_lsn, .. } => {
                     in_transaction = false;
+                    piece_bytes = 0;
                     let end = Lsn(end_lsn.0);
                     self.send(
                         std::mem::take(&mut changes),

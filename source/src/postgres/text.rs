@@ -103,23 +103,51 @@ fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
 /// Splits one line of `COPY … TO STDOUT` text format into fields, undoing its
 /// backslash escapes; `\N` is NULL.
 pub fn copy_fields(line: &[u8]) -> Result<Vec<Option<Cow<'_, str>>>, String> {
-    line.split(|&b| b == b'\t')
-        .map(|field| {
-            if field == b"\\N" {
-                return Ok(None);
+    CopyFields::new(line)?.collect()
+}
+
+/// The fields of one COPY text line, one at a time: the snapshot parses
+/// them straight into a row, without a vector of fields per line.
+pub struct CopyFields<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> CopyFields<'a> {
+    /// Checks the whole line is UTF-8 once (fast for ASCII), so that fields
+    /// without escapes are borrowed as they are.
+    pub fn new(line: &'a [u8]) -> Result<Self, String> {
+        let line = std::str::from_utf8(line).map_err(|e| format!("COPY line is not UTF-8: {e}"))?;
+        Ok(Self { rest: Some(line) })
+    }
+}
+
+impl<'a> Iterator for CopyFields<'a> {
+    type Item = Result<Option<Cow<'a, str>>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest?;
+        let field = match memchr::memchr(b'\t', rest.as_bytes()) {
+            Some(tab) => {
+                self.rest = Some(&rest[tab + 1..]);
+                &rest[..tab]
             }
-            // Most fields hold no escape: borrow them from the line.
-            if !field.contains(&b'\\') {
-                return std::str::from_utf8(field)
-                    .map(|text| Some(Cow::Borrowed(text)))
-                    .map_err(|e| format!("COPY field is not UTF-8: {e}"));
+            None => {
+                self.rest = None;
+                rest
             }
-            let bytes = unescape_copy(field)?;
+        };
+        if field == "\\N" {
+            return Some(Ok(None));
+        }
+        if memchr::memchr(b'\\', field.as_bytes()).is_none() {
+            return Some(Ok(Some(Cow::Borrowed(field))));
+        }
+        Some(unescape_copy(field.as_bytes()).and_then(|bytes| {
             String::from_utf8(bytes)
                 .map(|text| Some(Cow::Owned(text)))
                 .map_err(|e| format!("COPY field is not UTF-8: {e}"))
-        })
-        .collect()
+        }))
+    }
 }
 
 fn unescape_copy(field: &[u8]) -> Result<Vec<u8>, String> {
@@ -326,7 +354,8 @@ mod tests {
     #[test]
     fn splits_copy_lines() {
         let fields = copy_fields(b"1\t\\N\ta\\tb\\\\c\\nd\t\\\\x00").unwrap();
-        let fields: Vec<Option<String>> = fields.into_iter().map(|f| f.map(Cow::into_owned)).collect();
+        let fields: Vec<Option<String>> =
+            fields.into_iter().map(|f| f.map(Cow::into_owned)).collect();
         assert_eq!(
             fields,
             vec![

@@ -8,21 +8,9 @@
 # the transaction to its own disk and send it at commit; kappa holds one piece at a time.
 # Usage: bench/pg_bigtx.sh [--record] [--rows N] [--megabytes M]
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/../dev/lib.sh"
-cd "$KAPPA_ROOT"
-
-RECORD=0; ROWS=1000000; MEGABYTES=1024
-while (($#)); do
-  case "$1" in
-    --record) RECORD=1 ;;
-    --rows) ROWS="$2"; shift ;;
-    --megabytes) MEGABYTES="$2"; shift ;;
-    *) die "unknown argument $1" ;;
-  esac
-  shift
-done
-PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-psql_q() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROWS=1000000; MEGABYTES=1024
+bench_args "ROWS MEGABYTES" "$@"
 
 bash dev/services up >/dev/null
 cargo build --quiet --release --example null_sink -p kappa-source
@@ -82,12 +70,4 @@ psql_q -c "INSERT INTO public.bench_bigtx SELECT g, (SELECT string_agg(md5((g * 
 END=$(psql_q -c "SELECT pg_current_wal_lsn()")
 measure "1 transaction of ~$MEGABYTES MB" "$WIDE_ROWS" "$START" "$END"
 
-section "results"
-cat "$RESULT"
-if ((RECORD)); then
-  {
-    printf '\n## %s — `bench/pg_bigtx.sh --rows %s --megabytes %s`\n\n' "$(date -u +%Y-%m-%d)" "$ROWS" "$MEGABYTES"
-    printf 'Machine: %s cores, %s. Peak RSS from /usr/bin/time (max resident set), same WAL, two slots.\n\n' "$(nproc)" "$(psql_q -c 'SELECT version()' | cut -d, -f1)"
-    cat "$RESULT"
-  } >> bench/RESULTS.md
-fi
+record_results "Machine: $(nproc) cores, $(psql_q -c 'SELECT version()' | cut -d, -f1). Peak RSS from /usr/bin/time (max resident set), same WAL, two slots." "$(cat "$RESULT")"

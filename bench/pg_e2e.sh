@@ -5,21 +5,11 @@
 # settings) sending exactly the same encoded bytes through the same broker in the same run.
 # Usage: bench/pg_e2e.sh [--record] [--rows N]
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/../dev/lib.sh"
-cd "$KAPPA_ROOT"
-RECORD=0; ROWS=100000
-while (($#)); do
-  case "$1" in
-    --record) RECORD=1 ;;
-    --rows) ROWS="$2"; shift ;;
-    *) die "unknown argument $1" ;;
-  esac
-  shift
-done
-PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROWS=100000
+bench_args "ROWS" "$@"
 BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 REGISTRY="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
-psql_q() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
 bash dev/services up >/dev/null
 cargo build --quiet --release --bin kappa --example raw_produce -p kappa -p kappa-sink
 RUN="bench_e2e_$(date +%s)"
@@ -59,11 +49,6 @@ raw_rows=${line% *}; raw_s=${line#* }
 ours_rate=$(echo "$ROWS / $ours_s" | bc -l); raw_rate=$(echo "$ROWS / $raw_s" | bc -l)
 ratio=$(echo "$ours_rate / $raw_rate" | bc -l)
 RESULT=$(printf '| case | records | kappa run (snapshot → broker) rec/s | plain rdkafka producer, same bytes, rec/s | ratio |\n|---|---|---|---|---|\n| %d-row table | %d | %.0f | %.0f | %.2f× |\n' "$ROWS" "$ROWS" "$ours_rate" "$raw_rate" "$ratio")
-section "results"
-echo "$RESULT"
-if ((RECORD)); then
-  printf '\n## %s — `bench/pg_e2e.sh --rows %s`\n\nkappa run is timed from process start (connect, topic creation, slot, snapshot, encoding, registry) to the acknowledgement of the last snapshot record; the baseline only produces.\n\n%s\n' \
-    "$(date -u +%Y-%m-%d)" "$ROWS" "$RESULT" >> bench/RESULTS.md
-fi
+record_results "kappa run is timed from process start (connect, topic creation, slot, snapshot, encoding, registry) to the acknowledgement of the last snapshot record; the baseline only produces." "$RESULT"
 psql_q -c "SELECT pg_drop_replication_slot('$RUN'); DROP PUBLICATION IF EXISTS $RUN; DROP TABLE IF EXISTS public.bench_e2e" >/dev/null
 rm -rf "$WORK"

@@ -4,19 +4,9 @@
 # on the same table in the same run. Goal: ≥ 0.7×.
 # Usage: bench/pg_snapshot.sh [--record] [--rows N]
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/../dev/lib.sh"
-cd "$KAPPA_ROOT"
-RECORD=0; ROWS=1000000
-while (($#)); do
-  case "$1" in
-    --record) RECORD=1 ;;
-    --rows) ROWS="$2"; shift ;;
-    *) die "unknown argument $1" ;;
-  esac
-  shift
-done
-PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-psql_q() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROWS=1000000
+bench_args "ROWS" "$@"
 bash dev/services up >/dev/null
 cargo build --quiet --release --example snapshot_null_sink -p kappa-source
 READER="$KAPPA_ROOT/target/release/examples/snapshot_null_sink"
@@ -39,10 +29,5 @@ ours_rows=${line% *}; ours_s=${line#* }
 copy_rate=$(echo "$ROWS / $copy_s" | bc -l); ours_rate=$(echo "$ROWS / $ours_s" | bc -l)
 ratio=$(echo "$ours_rate / $copy_rate" | bc -l)
 RESULT=$(printf '| case | rows | kappa snapshot rows/s | COPY TO STDOUT rows/s | ratio |\n|---|---|---|---|---|\n| snapshot of a %d-row table | %d | %.0f | %.0f | %.2f× |\n' "$ROWS" "$ROWS" "$ours_rate" "$copy_rate" "$ratio")
-section "results"
-echo "$RESULT"
-if ((RECORD)); then
-  printf '\n## %s — `bench/pg_snapshot.sh --rows %s`\n\nMachine: %s cores; same table, same run, cache warm.\n\n%s\n' \
-    "$(date -u +%Y-%m-%d)" "$ROWS" "$(nproc)" "$RESULT" >> bench/RESULTS.md
-fi
+record_results "Machine: $(nproc) cores; same table, same run, cache warm." "$RESULT"
 psql_q -c "DROP TABLE IF EXISTS public.bench_snapshot" >/dev/null

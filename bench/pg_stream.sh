@@ -8,21 +8,9 @@
 # bench/RESULTS.md together with this command.
 # Usage: bench/pg_stream.sh [--record] [--rows N] [--txns N]
 set -euo pipefail
-. "$(dirname "${BASH_SOURCE[0]}")/../dev/lib.sh"
-cd "$KAPPA_ROOT"
-
-RECORD=0; ROWS=1000000; TXNS=200000
-while (($#)); do
-  case "$1" in
-    --record) RECORD=1 ;;
-    --rows) ROWS="$2"; shift ;;
-    --txns) TXNS="$2"; shift ;;
-    *) die "unknown argument $1" ;;
-  esac
-  shift
-done
-PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-psql_q() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROWS=1000000; TXNS=200000
+bench_args "ROWS TXNS" "$@"
 
 bash dev/services up >/dev/null
 cargo build --quiet --release --example null_sink -p kappa-source
@@ -76,13 +64,5 @@ psql_q -c "DO \$\$ BEGIN FOR g IN 1..$TXNS LOOP INSERT INTO public.bench_stream 
 END=$(psql_q -c "SELECT pg_current_wal_lsn()")
 measure "$TXNS single-row transactions" "$TXNS" "$END"
 
-section "results"
-cat "$RESULT"
-if ((RECORD)); then
-  {
-    printf '\n## %s — `bench/pg_stream.sh --rows %s --txns %s`\n\n' "$(date -u +%Y-%m-%d)" "$ROWS" "$TXNS"
-    printf 'Machine: %s cores, %s. Same WAL, two slots created at the same LSN, run back to back.\n\n' "$(nproc)" "$(psql_q -c 'SELECT version()' | cut -d, -f1)"
-    cat "$RESULT"
-  } >> bench/RESULTS.md
-fi
+record_results "Machine: $(nproc) cores, $(psql_q -c 'SELECT version()' | cut -d, -f1). Same WAL, two slots created at the same LSN, run back to back." "$(cat "$RESULT")"
 psql_q -c "DROP PUBLICATION IF EXISTS bench_pub; DROP TABLE IF EXISTS public.bench_stream" >/dev/null

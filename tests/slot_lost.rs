@@ -60,15 +60,7 @@ async fn an_invalidated_slot_is_fatal_with_the_fix() {
             ))
             .await
             .expect("write WAL");
-        let status: Option<String> = p
-            .client
-            .query_one(
-                "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
-                &[&p.name],
-            )
-            .await
-            .expect("slot status")
-            .get(0);
+        let status = wal_status(&p).await;
         if status.as_deref() == Some("lost") {
             break;
         }
@@ -93,19 +85,22 @@ async fn an_invalidated_slot_is_fatal_with_the_fix() {
         log.contains(&format!("pg_drop_replication_slot('{}')", p.name)),
         "the fix names the slot: {log}"
     );
-    let status: Option<String> = p
-        .client
+    assert_eq!(
+        wal_status(&p).await.as_deref(),
+        Some("lost"),
+        "kappa must not replace the slot"
+    );
+    p.cleanup().await;
+}
+
+/// The slot's `wal_status`; fails the test if the slot is gone.
+async fn wal_status(p: &Pipeline) -> Option<String> {
+    p.client
         .query_one(
             "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1",
             &[&p.name],
         )
         .await
-        .expect("slot still there")
-        .get(0);
-    assert_eq!(
-        status.as_deref(),
-        Some("lost"),
-        "kappa must not replace the slot"
-    );
-    p.cleanup().await;
+        .expect("the slot exists")
+        .get(0)
 }

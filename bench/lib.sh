@@ -39,3 +39,27 @@ record_results() {
       "${BENCH_ARGS//--record/}" "$1" "$2" | sed 's/  *`$/`/' >> bench/RESULTS.md
   fi
 }
+
+# drop_slots NAME...: drops these replication slots if they exist, ending a walsender that still
+# holds one (a reader that just exited may not have been noticed yet).
+drop_slots() {
+  local list
+  list=$(printf "'%s'," "$@")
+  list="${list%,}"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    psql_q -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name IN ($list) AND active" >/dev/null
+    psql_q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ($list)" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  warn "could not drop replication slots $list: drop them by hand, they pin WAL"
+}
+
+# delete_topics TOPIC...: removes benchmark topics from the local stand-in broker (nisshi), which
+# compacts every compacted topic key by key: a big topic left behind slows every later test.
+delete_topics() {
+  local topic
+  for topic in "$@"; do
+    nisshi topic delete --broker "tcp://${KAFKA_BROKERS:-127.0.0.1:9092}" "$topic" >/dev/null 2>&1 ||
+      warn "could not delete topic $topic"
+  done
+}

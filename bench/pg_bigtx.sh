@@ -17,8 +17,8 @@ cargo build --quiet --release --example null_sink -p kappa-source
 READER="$KAPPA_ROOT/target/release/examples/null_sink"
 
 setup() { # columns
-  psql_q <<SQL
-SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('bench_big_ours', 'bench_big_recv');
+  drop_slots bench_big_ours bench_big_recv
+  psql_q >/dev/null <<SQL
 DROP PUBLICATION IF EXISTS bench_big_pub;
 DROP TABLE IF EXISTS public.bench_bigtx;
 CREATE TABLE public.bench_bigtx ($1);
@@ -28,7 +28,7 @@ SELECT 'x' FROM pg_create_logical_replication_slot('bench_big_recv', 'pgoutput')
 SQL
 }
 teardown() {
-  psql_q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('bench_big_ours', 'bench_big_recv')" >/dev/null || true
+  drop_slots bench_big_ours bench_big_recv
   psql_q -c "DROP PUBLICATION IF EXISTS bench_big_pub; DROP TABLE IF EXISTS public.bench_bigtx" >/dev/null || true
 }
 trap teardown EXIT

@@ -30,6 +30,7 @@ publication = "$RUN"
 [kafka]
 brokers = "$BROKERS"
 topic_prefix = "$RUN"
+offsets_topic = "$RUN.offsets"
 [schema_registry]
 url = "$REGISTRY"
 TOML
@@ -50,5 +51,7 @@ ours_rate=$(echo "$ROWS / $ours_s" | bc -l); raw_rate=$(echo "$ROWS / $raw_s" | 
 ratio=$(echo "$ours_rate / $raw_rate" | bc -l)
 RESULT=$(printf '| case | records | kappa run (snapshot → broker) rec/s | plain rdkafka producer, same bytes, rec/s | ratio |\n|---|---|---|---|---|\n| %d-row table | %d | %.0f | %.0f | %.2f× |\n' "$ROWS" "$ROWS" "$ours_rate" "$raw_rate" "$ratio")
 record_results "kappa run is timed from process start (connect, topic creation, slot, snapshot, encoding, registry) to the acknowledgement of the last snapshot record; the baseline only produces." "$RESULT"
-psql_q -c "SELECT pg_drop_replication_slot('$RUN'); DROP PUBLICATION IF EXISTS $RUN; DROP TABLE IF EXISTS public.bench_e2e" >/dev/null
+drop_slots "$RUN"
+psql_q -c "DROP PUBLICATION IF EXISTS $RUN; DROP TABLE IF EXISTS public.bench_e2e" >/dev/null
+delete_topics "$RUN.public.bench_e2e" "$RUN.raw" "$RUN.offsets"
 rm -rf "$WORK"

@@ -17,8 +17,8 @@ cargo build --quiet --release --example null_sink -p kappa-source
 READER="$KAPPA_ROOT/target/release/examples/null_sink"
 
 setup() {
-  psql_q <<SQL
-SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('bench_ours', 'bench_recv');
+  drop_slots bench_ours bench_recv
+  psql_q >/dev/null <<SQL
 DROP PUBLICATION IF EXISTS bench_pub;
 DROP TABLE IF EXISTS public.bench_stream;
 CREATE TABLE public.bench_stream (id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamptz, flag boolean);
@@ -29,7 +29,7 @@ SQL
 }
 
 teardown() {
-  psql_q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('bench_ours', 'bench_recv')" >/dev/null
+  drop_slots bench_ours bench_recv
 }
 trap teardown EXIT
 

@@ -182,6 +182,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Snapshot { config, table } => {
             let config = config::Config::load(&config)?;
+            if let config::SourceKind::Mysql(_) = config.source_kind()? {
+                anyhow::bail!("kappa snapshot (re-snapshot while streaming) is not available for MySQL sources yet; \
+                               to re-read a table, start a new connector name with that table");
+            }
             let postgres = config.postgres()?;
             let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
             let lsn = kappa_source::postgres::resnapshot::request(

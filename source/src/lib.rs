@@ -1,11 +1,13 @@
-//! kappa's change readers. Each reader turns a database's own change stream
+//! kappa's change readers (PostgreSQL and MySQL/MariaDB). Each reader turns a database's own change stream
 //! into [`kappa_schemas::ChangeBatch`]es on a channel and is told, through a
 //! [`DurablePosition`], how far the sink has made them durable. Readers know
 //! nothing about Kafka.
 
 pub mod durable;
 pub mod error;
+pub mod mysql;
 pub mod postgres;
+pub mod table_filter;
 
 pub use durable::DurablePosition;
 pub use error::SourceError;

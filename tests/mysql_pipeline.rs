@@ -6,7 +6,8 @@ mod common;
 
 use common::mysql::MysqlPipeline;
 
-const TABLE: &str = "CREATE TABLE {db0}.orders (id BIGINT PRIMARY KEY, customer VARCHAR(40) NOT NULL,
+const TABLE: &str =
+    "CREATE TABLE {db0}.orders (id BIGINT PRIMARY KEY, customer VARCHAR(40) NOT NULL,
     amount DECIMAL(12,2), note TEXT, placed DATETIME(6), version INT NOT NULL DEFAULT 0)";
 
 fn insert(db: &str, first: u64, count: u64) -> String {
@@ -17,7 +18,11 @@ fn insert(db: &str, first: u64, count: u64) -> String {
                 i % 97,
                 i * 3,
                 i % 100,
-                if i % 7 == 0 { "NULL".to_string() } else { format!("'note é {i}'") },
+                if i % 7 == 0 {
+                    "NULL".to_string()
+                } else {
+                    format!("'note é {i}'")
+                },
                 i % 28 + 1,
                 i % 60,
                 i % 1_000_000
@@ -39,13 +44,18 @@ async fn snapshot_and_stream_rebuild_exactly() {
         "UPDATE {table} SET amount = amount + 1, note = NULL, version = version + 1 WHERE id % 10 = 3"
     ))
     .await;
-    p.commit(&format!("DELETE FROM {table} WHERE id % 10 = 4")).await;
+    p.commit(&format!("DELETE FROM {table} WHERE id % 10 = 4"))
+        .await;
     // Primary-key changes: tombstone of the old key, then the new row.
-    p.commit(&format!("UPDATE {table} SET id = id + 100000 WHERE id % 10 = 5"))
-        .await;
+    p.commit(&format!(
+        "UPDATE {table} SET id = id + 100000 WHERE id % 10 = 5"
+    ))
+    .await;
     // A column added mid-stream must not break the stream.
-    p.exec(&format!("ALTER TABLE {table} ADD COLUMN extra VARCHAR(10) NULL"))
-        .await;
+    p.exec(&format!(
+        "ALTER TABLE {table} ADD COLUMN extra VARCHAR(10) NULL"
+    ))
+    .await;
     p.commit(&format!(
         "INSERT INTO {table} (id, customer, extra) VALUES (50000, 'after ddl', 'x')"
     ))
@@ -61,7 +71,10 @@ async fn snapshot_and_stream_rebuild_exactly() {
     let log = p.log();
     assert!(log.contains("lock_held_ms"), "{log}");
     assert!(log.contains("initial snapshot delivered"), "{log}");
-    assert!(log.contains("stored the binlog position of the last delivered commit"), "{log}");
+    assert!(
+        log.contains("stored the binlog position of the last delivered commit"),
+        "{log}"
+    );
     p.cleanup().await;
 }
 
@@ -78,7 +91,8 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
     p.spawn();
     p.wait_for_current_log("snapshot position read").await;
     p.kill9();
-    p.commit(&format!("DELETE FROM {table} WHERE id % 100 = 0")).await;
+    p.commit(&format!("DELETE FROM {table} WHERE id % 100 = 0"))
+        .await;
     p.start().await;
     let mut last = p.master_position().await;
     for round in 0..30u64 {
@@ -96,10 +110,14 @@ async fn kill_9_during_snapshot_and_stream_loses_nothing() {
         }
         if round == 20 {
             p.kill9();
-            p.commit(&format!("UPDATE {table} SET version = -1 WHERE id % 50 = 7")).await;
+            p.commit(&format!(
+                "UPDATE {table} SET version = -1 WHERE id % 50 = 7"
+            ))
+            .await;
             p.start().await;
             assert!(
-                p.current_log().contains("resuming from the stored binlog position"),
+                p.current_log()
+                    .contains("resuming from the stored binlog position"),
                 "{}",
                 p.current_log()
             );

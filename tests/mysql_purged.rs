@@ -16,13 +16,16 @@ async fn purged_binlog_is_a_fatal_error_telling_to_resnapshot() {
     .await;
     let table = format!("{}.t", p.databases[0]);
     p.start().await;
-    let end = p.commit(&format!("INSERT INTO {table} VALUES (2, 2)")).await;
+    let end = p
+        .commit(&format!("INSERT INTO {table} VALUES (2, 2)"))
+        .await;
     p.wait_stored(&end).await;
     p.stop();
     let stored = p.stored_position().await.expect("a stored position");
     p.exec("FLUSH BINARY LOGS").await;
     let current = p.master_position().await;
-    p.exec(&format!("PURGE BINARY LOGS TO '{}'", current.file)).await;
+    p.exec(&format!("PURGE BINARY LOGS TO '{}'", current.file))
+        .await;
     let mut logs: Vec<String> = Vec::new();
     {
         use mysql_async::prelude::Queryable;

@@ -51,6 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows += batch.changes.len() as u64;
         if std::env::var("DEBUG").is_ok() {
             eprintln!("{:?} {:?}", batch.changes.len(), batch.checkpoint);
+            for change in &batch.changes {
+                if let kappa_schemas::Change::Upsert { row, .. } = change {
+                    eprintln!(
+                        "  {}",
+                        row.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    );
+                }
+            }
         }
         if let Some(Checkpoint::Binlog(position)) = &batch.checkpoint {
             if (&position.file, position.pos) >= (&end.file, end.pos) {

@@ -270,7 +270,11 @@ url = "{registry}"
                 );
                 return;
             }
-            assert!(Instant::now() < deadline, "no exit 60 s after SIGTERM:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no exit 60 s after SIGTERM:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -290,7 +294,11 @@ url = "{registry}"
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "kappa run did not exit:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "kappa run did not exit:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -373,7 +381,9 @@ async fn remove(name: String, databases: Vec<String>) {
             for table in tables {
                 delete_topic(&format!("{name}.{db}.{table}")).await;
             }
-            let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await;
+            let _ = conn
+                .query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+                .await;
         }
         let _ = conn.disconnect().await;
     }

@@ -272,6 +272,15 @@ pub fn convert(
                 My::Bytes(ref b) => text(b).parse().map_err(|_| bad(&value, "not an integer"))?,
                 _ => return Err(bad(&value, "not an integer")),
             };
+            // mysql_common reads a signed MEDIUMINT from the binlog without
+            // sign extension: 24-bit two's complement, fixed here.
+            let n = match column.kind {
+                MysqlKind::Int {
+                    bits: 24,
+                    unsigned: false,
+                } if n > 8_388_607 => n - 16_777_216,
+                _ => n,
+            };
             // The binlog writes YEAR as an offset from 1900; year 0000
             // (the zero year) arrives as 1900, which YEAR cannot hold.
             if column.kind == MysqlKind::Year && origin == Origin::Binlog && n == 1900 {
@@ -571,6 +580,19 @@ mod tests {
             conv(MysqlKind::Time, My::Time(true, 34, 22, 59, 59, 0)),
             Value::Int(-(838 * 3600 + 59 * 60 + 59) * 1_000_000)
         );
+    }
+
+    #[test]
+    fn signed_mediumint_is_sign_extended() {
+        let kind = MysqlKind::Int {
+            bits: 24,
+            unsigned: false,
+        };
+        assert_eq!(
+            conv(kind.clone(), My::Int(8_388_608)),
+            Value::Int(-8_388_608)
+        );
+        assert_eq!(conv(kind, My::Int(8_388_607)), Value::Int(8_388_607));
     }
 
     #[test]

@@ -79,6 +79,14 @@ pub struct MaskOptions {
     pub constant_columns: BTreeMap<String, String>,
 }
 
+/// A table's masking options: table name, excluded, hashed and constant columns.
+type MaskRef<'a> = (
+    &'a String,
+    &'a Vec<String>,
+    &'a Vec<String>,
+    &'a BTreeMap<String, String>,
+);
+
 /// Which source a config reads.
 pub enum SourceKind<'a> {
     Postgres(&'a PostgresSection),
@@ -330,12 +338,7 @@ impl Config {
     pub fn masking(&self) -> anyhow::Result<kappa_schemas::mask::Masking> {
         use kappa_schemas::mask::{ColumnRule, Masking};
         let mut rules = std::collections::HashMap::new();
-        let options: Vec<(
-            &String,
-            &Vec<String>,
-            &Vec<String>,
-            &BTreeMap<String, String>,
-        )> = match self.source_kind()? {
+        let options: Vec<MaskRef<'_>> = match self.source_kind()? {
             SourceKind::Postgres(p) => p
                 .table_options
                 .iter()

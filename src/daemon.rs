@@ -39,7 +39,7 @@ const BINLOG_STORE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The configured source.
 enum Reader {
-    Postgres(PostgresSource, PostgresSourceConfig),
+    Postgres(Box<PostgresSource>, PostgresSourceConfig),
     Mysql(MysqlSource),
 }
 
@@ -48,7 +48,10 @@ impl Reader {
         Ok(match config.source_kind()? {
             crate::config::SourceKind::Postgres(_) => {
                 let postgres = config.postgres()?;
-                Reader::Postgres(PostgresSource::open(postgres.clone()).await?, postgres)
+                Reader::Postgres(
+                    Box::new(PostgresSource::open(postgres.clone()).await?),
+                    postgres,
+                )
             }
             crate::config::SourceKind::Mysql(_) => {
                 Reader::Mysql(MysqlSource::open(config.mysql()?).await?)

@@ -158,7 +158,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         offsets_topic,
         config.name.clone(),
         state,
-        slot,
+        slot.clone(),
     ));
     tokio::spawn(stop_on_signal(stop_tx.clone()));
 
@@ -217,7 +217,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     produce_result?;
     ack_result?;
     source_result?;
-    tracing::info!(durable_lsn = %durable.get(), "stopped cleanly");
+    if slot.is_empty() {
+        tracing::info!("stopped cleanly");
+    } else {
+        tracing::info!(durable_lsn = %durable.get(), "stopped cleanly");
+    }
     Ok(())
 }
 

@@ -159,7 +159,9 @@ async fn two_tables_in_two_databases() {
     let dumps: Vec<u64> = {
         use mysql_async::prelude::Queryable;
         p.conn
-            .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+            .query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+            )
             .await
             .expect("processlist")
     };
@@ -169,8 +171,10 @@ async fn two_tables_in_two_databases() {
         // A thread may be gone already (another test's connector stopping).
         let _ = p.conn.query_drop(format!("KILL {id}")).await;
     }
-    p.commit(&format!("INSERT INTO {a} VALUES (4, 'four')")).await;
-    p.wait_for_current_log("binlog connection lost; reconnecting").await;
+    p.commit(&format!("INSERT INTO {a} VALUES (4, 'four')"))
+        .await;
+    p.wait_for_current_log("binlog connection lost; reconnecting")
+        .await;
     // An idle table's stored position still advances with other tables' commits.
     let end = p
         .commit(&format!("UPDATE {b} SET k2 = 20 WHERE k1 = 'y'"))

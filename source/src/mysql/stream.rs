@@ -24,6 +24,7 @@
 //!   backoff from the last commit handed over.
 
 use super::catalog::{load_table, MysqlTable};
+use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
 use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
 use crate::error::SourceError;
@@ -34,6 +35,7 @@ use mysql_async::binlog::events::{
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value as My};
+use mysql_common::io::ParseBuf;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +82,7 @@ pub struct Streamer {
     tables: HashMap<TableName, MysqlTable>,
     /// Per table id of the current TABLE_MAPs: the shape its row events
     /// carry, or `None` for a table kappa does not capture.
-    by_id: HashMap<u64, Option<MysqlTable>>,
+    by_id: HashMap<u64, Option<(MysqlTable, Arc<RowPlan>)>>,
     tx: mpsc::Sender<ChangeBatch>,
     stop: watch::Receiver<bool>,
     /// After the last commit handed over: where a reconnect resumes.
@@ -237,17 +239,21 @@ impl Streamer {
             }
             Some(EventData::TableMapEvent(tme)) => self.table_map(&tme).await?,
             Some(EventData::RowsEvent(rows)) => {
-                let Some(Some(table)) = self.by_id.get(&rows.table_id()) else {
+                let Some(Some((table, plan))) = self.by_id.get(&rows.table_id()) else {
                     return Ok(());
                 };
-                let table = table.clone();
-                let tme = stream.get_tme(rows.table_id()).ok_or_else(|| {
-                    SourceError::Protocol(format!(
-                        "row event for table id {} without its TABLE_MAP",
-                        rows.table_id()
-                    ))
-                })?;
-                self.rows(&table, &rows, tme)?;
+                let (table, plan) = (table.clone(), plan.clone());
+                if let RowsEventData::PartialUpdateRowsEvent(_) = rows {
+                    let tme = stream.get_tme(rows.table_id()).ok_or_else(|| {
+                        SourceError::Protocol(format!(
+                            "row event for table id {} without its TABLE_MAP",
+                            rows.table_id()
+                        ))
+                    })?;
+                    self.partial_rows(&table, &rows, tme)?;
+                } else {
+                    self.rows(&table, &plan, &rows)?;
+                }
                 if self.pending.len() >= PIECE {
                     self.send(None).await?;
                 }
@@ -312,7 +318,10 @@ impl Streamer {
                 reloaded.project(&names)?
             }
         };
-        self.by_id.insert(tme.table_id(), Some(projected));
+        let plan = RowPlan::new(tme)
+            .map_err(|e| SourceError::Protocol(format!("TABLE_MAP of {name}: {e}")))?;
+        self.by_id
+            .insert(tme.table_id(), Some((projected, Arc::new(plan))));
         Ok(())
     }
 
@@ -329,19 +338,62 @@ impl Streamer {
         Ok(table)
     }
 
+    /// Rows of a WRITE/UPDATE/DELETE event, decoded with the table's plan.
     fn rows(
+        &mut self,
+        table: &MysqlTable,
+        plan: &RowPlan,
+        rows: &RowsEventData<'_>,
+    ) -> Result<(), SourceError> {
+        let name = &table.schema.name;
+        let error = |e: std::io::Error| {
+            SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
+        };
+        let mut buf = ParseBuf(rows.rows_data());
+        let (before_cols, after_cols) = (rows.columns_before_image(), rows.columns_after_image());
+        let mut images = Vec::new();
+        while !buf.is_empty() {
+            let before = before_cols
+                .map(|c| plan.decode(c.iter().by_vals(), &mut buf))
+                .transpose()
+                .map_err(error)?;
+            let after = after_cols
+                .map(|c| plan.decode(c.iter().by_vals(), &mut buf))
+                .transpose()
+                .map_err(error)?;
+            images.push((before, after));
+        }
+        self.changes(table, images)
+    }
+
+    /// MySQL 8's partial JSON updates, through `mysql_common`'s row iterator.
+    fn partial_rows(
         &mut self,
         table: &MysqlTable,
         rows: &RowsEventData<'_>,
         tme: &TableMapEvent<'_>,
     ) -> Result<(), SourceError> {
         let name = &table.schema.name;
+        let mut images = Vec::new();
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| {
                 SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
             })?;
             let before = before.map(|r| values(name, r)).transpose()?;
             let after = after.map(|r| values(name, r)).transpose()?;
+            images.push((before, after));
+        }
+        self.changes(table, images)
+    }
+
+    /// Row images (before, after) → changes.
+    fn changes(
+        &mut self,
+        table: &MysqlTable,
+        images: Vec<(Option<Vec<My>>, Option<Vec<My>>)>,
+    ) -> Result<(), SourceError> {
+        let name = &table.schema.name;
+        for (before, after) in images {
             let before = before
                 .map(|v| convert_row(name, &table.columns, v, Origin::Binlog))
                 .transpose()?;

@@ -70,6 +70,9 @@ pub async fn check_position_exists(
     }
 }
 
+/// A row's before and after images, as present in its event.
+type RowImages = (Option<Vec<My>>, Option<Vec<My>>);
+
 enum End {
     Stopped,
     Lost(String),
@@ -390,7 +393,7 @@ impl Streamer {
     fn changes(
         &mut self,
         table: &MysqlTable,
-        images: Vec<(Option<Vec<My>>, Option<Vec<My>>)>,
+        images: Vec<RowImages>,
     ) -> Result<(), SourceError> {
         let name = &table.schema.name;
         for (before, after) in images {

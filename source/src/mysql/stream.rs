@@ -390,11 +390,7 @@ impl Streamer {
     }
 
     /// Row images (before, after) → changes.
-    fn changes(
-        &mut self,
-        table: &MysqlTable,
-        images: Vec<RowImages>,
-    ) -> Result<(), SourceError> {
+    fn changes(&mut self, table: &MysqlTable, images: Vec<RowImages>) -> Result<(), SourceError> {
         let name = &table.schema.name;
         for (before, after) in images {
             let before = before

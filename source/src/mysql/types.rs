@@ -246,6 +246,24 @@ pub fn convert(
     if value == My::NULL {
         return Ok(Value::Null);
     }
+    // The common owned cases first: no copy of the bytes.
+    let value = match (&column.kind, value) {
+        (MysqlKind::Text(Charset::Utf8 | Charset::Ascii), My::Bytes(b)) => {
+            return String::from_utf8(b).map(Value::Text).map_err(|e| {
+                let reason = format!("not valid UTF-8: {}", e.utf8_error());
+                bad(&My::Bytes(e.into_bytes()), &reason)
+            });
+        }
+        (MysqlKind::Binary { pad_to }, My::Bytes(mut b)) => {
+            if let Some(n) = pad_to {
+                if b.len() < *n {
+                    b.resize(*n, 0);
+                }
+            }
+            return Ok(Value::Bytes(b));
+        }
+        (_, value) => value,
+    };
     let converted = match (&column.kind, &value) {
         (
             MysqlKind::Int {

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::mysql::MysqlPipeline;
+use common::mysql::{topic_rows, MysqlPipeline};
+use kappa_schemas::Value;
 
 const TABLE: &str =
     "CREATE TABLE {db0}.orders (id BIGINT PRIMARY KEY, customer VARCHAR(40) NOT NULL,
@@ -195,5 +196,44 @@ async fn two_tables_in_two_databases() {
     p.stop();
     p.assert_verified(&a, 3);
     p.assert_verified(&b, 4);
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn column_masking_applies_to_mysql_tables() {
+    let mut p = MysqlPipeline::new(
+        "kmy_mask",
+        1,
+        "CREATE TABLE {db0}.users (id INT PRIMARY KEY, email VARCHAR(50), ssn VARCHAR(20), phone VARCHAR(20));
+         INSERT INTO {db0}.users VALUES (1, 'a@example.com', '123-45-6789', '555-0100')",
+    )
+    .await;
+    let users = format!("{}.users", p.databases[0]);
+    p.append_config(&format!(
+        "\n[source.mysql.table_options.\"{users}\"]\nexclude_columns = [\"ssn\"]\nhash_columns = [\"email\"]\nconstant_columns = {{ phone = \"***\" }}\n"
+    ));
+    p.start().await;
+    let end = p
+        .commit(&format!(
+            "INSERT INTO {users} VALUES (2, 'b@example.com', '987-65-4321', '555-0199')"
+        ))
+        .await;
+    p.wait_stored(&end).await;
+    p.stop();
+    let rows = topic_rows(&p.topic(&users));
+    assert_eq!(rows.len(), 2);
+    for (id, email) in [(1, "a@example.com"), (2, "b@example.com")] {
+        let row = &rows[&id];
+        assert!(
+            !row.contains_key("ssn"),
+            "excluded column in the record: {row:?}"
+        );
+        assert_eq!(row["phone"], Value::Text("***".into()));
+        let Value::Text(hashed) = &row["email"] else {
+            panic!("email is not text: {row:?}");
+        };
+        assert_eq!(hashed.len(), 64, "hex SHA-256: {hashed}");
+        assert!(!hashed.contains(email));
+    }
     p.cleanup().await;
 }

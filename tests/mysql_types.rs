@@ -5,12 +5,9 @@
 
 mod common;
 
-use common::mysql::MysqlPipeline;
-use common::{brokers, registry_url};
+use common::mysql::{topic_rows, MysqlPipeline};
 use kappa_schemas::Value;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 
 const TABLE: &str = "CREATE TABLE {db0}.types (
     id INT PRIMARY KEY,
@@ -66,48 +63,6 @@ fn rows(first: i32) -> String {
         .map(|(i, v)| format!("({}, {v})", first + i as i32))
         .collect();
     rows.join(", ")
-}
-
-/// `GET path` on the Schema Registry.
-fn registry_get(path: &str) -> serde_json::Value {
-    let url = registry_url();
-    let address = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(address).expect("registry reachable");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-}
-
-/// The newest decoded row per `id` in the topic.
-fn topic_rows(topic: &str) -> HashMap<i64, HashMap<String, Value>> {
-    let kafka = kappa_sink::KafkaConfig::new(brokers());
-    let mut schemas: HashMap<u32, apache_avro::Schema> = HashMap::new();
-    let mut rows = HashMap::new();
-    kappa_sink::replay::replay(&kafka, topic, |record| {
-        let Some(value) = record.value else {
-            return Ok::<_, String>(());
-        };
-        let id = u32::from_be_bytes(value[1..5].try_into().map_err(|_| "framing")?);
-        let schema = schemas.entry(id).or_insert_with(|| {
-            let text = registry_get(&format!("/schemas/ids/{id}"))["schema"]
-                .as_str()
-                .expect("schema")
-                .to_string();
-            apache_avro::Schema::parse_str(&text).expect("avro schema")
-        });
-        let fields = kappa_schemas::decode::decode_record(schema, &value[5..], id)
-            .map_err(|e| e.to_string())?;
-        let row: HashMap<String, Value> = fields.into_iter().collect();
-        let Some(Value::Int(key)) = row.get("id").cloned() else {
-            return Err("no id".into());
-        };
-        rows.insert(key, row);
-        Ok(())
-    })
-    .expect("replay");
-    rows
 }
 
 #[tokio::test(flavor = "multi_thread")]

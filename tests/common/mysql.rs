@@ -5,9 +5,13 @@
 //! offsets record), never on time.
 
 use super::{brokers, delete_topic, kappa, registry_url, require_services, unique};
+use kappa_schemas::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use std::collections::HashMap;
 use std::io::Read;
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -410,4 +414,46 @@ impl Drop for MysqlPipeline {
         })
         .join();
     }
+}
+
+/// `GET path` on the Schema Registry.
+pub fn registry_get(path: &str) -> serde_json::Value {
+    let url = registry_url();
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(address).expect("registry reachable");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// The newest decoded row per `id` in the topic.
+pub fn topic_rows(topic: &str) -> HashMap<i64, HashMap<String, Value>> {
+    let kafka = kappa_sink::KafkaConfig::new(brokers());
+    let mut schemas: HashMap<u32, apache_avro::Schema> = HashMap::new();
+    let mut rows = HashMap::new();
+    kappa_sink::replay::replay(&kafka, topic, |record| {
+        let Some(value) = record.value else {
+            return Ok::<_, String>(());
+        };
+        let id = u32::from_be_bytes(value[1..5].try_into().map_err(|_| "framing")?);
+        let schema = schemas.entry(id).or_insert_with(|| {
+            let text = registry_get(&format!("/schemas/ids/{id}"))["schema"]
+                .as_str()
+                .expect("schema")
+                .to_string();
+            apache_avro::Schema::parse_str(&text).expect("avro schema")
+        });
+        let fields = kappa_schemas::decode::decode_record(schema, &value[5..], id)
+            .map_err(|e| e.to_string())?;
+        let row: HashMap<String, Value> = fields.into_iter().collect();
+        let Some(Value::Int(key)) = row.get("id").cloned() else {
+            return Err("no id".into());
+        };
+        rows.insert(key, row);
+        Ok(())
+    })
+    .expect("replay");
+    rows
 }

@@ -9,6 +9,7 @@
 //! fatal [`SourceError::BinlogPurged`].
 
 pub mod catalog;
+pub mod ddl;
 pub mod rows;
 pub mod snapshot;
 pub mod stream;

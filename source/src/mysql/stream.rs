@@ -24,6 +24,7 @@
 //!   backoff from the last commit handed over.
 
 use super::catalog::{load_table, MysqlTable};
+use super::ddl::{parse as parse_ddl, Ddl};
 use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
 use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
@@ -280,24 +281,20 @@ impl Streamer {
         Ok(())
     }
 
-    /// Notes DDL on captured tables: TRUNCATE tombstones the table's keys;
-    /// other DDL is picked up by the next TABLE_MAP.
+    /// Acts on DDL of captured tables: TRUNCATE tombstones the table's
+    /// keys; an ALTER is picked up by the next TABLE_MAP (logged here).
     fn ddl(&mut self, default_db: &str, sql: &str) {
-        let lower = sql.to_ascii_lowercase();
-        for table in self.tables.values() {
-            let name = &table.schema.name;
-            let mentions = lower.contains(&name.table.to_ascii_lowercase())
-                && (lower.contains(&name.schema.to_ascii_lowercase())
-                    || default_db.eq_ignore_ascii_case(&name.schema));
-            if !mentions {
-                continue;
+        match parse_ddl(sql, default_db) {
+            Some(Ddl::Truncate(name)) => {
+                if let Some(table) = self.tables.get(&name) {
+                    tracing::info!(table = %name, "TRUNCATE in the binlog");
+                    self.truncate.push(table.schema.clone());
+                }
             }
-            if lower.starts_with("truncate") {
-                tracing::info!(table = %name, "TRUNCATE in the binlog");
-                self.truncate.push(table.schema.clone());
-            } else {
+            Some(Ddl::Alter(name)) if self.tables.contains_key(&name) => {
                 tracing::info!(table = %name, ddl = %sql, "DDL on a captured table");
             }
+            _ => {}
         }
     }
 

@@ -9,7 +9,10 @@
 //! fatal [`SourceError::BinlogPurged`].
 
 pub mod catalog;
+pub mod charset;
 pub mod ddl;
+pub mod events;
+pub mod kind;
 pub mod rows;
 pub mod snapshot;
 pub mod stream;

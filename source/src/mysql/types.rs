@@ -10,212 +10,14 @@
 //! (`2024-00-10`) have no such mapping and stop the reader with an error
 //! naming the column.
 
+use super::charset::{decode, Charset};
+pub use super::kind::{column_type, MysqlColumn, MysqlKind};
 use crate::error::SourceError;
 use chrono::NaiveDate;
 use kappa_schemas::value::parse_decimal;
-use kappa_schemas::{ColumnType, TableName, Value};
+use kappa_schemas::{TableName, Value};
 use mysql_async::Value as My;
 use num_bigint::BigInt;
-
-/// Character sets whose text kappa decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Charset {
-    /// utf8mb4, utf8mb3/utf8.
-    Utf8,
-    /// MySQL's latin1, which is Windows-1252.
-    Latin1,
-    Ascii,
-}
-
-/// How to read one column's values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MysqlKind {
-    /// `bits`: 8, 16, 24, 32 or 64.
-    Int {
-        bits: u8,
-        unsigned: bool,
-    },
-    Float,
-    Double,
-    Decimal {
-        precision: u32,
-        scale: u32,
-    },
-    /// `bit(n)`: big-endian bytes, `ceil(n/8)` of them.
-    Bit {
-        bytes: usize,
-    },
-    Text(Charset),
-    /// `binary(n)` pads to `n` bytes (the binlog drops trailing zero bytes);
-    /// varbinary and blobs keep their length.
-    Binary {
-        pad_to: Option<usize>,
-    },
-    Enum(Vec<String>),
-    Set(Vec<String>),
-    Date,
-    DateTime,
-    Timestamp,
-    Time,
-    Year,
-    /// MySQL 8's binary JSON (MariaDB's JSON is a `longtext`, read as text).
-    Json,
-}
-
-/// A column as the readers decode it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MysqlColumn {
-    pub name: String,
-    pub kind: MysqlKind,
-}
-
-impl MysqlKind {
-    /// From `information_schema.COLUMNS`; the error says why a type is not
-    /// supported.
-    pub fn from_catalog(
-        data_type: &str,
-        column_type: &str,
-        charset: Option<&str>,
-        precision: Option<u64>,
-        scale: Option<u64>,
-        octets: Option<u64>,
-    ) -> Result<Self, String> {
-        let unsigned = column_type.contains("unsigned");
-        let int = |bits| Ok(MysqlKind::Int { bits, unsigned });
-        match data_type {
-            "tinyint" => int(8),
-            "smallint" => int(16),
-            "mediumint" => int(24),
-            "int" | "integer" => int(32),
-            "bigint" => int(64),
-            "float" => Ok(MysqlKind::Float),
-            "double" | "real" => Ok(MysqlKind::Double),
-            "decimal" | "numeric" => Ok(MysqlKind::Decimal {
-                precision: precision.unwrap_or(10) as u32,
-                scale: scale.unwrap_or(0) as u32,
-            }),
-            "bit" => Ok(MysqlKind::Bit {
-                bytes: (precision.unwrap_or(1) as usize).div_ceil(8),
-            }),
-            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
-                Ok(MysqlKind::Text(parse_charset(charset)?))
-            }
-            "binary" => Ok(MysqlKind::Binary {
-                pad_to: octets.map(|n| n as usize),
-            }),
-            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-                Ok(MysqlKind::Binary { pad_to: None })
-            }
-            "enum" => {
-                parse_charset(charset)?;
-                Ok(MysqlKind::Enum(labels(column_type, "enum")?))
-            }
-            "set" => {
-                parse_charset(charset)?;
-                Ok(MysqlKind::Set(labels(column_type, "set")?))
-            }
-            "date" => Ok(MysqlKind::Date),
-            "datetime" => Ok(MysqlKind::DateTime),
-            "timestamp" => Ok(MysqlKind::Timestamp),
-            "time" => Ok(MysqlKind::Time),
-            "year" => Ok(MysqlKind::Year),
-            "json" => Ok(MysqlKind::Json),
-            other => Err(format!(
-                "type {other} is not supported yet; leave the table out (exclude_tables) or the column \
-                 (table_options exclude_columns does not help here: the value must still be decoded)"
-            )),
-        }
-    }
-}
-
-fn parse_charset(charset: Option<&str>) -> Result<Charset, String> {
-    match charset {
-        Some("utf8mb4" | "utf8mb3" | "utf8") => Ok(Charset::Utf8),
-        Some("latin1") => Ok(Charset::Latin1),
-        Some("ascii") => Ok(Charset::Ascii),
-        other => Err(format!(
-            "character set {other:?} is not supported; convert the column to utf8mb4 \
-             (ALTER TABLE … MODIFY … CHARACTER SET utf8mb4)"
-        )),
-    }
-}
-
-/// The labels of `enum('a','b')` / `set('a','b')` in declaration order
-/// (`''` inside a label is a quote).
-fn labels(column_type: &str, keyword: &str) -> Result<Vec<String>, String> {
-    let inner = column_type
-        .strip_prefix(keyword)
-        .and_then(|s| s.strip_prefix('('))
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("cannot read the labels of {column_type}"))?;
-    let mut labels = Vec::new();
-    let mut chars = inner.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\'' {
-            continue;
-        }
-        let mut label = String::new();
-        loop {
-            match chars.next() {
-                Some('\'') if chars.peek() == Some(&'\'') => {
-                    chars.next();
-                    label.push('\'');
-                }
-                Some('\'') => break,
-                Some('\\') => {
-                    if let Some(n) = chars.next() {
-                        label.push(n);
-                    }
-                }
-                Some(ch) => label.push(ch),
-                None => return Err(format!("unterminated label in {column_type}")),
-            }
-        }
-        labels.push(label);
-    }
-    Ok(labels)
-}
-
-/// The kappa column type (and so the Avro type) of a MySQL column.
-pub fn column_type(kind: &MysqlKind) -> ColumnType {
-    match kind {
-        MysqlKind::Int { bits: 8, .. } => ColumnType::Int16,
-        MysqlKind::Int {
-            bits: 16,
-            unsigned: false,
-        } => ColumnType::Int16,
-        MysqlKind::Int { bits: 16 | 24, .. } => ColumnType::Int32,
-        MysqlKind::Int {
-            bits: 32,
-            unsigned: false,
-        } => ColumnType::Int32,
-        MysqlKind::Int { bits: 32, .. } => ColumnType::Int64,
-        MysqlKind::Int {
-            unsigned: false, ..
-        } => ColumnType::Int64,
-        // 0 ..= 18446744073709551615 does not fit a long.
-        MysqlKind::Int { .. } => ColumnType::Decimal {
-            precision: 20,
-            scale: 0,
-        },
-        MysqlKind::Float => ColumnType::Float32,
-        MysqlKind::Double => ColumnType::Float64,
-        MysqlKind::Decimal { precision, scale } => ColumnType::Decimal {
-            precision: *precision,
-            scale: *scale,
-        },
-        MysqlKind::Bit { .. } | MysqlKind::Binary { .. } => ColumnType::Bytes,
-        MysqlKind::Text(_) | MysqlKind::Enum(_) | MysqlKind::Set(_) => ColumnType::Text,
-        MysqlKind::Date => ColumnType::Date,
-        MysqlKind::DateTime => ColumnType::Timestamp,
-        MysqlKind::Timestamp => ColumnType::TimestampTz,
-        // Signed microseconds: TIME spans -838:59:59 ..= 838:59:59, which
-        // Avro's time-micros (a time of day) cannot hold.
-        MysqlKind::Time => ColumnType::Int64,
-        MysqlKind::Year => ColumnType::Int32,
-        MysqlKind::Json => ColumnType::Json,
-    }
-}
 
 /// Where a value was read: some types have a different wire form in the
 /// binlog (ENUM as an index, SET as a bitmask, YEAR as 1900 + n, TIMESTAMP
@@ -462,31 +264,6 @@ fn date_days(y: u16, m: u8, d: u8) -> Result<i32, String> {
     i32::try_from((date - epoch).num_days()).map_err(|e| e.to_string())
 }
 
-/// Decodes text stored in `charset`.
-pub fn decode(charset: Charset, bytes: &[u8]) -> Result<String, String> {
-    match charset {
-        Charset::Utf8 | Charset::Ascii => {
-            String::from_utf8(bytes.to_vec()).map_err(|e| format!("not valid UTF-8: {e}"))
-        }
-        Charset::Latin1 => Ok(bytes.iter().map(|&b| cp1252(b)).collect()),
-    }
-}
-
-/// MySQL's latin1 is Windows-1252; the five bytes 1252 leaves undefined map
-/// to the C1 control of the same number, as the server converts them.
-fn cp1252(b: u8) -> char {
-    const HIGH: [u16; 32] = [
-        0x20AC, 0x81, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-        0x2039, 0x0152, 0x8D, 0x017D, 0x8F, 0x90, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013,
-        0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D, 0x017E, 0x0178,
-    ];
-    if (0x80..0xA0).contains(&b) {
-        char::from_u32(u32::from(HIGH[usize::from(b - 0x80)])).unwrap_or('\u{FFFD}')
-    } else {
-        char::from(b)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,15 +281,6 @@ mod tests {
 
     fn query(kind: MysqlKind, v: My) -> Value {
         convert(&TableName::new("d", "t"), &col(kind), v, Origin::Query).unwrap()
-    }
-
-    #[test]
-    fn labels_parse_quotes() {
-        assert_eq!(
-            labels("enum('a','it''s','')", "enum").unwrap(),
-            vec!["a", "it's", ""]
-        );
-        assert_eq!(labels("set('x','y')", "set").unwrap(), vec!["x", "y"]);
     }
 
     #[test]
@@ -611,10 +379,5 @@ mod tests {
             Value::Int(-8_388_608)
         );
         assert_eq!(conv(kind, My::Int(8_388_607)), Value::Int(8_388_607));
-    }
-
-    #[test]
-    fn latin1_is_windows_1252() {
-        assert_eq!(decode(Charset::Latin1, &[0x80, b'a', 0xE9]).unwrap(), "€aé");
     }
 }

@@ -171,7 +171,7 @@ url = "{registry}"
     /// Waits until the latest start's log contains `needle`; fails if the
     /// daemon exits first.
     pub async fn wait_for_current_log(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while !self.current_log().contains(needle) {
             self.assert_running();
             assert!(
@@ -239,7 +239,7 @@ url = "{registry}"
     /// Waits until the offsets record stores a position at or past `target`:
     /// every change before it is acknowledged by the broker.
     pub async fn wait_stored(&mut self, target: &Position) {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             self.assert_running();
             if self.stored_position().await.is_some_and(|p| &p >= target) {
@@ -247,7 +247,7 @@ url = "{registry}"
             }
             assert!(
                 Instant::now() < deadline,
-                "offsets record never reached {target:?} (stored {:?}); log:\n{}",
+                "offsets record never reached {target:?} in 300 s (stored {:?}); log:\n{}",
                 self.stored_position().await,
                 self.log()
             );

@@ -338,7 +338,7 @@ mod tests {
             conv(MysqlKind::Year, My::Bytes(b"2024".to_vec())),
             query(MysqlKind::Year, My::Int(2024))
         );
-        assert_eq!(query(MysqlKind::Year, My::Int(1900 + 0)), Value::Int(1900));
+        assert_eq!(query(MysqlKind::Year, My::Int(1900)), Value::Int(1900));
         // ENUM: binlog index vs query label.
         let e = MysqlKind::Enum(vec!["a".into(), "b".into()]);
         assert_eq!(

@@ -39,6 +39,58 @@ pub struct MetricsSection {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub postgres: Option<PostgresSection>,
+    pub mysql: Option<MysqlSection>,
+}
+
+/// `[source.mysql]`: a MySQL 8 or MariaDB server with a row-based binlog.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSection {
+    /// `mysql://user@host:3306/`
+    pub url: String,
+    pub password: Option<String>,
+    /// `database.table` names or patterns (`*` matches any characters).
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+    /// The replica id kappa registers with; must differ from the server's
+    /// `server_id` and every other replica's.
+    #[serde(default = "default_server_id")]
+    pub server_id: u32,
+    #[serde(default = "default_chunk_rows")]
+    pub snapshot_chunk_rows: usize,
+    /// Heartbeat period of the binlog stream, seconds.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// Per-table options (column masking), keyed by `database.table`.
+    #[serde(default)]
+    pub table_options: BTreeMap<String, MaskOptions>,
+}
+
+/// Column masking for a MySQL table (the same rules as PostgreSQL's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskOptions {
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    #[serde(default)]
+    pub hash_columns: Vec<String>,
+    #[serde(default)]
+    pub constant_columns: BTreeMap<String, String>,
+}
+
+/// A table's masking options: table name, excluded, hashed and constant columns.
+type MaskRef<'a> = (
+    &'a String,
+    &'a Vec<String>,
+    &'a Vec<String>,
+    &'a BTreeMap<String, String>,
+);
+
+/// Which source a config reads.
+pub enum SourceKind<'a> {
+    Postgres(&'a PostgresSection),
+    Mysql(&'a MysqlSection),
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +173,12 @@ pub struct RegistrySection {
 fn default_name() -> String {
     "kappa".into()
 }
+fn default_server_id() -> u32 {
+    5701
+}
+fn default_heartbeat_secs() -> u64 {
+    5
+}
 fn default_chunk_rows() -> usize {
     10_000
 }
@@ -182,6 +240,14 @@ impl Config {
                 postgres.password = Some(password);
             }
         }
+        if let Some(mysql) = self.source.mysql.as_mut() {
+            if let Some(url) = var("KAPPA_MYSQL_URL") {
+                mysql.url = url;
+            }
+            if let Some(password) = var("KAPPA_MYSQL_PASSWORD") {
+                mysql.password = Some(password);
+            }
+        }
         if let Some(brokers) = var("KAPPA_KAFKA_BROKERS") {
             self.kafka.brokers = brokers;
         }
@@ -190,24 +256,58 @@ impl Config {
         }
     }
 
-    fn check(&self) -> anyhow::Result<()> {
-        let Some(postgres) = &self.source.postgres else {
-            bail!("config has no [source.postgres] section: kappa needs a source to read from");
-        };
-        if postgres.tables.is_empty() {
-            bail!("[source.postgres] tables is empty: list the tables to capture, e.g. tables = [\"public.orders\"]");
+    /// The one configured source.
+    pub fn source_kind(&self) -> anyhow::Result<SourceKind<'_>> {
+        match (&self.source.postgres, &self.source.mysql) {
+            (Some(postgres), None) => Ok(SourceKind::Postgres(postgres)),
+            (None, Some(mysql)) => Ok(SourceKind::Mysql(mysql)),
+            (None, None) => bail!("config has no [source.postgres] or [source.mysql] section: kappa needs a source to read from"),
+            (Some(_), Some(_)) => bail!("config has both [source.postgres] and [source.mysql]: one connector reads one source; write a config (and connector name) per source"),
         }
-        for table in &postgres.tables {
-            TableName::parse(table)
-                .map_err(|e| anyhow::anyhow!("[source.postgres] tables: {e}"))?;
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let (section, tables, chunk_rows) = match self.source_kind()? {
+            SourceKind::Postgres(p) => ("[source.postgres]", &p.tables, p.snapshot_chunk_rows),
+            SourceKind::Mysql(m) => ("[source.mysql]", &m.tables, m.snapshot_chunk_rows),
+        };
+        if tables.is_empty() {
+            bail!("{section} tables is empty: list the tables to capture, e.g. tables = [\"shop.orders\"]");
+        }
+        for table in tables {
+            TableName::parse(table).map_err(|e| anyhow::anyhow!("{section} tables: {e}"))?;
         }
         if self.kafka.partitions < 1 {
             bail!("[kafka] partitions must be at least 1");
         }
-        if postgres.snapshot_chunk_rows == 0 {
-            bail!("[source.postgres] snapshot_chunk_rows must be at least 1");
+        if chunk_rows == 0 {
+            bail!("{section} snapshot_chunk_rows must be at least 1");
+        }
+        if let Some(mysql) = &self.source.mysql {
+            if mysql.server_id == 0 {
+                bail!("[source.mysql] server_id must not be 0: pick a replica id no other replica (nor the server) uses");
+            }
+            if mysql.heartbeat_secs == 0 {
+                bail!("[source.mysql] heartbeat_secs must be at least 1");
+            }
         }
         Ok(())
+    }
+
+    /// The MySQL reader's settings.
+    pub fn mysql(&self) -> anyhow::Result<kappa_source::mysql::MysqlSourceConfig> {
+        let Some(mysql) = &self.source.mysql else {
+            bail!("config has no [source.mysql] section");
+        };
+        Ok(kappa_source::mysql::MysqlSourceConfig {
+            url: mysql.url.clone(),
+            password: mysql.password.clone(),
+            tables: mysql.tables.clone(),
+            exclude_tables: mysql.exclude_tables.clone(),
+            server_id: mysql.server_id,
+            snapshot_chunk_rows: mysql.snapshot_chunk_rows,
+            heartbeat_secs: mysql.heartbeat_secs,
+        })
     }
 
     /// The PostgreSQL reader's settings.
@@ -238,24 +338,29 @@ impl Config {
     pub fn masking(&self) -> anyhow::Result<kappa_schemas::mask::Masking> {
         use kappa_schemas::mask::{ColumnRule, Masking};
         let mut rules = std::collections::HashMap::new();
-        if let Some(postgres) = &self.source.postgres {
-            for (table, options) in &postgres.table_options {
+        let options: Vec<MaskRef<'_>> = match self.source_kind()? {
+            SourceKind::Postgres(p) => p
+                .table_options
+                .iter()
+                .map(|(t, o)| (t, &o.exclude_columns, &o.hash_columns, &o.constant_columns))
+                .collect(),
+            SourceKind::Mysql(m) => m
+                .table_options
+                .iter()
+                .map(|(t, o)| (t, &o.exclude_columns, &o.hash_columns, &o.constant_columns))
+                .collect(),
+        };
+        {
+            for (table, exclude_columns, hash_columns, constant_columns) in options {
                 let mut table_rules: Vec<(String, ColumnRule)> = Vec::new();
                 table_rules.extend(
-                    options
-                        .exclude_columns
+                    exclude_columns
                         .iter()
                         .map(|c| (c.clone(), ColumnRule::Exclude)),
                 );
+                table_rules.extend(hash_columns.iter().map(|c| (c.clone(), ColumnRule::Hash)));
                 table_rules.extend(
-                    options
-                        .hash_columns
-                        .iter()
-                        .map(|c| (c.clone(), ColumnRule::Hash)),
-                );
-                table_rules.extend(
-                    options
-                        .constant_columns
+                    constant_columns
                         .iter()
                         .map(|(c, v)| (c.clone(), ColumnRule::Constant(v.clone()))),
                 );
@@ -340,6 +445,42 @@ tables = ["public.demo"]
         );
         let bad = text.replace("\"fetch\"", "\"placeholder\"");
         assert!(toml::from_str::<Config>(&bad).is_err());
+    }
+
+    const MYSQL: &str = r#"
+[source.mysql]
+url = "mysql://root@127.0.0.1:3306/"
+tables = ["shop.orders"]
+
+[source.mysql.table_options."shop.orders"]
+exclude_columns = ["card"]
+"#;
+
+    #[test]
+    fn mysql_source_with_env_overrides_and_masking() {
+        let mut config: Config = toml::from_str(MYSQL).unwrap();
+        config.apply_env(|name| match name {
+            "KAPPA_MYSQL_URL" => Some("mysql://kappa@db:3306/".into()),
+            "KAPPA_MYSQL_PASSWORD" => Some("pw".into()),
+            _ => None,
+        });
+        config.check().unwrap();
+        let mysql = config.mysql().unwrap();
+        assert_eq!(mysql.url, "mysql://kappa@db:3306/");
+        assert_eq!(mysql.password.as_deref(), Some("pw"));
+        assert_eq!(mysql.server_id, 5701);
+        assert!(config.masking().is_ok());
+    }
+
+    #[test]
+    fn exactly_one_source() {
+        let both = format!("{MINIMAL}{MYSQL}");
+        let config: Config = toml::from_str(&both).unwrap();
+        assert!(config.check().unwrap_err().to_string().contains("both"));
+        let typo = MYSQL
+            .replace("server", "srv")
+            .replace("tables = [", "server_idd = 3\ntables = [");
+        assert!(toml::from_str::<Config>(&typo).is_err());
     }
 
     #[test]

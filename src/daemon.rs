@@ -16,9 +16,10 @@ use kappa_sink::offsets::{read_state, write_state};
 use kappa_sink::producer::Pending;
 use kappa_sink::topics::{ensure_compacted_topic, table_topic};
 use kappa_sink::Producer;
-use kappa_source::postgres::{PostgresSource, StartState};
+use kappa_source::mysql::{MysqlSource, MysqlStart};
+use kappa_source::postgres::{PostgresSource, PostgresSourceConfig, StartState};
 use kappa_source::DurablePosition;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Batches produced but not yet acknowledged: bounds memory and the replay
@@ -32,14 +33,55 @@ struct Produced {
     barrier: Option<oneshot::Sender<()>>,
 }
 
+/// Binlog positions are stored at most this often (plus once at stop, and
+/// once this long after the last commit when the stream goes quiet).
+const BINLOG_STORE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The configured source.
+enum Reader {
+    Postgres(Box<PostgresSource>, PostgresSourceConfig),
+    Mysql(MysqlSource),
+}
+
+impl Reader {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        Ok(match config.source_kind()? {
+            crate::config::SourceKind::Postgres(_) => {
+                let postgres = config.postgres()?;
+                Reader::Postgres(
+                    Box::new(PostgresSource::open(postgres.clone()).await?),
+                    postgres,
+                )
+            }
+            crate::config::SourceKind::Mysql(_) => {
+                Reader::Mysql(MysqlSource::open(config.mysql()?).await?)
+            }
+        })
+    }
+
+    fn tables(&self) -> Vec<kappa_schemas::TableName> {
+        match self {
+            Reader::Postgres(source, _) => source.tables(),
+            Reader::Mysql(source) => source.tables(),
+        }
+    }
+
+    /// The slot name recorded in the offsets record (PostgreSQL only).
+    fn slot(&self) -> String {
+        match self {
+            Reader::Postgres(_, postgres) => postgres.slot.clone(),
+            Reader::Mysql(_) => String::new(),
+        }
+    }
+}
+
 /// Runs until SIGINT/SIGTERM (then drains and confirms, and returns Ok) or a
 /// fatal error.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let postgres = config.postgres()?;
     let kafka = config.kafka();
     let registry = Registry::new(&config.schema_registry.url);
     let producer = Producer::new(&kafka)?;
-    let source = PostgresSource::open(postgres.clone()).await?;
+    let source = Reader::open(&config).await?;
     for table in &source.tables() {
         let topic = table_topic(&config.kafka.topic_prefix, table);
         ensure_compacted_topic(
@@ -60,14 +102,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })?,
         None => ConnectorState::default(),
     };
-    if !state.snapshotted.is_empty() && state.slot != postgres.slot {
-        bail!(
-            "connector {} was snapshotted through slot {:?} but the config names slot {:?}; \
-             use the old slot name, or a new connector name and topic prefix to start over",
-            config.name,
-            state.slot,
-            postgres.slot
-        );
+    if let Reader::Postgres(_, postgres) = &source {
+        if !state.snapshotted.is_empty() && state.slot != postgres.slot {
+            bail!(
+                "connector {} was snapshotted through slot {:?} but the config names slot {:?}; \
+                 use the old slot name, or a new connector name and topic prefix to start over",
+                config.name,
+                state.slot,
+                postgres.slot
+            );
+        }
     }
     tracing::info!(connector = %config.name, snapshotted = state.snapshotted.len(), "starting");
     if let Some(listen) = config.metrics.listen {
@@ -77,17 +121,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("serving metrics on {listen}"))?;
         tracing::info!(%listen, "Prometheus metrics at /metrics");
     }
-    tokio::spawn(watch_slot_lag(postgres.clone()));
+    if let Reader::Postgres(_, postgres) = &source {
+        tokio::spawn(watch_slot_lag(postgres.clone()));
+    }
 
     let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch>(4);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (final_ack_tx, final_ack_rx) = oneshot::channel();
     let durable = DurablePosition::default();
-    let start = StartState {
-        snapshotted: state.snapshotted.clone(),
+    let slot = source.slot();
+    let source_task = match source {
+        Reader::Postgres(source, _) => {
+            let start = StartState {
+                snapshotted: state.snapshotted.clone(),
+            };
+            tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx))
+        }
+        Reader::Mysql(source) => {
+            let start = MysqlStart {
+                snapshotted: state.snapshotted.clone(),
+                binlog: state.binlog.clone(),
+            };
+            if let Some(binlog) = &start.binlog {
+                tracing::info!(%binlog, "resuming from the stored binlog position");
+            }
+            drop(final_ack_rx);
+            tokio::spawn(source.run(start, changes_tx, stop_rx))
+        }
     };
-    let source_task =
-        tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx));
 
     let (produced_tx, produced_rx) = mpsc::channel::<Produced>(IN_FLIGHT_BATCHES);
     let acks = tokio::spawn(acknowledge(
@@ -97,7 +158,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         offsets_topic,
         config.name.clone(),
         state,
-        postgres.slot.clone(),
+        slot.clone(),
     ));
     tokio::spawn(stop_on_signal(stop_tx.clone()));
 
@@ -156,7 +217,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     produce_result?;
     ack_result?;
     source_result?;
-    tracing::info!(durable_lsn = %durable.get(), "stopped cleanly");
+    if slot.is_empty() {
+        tracing::info!("stopped cleanly");
+    } else {
+        tracing::info!(durable_lsn = %durable.get(), "stopped cleanly");
+    }
     Ok(())
 }
 
@@ -169,7 +234,28 @@ async fn acknowledge(
     mut state: ConnectorState,
     slot: String,
 ) -> anyhow::Result<()> {
-    while let Some(batch) = produced.recv().await {
+    let store =
+        |state: &ConnectorState| -> anyhow::Result<Vec<u8>> { Ok(serde_json::to_vec(state)?) };
+    // A binlog position delivered but not yet stored, and when it was last stored.
+    let mut unstored = false;
+    let mut stored_at = Instant::now();
+    loop {
+        let next = if unstored {
+            let wait = BINLOG_STORE_INTERVAL.saturating_sub(stored_at.elapsed());
+            match tokio::time::timeout(wait, produced.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+                    tracing::debug!(binlog = ?state.binlog, "stored binlog position");
+                    unstored = false;
+                    stored_at = Instant::now();
+                    continue;
+                }
+            }
+        } else {
+            produced.recv().await
+        };
+        let Some(batch) = next else { break };
         for delivery in batch.deliveries {
             delivery.delivered().await?;
         }
@@ -196,8 +282,37 @@ async fn acknowledge(
                 write_state(&producer, &offsets_topic, &connector, &bytes).await?;
                 tracing::info!(tables = ?state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(), "initial snapshot delivered");
             }
+            Some(Checkpoint::Binlog(position)) => {
+                state.binlog = Some(position);
+                unstored = true;
+                if stored_at.elapsed() >= BINLOG_STORE_INTERVAL {
+                    write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+                    tracing::debug!(binlog = ?state.binlog, "stored binlog position");
+                    unstored = false;
+                    stored_at = Instant::now();
+                }
+            }
+            Some(Checkpoint::BinlogSnapshotComplete {
+                tables,
+                resume_from,
+            }) => {
+                for table in tables {
+                    if !state.snapshotted.contains(&table) {
+                        state.snapshotted.push(table);
+                    }
+                }
+                state.binlog = Some(resume_from);
+                write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+                unstored = false;
+                stored_at = Instant::now();
+                tracing::info!(tables = ?state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(), binlog = ?state.binlog, "initial snapshot delivered");
+            }
             None => {}
         }
+    }
+    if unstored {
+        write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+        tracing::info!(binlog = ?state.binlog, "stored the binlog position of the last delivered commit");
     }
     Ok(())
 }

@@ -116,10 +116,11 @@ enum Command {
         /// The topic the table was captured into.
         #[arg(long)]
         topic: String,
-        /// Source database URL, e.g. postgres://postgres@127.0.0.1:5432/postgres.
+        /// Source database URL, e.g. postgres://postgres@127.0.0.1:5432/postgres
+        /// or mysql://root@127.0.0.1:3306/ (password from KAPPA_MYSQL_PASSWORD).
         #[arg(long, env = "KAPPA_POSTGRES_URL")]
         source: String,
-        /// The source table, schema.table.
+        /// The source table, schema.table (PostgreSQL) or database.table (MySQL).
         #[arg(long)]
         table: String,
         /// An already rebuilt table (sqlite:PATH); without it, the topic is
@@ -182,6 +183,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Snapshot { config, table } => {
             let config = config::Config::load(&config)?;
+            if let config::SourceKind::Mysql(_) = config.source_kind()? {
+                anyhow::bail!("kappa snapshot (re-snapshot while streaming) is not available for MySQL sources yet; \
+                               to re-read a table, start a new connector name with that table");
+            }
             let postgres = config.postgres()?;
             let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
             let lsn = kappa_source::postgres::resnapshot::request(
@@ -259,10 +264,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             skip_invalid,
             services,
         } => {
+            let is_mysql = source.starts_with("mysql://");
             let options = verify::VerifyOptions {
                 topic,
                 source_url: source,
-                password: std::env::var("KAPPA_POSTGRES_PASSWORD").ok(),
+                password: if is_mysql {
+                    std::env::var("KAPPA_MYSQL_PASSWORD").ok()
+                } else {
+                    std::env::var("KAPPA_POSTGRES_PASSWORD").ok()
+                },
                 table: TableName::parse(&table).map_err(anyhow::Error::msg)?,
                 rebuilt: rebuilt.as_deref().map(rebuild::sqlite_target).transpose()?,
                 show,

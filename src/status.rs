@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// Prints the status; fails when the slot is missing or its WAL is lost.
 pub async fn status(config: &Config) -> anyhow::Result<bool> {
+    if let crate::config::SourceKind::Mysql(_) = config.source_kind()? {
+        return mysql_status(config).await;
+    }
     let postgres = config.postgres()?;
     let client = connect(&postgres.url, postgres.password.as_deref()).await?;
     println!("connector  {}", config.name);
@@ -80,4 +83,48 @@ pub async fn status(config: &Config) -> anyhow::Result<bool> {
         );
     }
     Ok(healthy)
+}
+
+/// MySQL: the stored binlog position against the server's binlogs; fails
+/// when the stored position was purged.
+async fn mysql_status(config: &Config) -> anyhow::Result<bool> {
+    let mysql = config.mysql()?;
+    println!("connector  {}", config.name);
+    let state: Option<ConnectorState> =
+        read_state(&config.kafka(), &config.kafka.offsets_topic, &config.name)
+            .await?
+            .map(|bytes| serde_json::from_slice(&bytes))
+            .transpose()?;
+    let mut conn = kappa_source::mysql::connect(&mysql.url, mysql.password.as_deref()).await?;
+    let current = kappa_source::mysql::snapshot::current_position(&mut conn).await?;
+    println!("server     binlog at {current}");
+    let Some(state) = state else {
+        println!("stored     nothing yet (the initial snapshot is not delivered)");
+        return Ok(true);
+    };
+    println!(
+        "snapshots  {}",
+        state
+            .snapshotted
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    match &state.binlog {
+        Some(binlog) => {
+            let exists =
+                kappa_source::mysql::stream::check_position_exists(&mut conn, binlog).await;
+            println!(
+                "stored     binlog {binlog}{}",
+                if exists.is_ok() {
+                    ""
+                } else {
+                    "  PURGED (re-snapshot needed)"
+                }
+            );
+            Ok(exists.is_ok())
+        }
+        None => Ok(true),
+    }
 }

@@ -25,6 +25,7 @@
 //! would be reported as a difference, and a re-run tells.
 
 mod merge;
+mod mysql_source;
 mod rebuilt;
 mod source;
 
@@ -33,6 +34,7 @@ use kappa_schemas::{Registry, TableName, TableSchema, Value};
 use kappa_sink::replay::Bound;
 use kappa_sink::KafkaConfig;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
+use mysql_source::MysqlOrdered;
 use serde::Serialize;
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
 use std::path::PathBuf;
@@ -109,13 +111,36 @@ pub async fn verify(
     options: &VerifyOptions,
 ) -> anyhow::Result<VerifyReport> {
     let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
-    let mut source = PostgresTable::open(
+    if options.source_url.starts_with("mysql://") {
+        if options.slot.is_some() {
+            anyhow::bail!("--slot waits for a PostgreSQL slot; a MySQL source has none (stop the connector, or let it catch up, before verify)");
+        }
+        let password = options
+            .password
+            .clone()
+            .or_else(|| std::env::var("KAPPA_MYSQL_PASSWORD").ok());
+        let source =
+            MysqlOrdered::open(&options.source_url, password.as_deref(), &options.table).await?;
+        return compare(kafka, registry, options, &scratch, source).await;
+    }
+    let source = PostgresTable::open(
         &options.source_url,
         options.password.as_deref(),
         &options.table,
         scratch.path(),
     )
     .await?;
+    compare(kafka, registry, options, &scratch, source).await
+}
+
+/// Compares any ordered source table with the rebuilt topic.
+async fn compare<S: OrderedSource>(
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    options: &VerifyOptions,
+    scratch: &tempfile::TempDir,
+    mut source: S,
+) -> anyhow::Result<VerifyReport> {
     source.begin_snapshot().await?;
     let connector = match &options.slot {
         Some(slot) => Some(source.wait_for_connector(slot, options.lag_timeout).await?),
@@ -199,8 +224,8 @@ enum Verdict {
 
 /// Judges each difference against the row as committed now (see the module
 /// docs). Without a connector position every difference is real.
-async fn classify(
-    source: &PostgresTable,
+async fn classify<S: OrderedSource>(
+    source: &S,
     connector: Option<&ConnectorPosition>,
     candidates: Vec<Candidate>,
 ) -> anyhow::Result<Vec<(Candidate, Verdict)>> {

@@ -28,6 +28,43 @@ impl fmt::Display for Lsn {
     }
 }
 
+/// A MySQL/MariaDB binlog position: the start of the next event to read
+/// (`file:pos`), and the GTID of the last transaction before it when the
+/// server logs GTIDs (MariaDB `domain-server-seq`, MySQL `uuid:n`). Resuming
+/// uses `file:pos`; the GTID is kept for operators and for a later
+/// GTID-based failover.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub pos: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+}
+
+impl PartialOrd for BinlogPosition {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BinlogPosition {
+    /// Binlog files are numbered with a fixed-width suffix
+    /// (`mysql-bin.000012`), so file names order like the files.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.file, self.pos).cmp(&(&other.file, other.pos))
+    }
+}
+
+impl fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)?;
+        if let Some(gtid) = &self.gtid {
+            write!(f, " (gtid {gtid})")?;
+        }
+        Ok(())
+    }
+}
+
 /// One row-level change. A primary-key change is two changes (a `Delete` of
 /// the old key, then an `Upsert` of the new row) so that compaction, which
 /// keeps the newest record per key, never keeps the old key alive.
@@ -73,6 +110,15 @@ pub enum Checkpoint {
     SnapshotComplete {
         tables: Vec<TableName>,
         resume_from: Lsn,
+    },
+    /// Every change of transactions committed before this binlog position
+    /// is included.
+    Binlog(BinlogPosition),
+    /// The initial snapshot of these MySQL tables is complete; streaming
+    /// continues from `resume_from` (the position read under the snapshot lock).
+    BinlogSnapshotComplete {
+        tables: Vec<TableName>,
+        resume_from: BinlogPosition,
     },
 }
 

@@ -18,7 +18,7 @@ pub mod value;
 
 pub use apache_avro::Schema as AvroSchema;
 pub use avro::{RecordEncoder, TableAvro};
-pub use change::{Change, ChangeBatch, Checkpoint, Lsn};
+pub use change::{BinlogPosition, Change, ChangeBatch, Checkpoint, Lsn};
 pub use error::SchemaError;
 pub use registry::Registry;
 pub use table::{Column, ColumnType, TableName, TableSchema};

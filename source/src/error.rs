@@ -16,6 +16,17 @@ pub enum SourceError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error("MySQL/MariaDB query failed while {doing}: {source}")]
+    Mysql {
+        doing: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    #[error("binlog position {position} is no longer on the server (binlogs purged, or expire_logs_days / \
+             binlog_expire_logs_seconds removed it): changes made since are lost to kappa. Re-snapshot: \
+             delete the connector's topics and start it under a new connector name (or delete its offsets record), \
+             and keep binlogs longer than the connector may be down")]
+    BinlogPurged { position: String },
     #[error("replication connection: {0}")]
     Replication(String),
     #[error("table {table} does not exist (or is not visible to this user); check `tables` in the config")]
@@ -28,7 +39,7 @@ pub enum SourceError {
     Setup(String),
     #[error("table {}, column {}: cannot read value {:?} as {}: {}", .0.table, .0.column, .0.value, .0.expected, .0.reason)]
     BadValue(Box<BadValue>),
-    #[error("pgoutput message could not be decoded: {0}")]
+    #[error("change stream could not be decoded: {0}")]
     Protocol(String),
     #[error("table {table}: {reason}")]
     Unsupported { table: TableName, reason: String },

@@ -1,11 +1,16 @@
-//! kappa's change readers. Each reader turns a database's own change stream
-//! into [`kappa_schemas::ChangeBatch`]es on a channel and is told, through a
-//! [`DurablePosition`], how far the sink has made them durable. Readers know
-//! nothing about Kafka.
+//! kappa's change readers (PostgreSQL and MySQL/MariaDB). Each reader turns
+//! a database's own change stream into [`kappa_schemas::ChangeBatch`]es on a
+//! channel, each ending with the position it completes. The PostgreSQL
+//! reader is told through a [`DurablePosition`] how far the sink has made
+//! them durable (to confirm its slot); the MySQL reader's position is stored
+//! by the daemon in the offsets record and handed back at start. Readers
+//! know nothing about Kafka.
 
 pub mod durable;
 pub mod error;
+pub mod mysql;
 pub mod postgres;
+pub mod table_filter;
 
 pub use durable::DurablePosition;
 pub use error::SourceError;

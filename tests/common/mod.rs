@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod mysql;
+
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 
 use super::types::column_type;
 use crate::error::SourceError;
+use crate::table_filter::select_tables;
 use kappa_schemas::{Column, ColumnType, TableName, TableSchema};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -186,39 +187,12 @@ pub async fn matching_tables(
             doing: "listing tables".into(),
             source,
         })?;
-    Ok(rows
-        .iter()
-        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
-        .filter(|t| {
-            let name = t.to_string();
-            patterns.iter().any(|p| glob_match(p, &name))
-                && !excluded.iter().any(|p| glob_match(p, &name))
-        })
-        .collect())
-}
-
-/// `*` matches any run of characters (including dots); everything else
-/// matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first)
-        || !text[first.len()..].ends_with(last)
-        || text.len() < first.len() + last.len()
-    {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
+    Ok(select_tables(
+        rows.iter()
+            .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1))),
+        patterns,
+        excluded,
+    ))
 }
 
 #[cfg(test)]
@@ -251,18 +225,6 @@ mod tests {
         let table = TableName::new("public", "t");
         let err = build_schema(&table, &[raw("a", 23)], &[]).unwrap_err();
         assert!(err.to_string().contains("ADD PRIMARY KEY"), "{err}");
-    }
-
-    #[test]
-    fn globs_match_table_names() {
-        assert!(glob_match("public.*", "public.orders"));
-        assert!(glob_match("public.orders", "public.orders"));
-        assert!(!glob_match("public.orders", "public.orders2"));
-        assert!(glob_match("*.tmp_*", "sales.tmp_2024"));
-        assert!(!glob_match("public.tmp_*", "sales.tmp_1"));
-        assert!(glob_match("a*b*c", "a-b-c"));
-        assert!(!glob_match("a*b*c", "a-c"));
-        assert!(!glob_match("ab*ba", "aba"));
     }
 
     #[test]

@@ -1,0 +1,143 @@
+//! The few DDL statements of the binlog's QUERY events the reader acts on:
+//! `TRUNCATE [TABLE] t` (every live key gets a tombstone) and
+//! `ALTER TABLE t …` (logged; the next TABLE_MAP brings the new shape).
+//! Pure text parsing, so a table is never matched by a substring of
+//! another statement.
+
+use kappa_schemas::TableName;
+
+/// What a statement does to one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ddl {
+    Truncate(TableName),
+    Alter(TableName),
+}
+
+/// The table a TRUNCATE or ALTER TABLE statement names (unqualified names
+/// are in `default_db`, the QUERY event's current database).
+pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
+    let mut words = Words(sql.trim_start());
+    let first = words.keyword()?;
+    match first.as_str() {
+        "truncate" => {
+            let mut rest = words.clone();
+            if rest.keyword().as_deref() == Some("table") {
+                words = rest;
+            }
+            words.table(default_db).map(Ddl::Truncate)
+        }
+        "alter" => {
+            loop {
+                match words.keyword()?.as_str() {
+                    "table" => break,
+                    "online" | "ignore" => continue,
+                    _ => return None,
+                }
+            }
+            let mut rest = words.clone();
+            if rest.keyword().as_deref() == Some("if") {
+                rest.keyword(); // EXISTS
+                words = rest;
+            }
+            words.table(default_db).map(Ddl::Alter)
+        }
+        _ => None,
+    }
+}
+
+#[derive(Clone)]
+struct Words<'a>(&'a str);
+
+impl Words<'_> {
+    /// The next bare word, lower-cased.
+    fn keyword(&mut self) -> Option<String> {
+        let text = self.0.trim_start();
+        let end = text
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(text.len());
+        if end == 0 {
+            return None;
+        }
+        self.0 = &text[end..];
+        Some(text[..end].to_ascii_lowercase())
+    }
+
+    /// One identifier, `` `quoted` `` (doubled backticks inside) or bare.
+    fn identifier(&mut self) -> Option<String> {
+        let text = self.0.trim_start();
+        if let Some(quoted) = text.strip_prefix('`') {
+            let mut name = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            while let Some((i, c)) = chars.next() {
+                if c == '`' {
+                    if chars.peek().map(|&(_, n)| n) == Some('`') {
+                        chars.next();
+                        name.push('`');
+                        continue;
+                    }
+                    self.0 = &quoted[i + 1..];
+                    return Some(name);
+                }
+                name.push(c);
+            }
+            None
+        } else {
+            let end = text
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                .unwrap_or(text.len());
+            if end == 0 {
+                return None;
+            }
+            self.0 = &text[end..];
+            Some(text[..end].to_string())
+        }
+    }
+
+    /// `db.table` or `table` (in `default_db`).
+    fn table(&mut self, default_db: &str) -> Option<TableName> {
+        let first = self.identifier()?;
+        if let Some(rest) = self.0.strip_prefix('.') {
+            self.0 = rest;
+            let table = self.identifier()?;
+            Some(TableName::new(first, table))
+        } else {
+            Some(TableName::new(default_db, first))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_names_one_table() {
+        let t = |db: &str, t: &str| Some(Ddl::Truncate(TableName::new(db, t)));
+        assert_eq!(
+            parse("TRUNCATE TABLE shop.orders", "x"),
+            t("shop", "orders")
+        );
+        assert_eq!(parse("truncate `my db`.`a``b`", "x"), t("my db", "a`b"));
+        assert_eq!(parse("TRUNCATE orders", "shop"), t("shop", "orders"));
+        assert_eq!(parse("  truncate table t;", "d"), t("d", "t"));
+    }
+
+    #[test]
+    fn alter_table_variants() {
+        let a = |db: &str, t: &str| Some(Ddl::Alter(TableName::new(db, t)));
+        assert_eq!(parse("ALTER TABLE d.t ADD COLUMN c INT", "x"), a("d", "t"));
+        assert_eq!(parse("alter online table t add c int", "d"), a("d", "t"));
+        assert_eq!(
+            parse("ALTER TABLE IF EXISTS `d`.t DROP c", "x"),
+            a("d", "t")
+        );
+    }
+
+    #[test]
+    fn other_statements_name_nothing() {
+        assert_eq!(parse("INSERT INTO truncate_log VALUES (1)", "d"), None);
+        assert_eq!(parse("CREATE TABLE t (a int)", "d"), None);
+        assert_eq!(parse("ALTER DATABASE d CHARACTER SET utf8mb4", "d"), None);
+        assert_eq!(parse("", "d"), None);
+    }
+}

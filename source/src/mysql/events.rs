@@ -1,0 +1,96 @@
+//! Pure helpers for binlog events the reader decodes itself or whose
+//! `mysql_common` form needs care: MariaDB's GTID event, the first ROTATE's
+//! checksum, TABLE_MAP column names, and row values of partial-update events.
+
+use crate::error::SourceError;
+use kappa_schemas::TableName;
+use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
+use mysql_async::Value as My;
+
+/// MariaDB's GTID event (not in `mysql_common`'s event enum).
+pub const MARIADB_GTID_EVENT: u8 = 162;
+
+/// A row's values; every column must be present (`binlog_row_image = FULL`).
+pub fn values(
+    table: &TableName,
+    row: mysql_async::binlog::row::BinlogRow,
+) -> Result<Vec<My>, SourceError> {
+    let mut out = Vec::with_capacity(row.len());
+    for value in row.unwrap() {
+        out.push(My::try_from(value).map_err(|e| {
+            SourceError::Protocol(format!(
+                "table {table}: a binlog value cannot be read ({e}); partial JSON updates need \
+                 binlog_row_value_options = '' (MySQL 8)"
+            ))
+        })?);
+    }
+    Ok(out)
+}
+
+pub fn column_names(tme: &TableMapEvent<'_>) -> std::io::Result<Vec<String>> {
+    let meta = OptionalMetaExtractor::new(tme.iter_optional_meta())?;
+    let names = meta
+        .iter_column_name()
+        .map(|n| n.map(|n| n.name().into_owned()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    if names.len() as u64 != tme.columns_count() {
+        return Err(std::io::Error::other(format!(
+            "{} column names for {} columns",
+            names.len(),
+            tme.columns_count()
+        )));
+    }
+    Ok(names)
+}
+
+/// The file name of a ROTATE event. The one the server sends before its
+/// FORMAT_DESCRIPTION still carries the 4-byte checksum, which the decoder
+/// cannot know to strip yet.
+pub fn rotate_file(raw: &[u8], strip_checksum: bool) -> Result<String, SourceError> {
+    let name = if strip_checksum && raw.len() > 4 {
+        &raw[..raw.len() - 4]
+    } else {
+        raw
+    };
+    match std::str::from_utf8(name) {
+        Ok(name) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(name.to_string())
+        }
+        _ => Err(SourceError::Protocol(format!(
+            "ROTATE event with an unreadable file name {raw:?}"
+        ))),
+    }
+}
+
+/// MariaDB's GTID event body: sequence number (8 bytes LE), domain id
+/// (4 bytes LE), flags; the server id is the event header's.
+pub fn mariadb_gtid(data: &[u8], server_id: u32) -> Option<String> {
+    let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
+    let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
+    Some(format!("{domain}-{server_id}-{seq}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_rotate_loses_its_checksum() {
+        let raw = b"mysql-bin.000001\x8c\x01?\xfe";
+        assert_eq!(rotate_file(raw, true).unwrap(), "mysql-bin.000001");
+        assert_eq!(
+            rotate_file(b"mysql-bin.000002", false).unwrap(),
+            "mysql-bin.000002"
+        );
+        assert!(rotate_file(b"bad\x00name", false).is_err());
+    }
+
+    #[test]
+    fn mariadb_gtid_reads_domain_server_seq() {
+        let mut data = 15u64.to_le_bytes().to_vec();
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.push(0);
+        assert_eq!(mariadb_gtid(&data, 1).as_deref(), Some("0-1-15"));
+        assert_eq!(mariadb_gtid(&[1, 2], 1), None);
+    }
+}

@@ -1,0 +1,241 @@
+//! The MySQL/MariaDB reader: the tables from `information_schema`, a
+//! consistent initial snapshot tied to a binlog position ([`snapshot`]),
+//! then the row-based binlog from that position ([`stream`]).
+//!
+//! Unlike PostgreSQL there is no slot on the server: the position lives in
+//! the connector's offsets record, written by the daemon only after the
+//! broker acknowledged every record before it. The server keeps binlogs for
+//! its own retention time only; a stored position whose file is gone is a
+//! fatal [`SourceError::BinlogPurged`].
+
+pub mod catalog;
+pub mod charset;
+pub mod ddl;
+pub mod events;
+pub mod kind;
+pub mod rows;
+pub mod snapshot;
+pub mod stream;
+pub mod types;
+
+use crate::error::SourceError;
+use catalog::{load_table, MysqlTable};
+use kappa_schemas::{BinlogPosition, ChangeBatch, Checkpoint, TableName};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// What the MySQL reader needs to know.
+#[derive(Debug, Clone)]
+pub struct MysqlSourceConfig {
+    /// `mysql://user@host:port/`
+    pub url: String,
+    /// Overrides the URL's password (from `KAPPA_MYSQL_PASSWORD`).
+    pub password: Option<String>,
+    /// `database.table` names or patterns (`*` matches any characters).
+    pub tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    /// The replica id kappa registers with; must differ from the server's
+    /// `server_id` and from every other replica's.
+    pub server_id: u32,
+    /// Rows per snapshot batch: bounds snapshot memory.
+    pub snapshot_chunk_rows: usize,
+    /// Seconds between the server's heartbeats on an idle binlog stream; a
+    /// stream silent for three periods is reconnected.
+    pub heartbeat_secs: u64,
+}
+
+/// Where the reader starts, from the connector's offsets record.
+#[derive(Debug, Clone, Default)]
+pub struct MysqlStart {
+    pub snapshotted: Vec<TableName>,
+    /// The binlog position after the last delivered transaction.
+    pub binlog: Option<BinlogPosition>,
+}
+
+/// A query error, naming what was being done.
+pub fn query_error(doing: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> SourceError {
+    let doing = doing.into();
+    move |source| SourceError::Mysql { doing, source }
+}
+
+/// `` `db`.`table` ``
+pub fn quote_table(name: &TableName) -> String {
+    format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.table))
+}
+
+/// `` `name` `` with backticks doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The connection options from the URL, with the password override.
+pub fn opts(url: &str, password: Option<&str>) -> Result<Opts, SourceError> {
+    let parsed = Opts::from_url(url).map_err(|e| {
+        SourceError::Setup(format!(
+            "MySQL URL {url:?} is invalid: {e} (expected mysql://user@host:3306/)"
+        ))
+    })?;
+    let mut builder = OptsBuilder::from_opts(parsed);
+    if let Some(password) = password {
+        builder = builder.pass(Some(password.to_string()));
+    }
+    Ok(builder.into())
+}
+
+/// Connects a session whose values the decoders expect: UTC for TIMESTAMP,
+/// text in each column's own character set (decoded by kappa, the same way
+/// as binlog values).
+pub async fn connect(url: &str, password: Option<&str>) -> Result<Conn, SourceError> {
+    let mut conn = Conn::new(opts(url, password)?)
+        .await
+        .map_err(|source| SourceError::Mysql {
+            doing: format!("connecting to {url}"),
+            source,
+        })?;
+    conn.query_drop(
+        "SET NAMES utf8mb4, character_set_results = NULL, time_zone = '+00:00', net_write_timeout = 3600",
+    )
+    .await
+    .map_err(query_error("pinning session settings"))?;
+    Ok(conn)
+}
+
+/// Refuses a server whose binlog cannot give complete, self-describing rows.
+async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
+    let vars: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN
+             ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata')",
+        )
+        .await
+        .map_err(query_error("reading binlog settings"))?;
+    let get = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_ascii_uppercase())
+    };
+    for (name, want) in [
+        ("log_bin", "ON"),
+        ("binlog_format", "ROW"),
+        ("binlog_row_image", "FULL"),
+        ("binlog_row_metadata", "FULL"),
+    ] {
+        if get(name).as_deref() != Some(want) {
+            return Err(SourceError::Setup(format!(
+                "the server has {name} = {:?}; kappa needs {name} = {want} (in my.cnf: log_bin, binlog_format = ROW, \
+                 binlog_row_image = FULL, binlog_row_metadata = FULL; then restart the server)",
+                get(name).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The MySQL/MariaDB reader.
+pub struct MysqlSource {
+    config: MysqlSourceConfig,
+    tables: Vec<MysqlTable>,
+}
+
+impl MysqlSource {
+    /// Checks the server's binlog settings and resolves the table patterns;
+    /// every table must have a primary key and supported column types.
+    pub async fn open(config: MysqlSourceConfig) -> Result<Self, SourceError> {
+        let mut conn = connect(&config.url, config.password.as_deref()).await?;
+        check_server(&mut conn).await?;
+        let names =
+            catalog::matching_tables(&mut conn, &config.tables, &config.exclude_tables).await?;
+        for pattern in &config.tables {
+            if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
+                let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
+                return Err(SourceError::NoSuchTable { table });
+            }
+        }
+        if names.is_empty() {
+            return Err(SourceError::Setup(format!(
+                "no table matches {:?} (minus {:?}): check `tables` in [source.mysql]",
+                config.tables, config.exclude_tables
+            )));
+        }
+        let mut tables = Vec::with_capacity(names.len());
+        for name in &names {
+            tables.push(load_table(&mut conn, name).await?);
+        }
+        let _ = conn.disconnect().await;
+        Ok(Self { config, tables })
+    }
+
+    /// The tables this reader captures.
+    pub fn tables(&self) -> Vec<TableName> {
+        self.tables.iter().map(|t| t.schema.name.clone()).collect()
+    }
+
+    /// Runs the reader: the snapshot that is due, then the binlog until
+    /// `stop`. Batches carry [`Checkpoint::Binlog`] positions the daemon
+    /// stores once delivered.
+    pub async fn run(
+        self,
+        start: MysqlStart,
+        tx: mpsc::Sender<ChangeBatch>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), SourceError> {
+        let config = &self.config;
+        let mut conn = connect(&config.url, config.password.as_deref()).await?;
+        let resume_from = match start.binlog {
+            None => {
+                // First start (or a crash before the snapshot was delivered):
+                // snapshot every table at one position, stream from there.
+                let all: Vec<&MysqlTable> = self.tables.iter().collect();
+                let position =
+                    snapshot::snapshot(&mut conn, &all, config.snapshot_chunk_rows, &tx).await?;
+                send_snapshot_complete(&tx, &all, position.clone()).await?;
+                position
+            }
+            Some(stored) => {
+                stream::check_position_exists(&mut conn, &stored).await?;
+                let pending: Vec<&MysqlTable> = self
+                    .tables
+                    .iter()
+                    .filter(|t| !start.snapshotted.contains(&t.schema.name))
+                    .collect();
+                if !pending.is_empty() {
+                    // Tables added to the config later: snapshot them now at
+                    // T, then stream from the stored L ≤ T. Their changes in
+                    // (L, T] are applied again after the snapshot, in commit
+                    // order, so every key ends at its newest state.
+                    tracing::info!(tables = pending.len(), resume_from = %stored, "snapshot of tables not yet in their topics, overlapping the binlog from the stored position");
+                    snapshot::snapshot(&mut conn, &pending, config.snapshot_chunk_rows, &tx)
+                        .await?;
+                    send_snapshot_complete(&tx, &pending, stored.clone()).await?;
+                }
+                stored
+            }
+        };
+        let _ = conn.disconnect().await;
+        let streamer = stream::Streamer::new(config.clone(), self.tables.clone(), tx, stop);
+        streamer.run(resume_from).await
+    }
+}
+
+async fn send_snapshot_complete(
+    tx: &mpsc::Sender<ChangeBatch>,
+    tables: &[&MysqlTable],
+    resume_from: BinlogPosition,
+) -> Result<(), SourceError> {
+    tx.send(ChangeBatch {
+        checkpoint: Some(Checkpoint::BinlogSnapshotComplete {
+            tables: tables.iter().map(|t| t.schema.name.clone()).collect(),
+            resume_from,
+        }),
+        ..ChangeBatch::default()
+    })
+    .await
+    .map_err(|_| SourceError::ConsumerGone)
+}
+
+/// How long to wait before reconnect attempt `n` (1 s doubling to 30 s).
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs((1u64 << attempt.min(5)).min(30))
+}

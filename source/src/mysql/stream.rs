@@ -1,0 +1,469 @@
+//! The binlog stream: row events of committed transactions become
+//! [`ChangeBatch`]es, each ending with the position after its commit.
+//!
+//! * TABLE_MAP gives, per table id, the columns the following row events
+//!   carry (names thanks to `binlog_row_metadata = FULL`). kappa decodes them
+//!   with the catalog's description of those columns, restricted to the names
+//!   in the event ([`MysqlTable::project`]): an event written before an
+//!   `ADD COLUMN` decodes with the old shape even when replayed after a
+//!   restart, and a TABLE_MAP with names the cached catalog lacks reloads it
+//!   (the DDL happened while streaming). This is the schema history, keyed by
+//!   position through the events themselves.
+//! * WRITE/UPDATE/DELETE_ROWS become upserts and deletes; an UPDATE that
+//!   changes the key becomes a delete of the old key and an upsert.
+//! * XID (or a `COMMIT` query for non-transactional tables) ends a
+//!   transaction: its changes go out with [`Checkpoint::Binlog`] at the
+//!   position after it. A transaction's changes leave in pieces of
+//!   [`PIECE`] before its commit, so memory stays bounded; only the commit
+//!   carries a checkpoint. Commits of other tables still carry a checkpoint,
+//!   so an idle captured table does not leave the stored position behind.
+//! * TRUNCATE of a captured table (a QUERY event) asks the daemon to
+//!   tombstone every live key.
+//! * The server sends heartbeats every `heartbeat_secs` on an idle stream;
+//!   three periods of silence, or a dropped connection, reconnect with
+//!   backoff from the last commit handed over.
+
+use super::catalog::{load_table, MysqlTable};
+use super::ddl::{parse as parse_ddl, Ddl};
+use super::events::{column_names, mariadb_gtid, rotate_file, values, MARIADB_GTID_EVENT};
+use super::rows::RowPlan;
+use super::types::{convert_row, Origin};
+use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
+use crate::error::SourceError;
+use futures::StreamExt;
+use kappa_schemas::{BinlogPosition, Change, ChangeBatch, Checkpoint, TableName, TableSchema};
+use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value as My};
+use mysql_common::io::ParseBuf;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Changes handed over in one batch at most, inside a large transaction.
+pub const PIECE: usize = 512;
+/// Server error: the requested binlog file or position is not available.
+const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
+
+/// Fails with [`SourceError::BinlogPurged`] when `position`'s file is no
+/// longer among the server's binlogs.
+pub async fn check_position_exists(
+    conn: &mut Conn,
+    position: &BinlogPosition,
+) -> Result<(), SourceError> {
+    let logs: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(query_error("listing binlogs (SHOW BINARY LOGS)"))?;
+    let present = logs
+        .iter()
+        .any(|row| row.get::<String, _>(0).as_deref() == Some(position.file.as_str()));
+    if present {
+        Ok(())
+    } else {
+        Err(SourceError::BinlogPurged {
+            position: position.to_string(),
+        })
+    }
+}
+
+/// A row's before and after images, as present in its event.
+type RowImages = (Option<Vec<My>>, Option<Vec<My>>);
+
+enum End {
+    Stopped,
+    Lost(String),
+}
+
+/// Reads the binlog and hands over committed changes.
+pub struct Streamer {
+    config: MysqlSourceConfig,
+    /// The catalog's description of each captured table, newest known.
+    tables: HashMap<TableName, MysqlTable>,
+    /// Per table id of the current TABLE_MAPs: the shape its row events
+    /// carry, or `None` for a table kappa does not capture.
+    by_id: HashMap<u64, Option<(MysqlTable, Arc<RowPlan>)>>,
+    tx: mpsc::Sender<ChangeBatch>,
+    stop: watch::Receiver<bool>,
+    /// After the last commit handed over: where a reconnect resumes.
+    committed: BinlogPosition,
+    file: String,
+    gtid: Option<String>,
+    pending: Vec<Change>,
+    truncate: Vec<Arc<TableSchema>>,
+    /// A session for catalog reloads after DDL.
+    side: Option<Conn>,
+    /// Whether the server appends CRC32 checksums to events.
+    checksums: bool,
+    /// Whether this session has seen its FORMAT_DESCRIPTION yet.
+    described: bool,
+}
+
+impl Streamer {
+    pub fn new(
+        config: MysqlSourceConfig,
+        tables: Vec<MysqlTable>,
+        tx: mpsc::Sender<ChangeBatch>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            config,
+            tables: tables
+                .into_iter()
+                .map(|t| (t.schema.name.clone(), t))
+                .collect(),
+            by_id: HashMap::new(),
+            tx,
+            stop,
+            committed: BinlogPosition {
+                file: String::new(),
+                pos: 4,
+                gtid: None,
+            },
+            file: String::new(),
+            gtid: None,
+            pending: Vec::new(),
+            truncate: Vec::new(),
+            side: None,
+            checksums: true,
+            described: false,
+        }
+    }
+
+    /// Streams from `from` until stopped, reconnecting when the connection
+    /// drops; returns on stop or a fatal error.
+    pub async fn run(mut self, from: BinlogPosition) -> Result<(), SourceError> {
+        self.committed = from;
+        let mut attempt = 0u32;
+        loop {
+            match self.session().await? {
+                End::Stopped => return Ok(()),
+                End::Lost(reason) => {
+                    let wait = backoff(attempt);
+                    attempt += 1;
+                    tracing::warn!(%reason, retry_in = ?wait, resume_from = %self.committed, "binlog connection lost; reconnecting");
+                    self.pending.clear();
+                    self.truncate.clear();
+                    self.by_id.clear();
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn open_stream(&mut self) -> Result<BinlogStream, mysql_async::Error> {
+        let mut conn = Conn::new(
+            opts(&self.config.url, self.config.password.as_deref()).map_err(|e| {
+                mysql_async::Error::Other(Box::new(std::io::Error::other(e.to_string())))
+            })?,
+        )
+        .await?;
+        let period_ns = self.config.heartbeat_secs.max(1) * 1_000_000_000;
+        conn.query_drop(format!(
+            "SET @master_heartbeat_period = {period_ns}, @mariadb_slave_capability = 4"
+        ))
+        .await?;
+        let file = self.committed.file.clone();
+        let request = BinlogStreamRequest::new(self.config.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(self.committed.pos);
+        conn.get_binlog_stream(request).await
+    }
+
+    async fn session(&mut self) -> Result<End, SourceError> {
+        {
+            let mut conn = match connect(&self.config.url, self.config.password.as_deref()).await {
+                Ok(conn) => conn,
+                Err(e) => return Ok(End::Lost(e.to_string())),
+            };
+            check_position_exists(&mut conn, &self.committed).await?;
+            let checksum: Option<String> = conn
+                .query_first("SELECT @@global.binlog_checksum")
+                .await
+                .map_err(query_error("reading binlog_checksum"))?;
+            self.checksums = !checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE"));
+            let _ = conn.disconnect().await;
+        }
+        let mut stream = match self.open_stream().await {
+            Ok(stream) => stream,
+            Err(e) => return classify(e, &self.committed),
+        };
+        self.file = self.committed.file.clone();
+        self.gtid = self.committed.gtid.clone();
+        self.described = false;
+        tracing::info!(position = %self.committed, server_id = self.config.server_id, "streaming changes");
+        let silence = Duration::from_secs(self.config.heartbeat_secs.max(1) * 3);
+        let mut stop = self.stop.clone();
+        loop {
+            let event = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(End::Stopped),
+                next = tokio::time::timeout(silence, stream.next()) => next,
+            };
+            match event {
+                Err(_) => return Ok(End::Lost(format!("no event or heartbeat for {silence:?}"))),
+                Ok(None) => return Ok(End::Lost("the server closed the binlog stream".into())),
+                Ok(Some(Err(e))) => return classify(e, &self.committed),
+                Ok(Some(Ok(event))) => self.handle(&stream, &event).await?,
+            }
+        }
+    }
+
+    async fn handle(&mut self, stream: &BinlogStream, event: &Event) -> Result<(), SourceError> {
+        let header = event.header();
+        if header.event_type_raw() == MARIADB_GTID_EVENT {
+            self.gtid = mariadb_gtid(event.data(), header.server_id());
+            return Ok(());
+        }
+        let data = event.read_data().map_err(|e| {
+            SourceError::Protocol(format!(
+                "binlog event at {}:{}: {e}",
+                self.file,
+                header.log_pos()
+            ))
+        })?;
+        match data {
+            Some(EventData::RotateEvent(rotate)) => {
+                self.file = rotate_file(rotate.name_raw(), !self.described && self.checksums)?;
+            }
+            Some(EventData::FormatDescriptionEvent(_)) => self.described = true,
+            Some(EventData::GtidEvent(gtid)) => {
+                self.gtid = Some(format!(
+                    "{}:{}",
+                    uuid::Uuid::from_bytes(gtid.sid()),
+                    gtid.gno()
+                ));
+            }
+            Some(EventData::TableMapEvent(tme)) => self.table_map(&tme).await?,
+            Some(EventData::RowsEvent(rows)) => {
+                let Some(Some((table, plan))) = self.by_id.get(&rows.table_id()) else {
+                    return Ok(());
+                };
+                let (table, plan) = (table.clone(), plan.clone());
+                if let RowsEventData::PartialUpdateRowsEvent(_) = rows {
+                    let tme = stream.get_tme(rows.table_id()).ok_or_else(|| {
+                        SourceError::Protocol(format!(
+                            "row event for table id {} without its TABLE_MAP",
+                            rows.table_id()
+                        ))
+                    })?;
+                    self.partial_rows(&table, &rows, tme)?;
+                } else {
+                    self.rows(&table, &plan, &rows)?;
+                }
+                if self.pending.len() >= PIECE {
+                    self.send(None).await?;
+                }
+            }
+            Some(EventData::XidEvent(_)) => self.commit(header.log_pos()).await?,
+            Some(EventData::QueryEvent(query)) => {
+                let sql = query.query();
+                let trimmed = sql.trim();
+                if trimmed.eq_ignore_ascii_case("BEGIN") {
+                    return Ok(());
+                }
+                if !trimmed.eq_ignore_ascii_case("COMMIT") {
+                    self.ddl(&query.schema(), trimmed);
+                }
+                // COMMIT of non-transactional changes, or a DDL statement
+                // (its own transaction): a resumable point either way.
+                self.commit(header.log_pos()).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Acts on DDL of captured tables: TRUNCATE tombstones the table's
+    /// keys; an ALTER is picked up by the next TABLE_MAP (logged here).
+    fn ddl(&mut self, default_db: &str, sql: &str) {
+        match parse_ddl(sql, default_db) {
+            Some(Ddl::Truncate(name)) => {
+                if let Some(table) = self.tables.get(&name) {
+                    tracing::info!(table = %name, "TRUNCATE in the binlog");
+                    self.truncate.push(table.schema.clone());
+                }
+            }
+            Some(Ddl::Alter(name)) if self.tables.contains_key(&name) => {
+                tracing::info!(table = %name, ddl = %sql, "DDL on a captured table");
+            }
+            _ => {}
+        }
+    }
+
+    async fn table_map(&mut self, tme: &TableMapEvent<'_>) -> Result<(), SourceError> {
+        let name = TableName::new(tme.database_name(), tme.table_name());
+        let Some(current) = self.tables.get(&name) else {
+            self.by_id.insert(tme.table_id(), None);
+            return Ok(());
+        };
+        let names = column_names(tme).map_err(|e| {
+            SourceError::Protocol(format!(
+                "TABLE_MAP of {name}: {e} (is binlog_row_metadata = FULL?)"
+            ))
+        })?;
+        let projected = match current.project(&names) {
+            Ok(projected) => projected,
+            Err(_) => {
+                // A column the cached catalog does not know: DDL since the
+                // last load. Reload, then project again.
+                let reloaded = self.reload(&name).await?;
+                reloaded.project(&names)?
+            }
+        };
+        let plan = RowPlan::new(tme)
+            .map_err(|e| SourceError::Protocol(format!("TABLE_MAP of {name}: {e}")))?;
+        self.by_id
+            .insert(tme.table_id(), Some((projected, Arc::new(plan))));
+        Ok(())
+    }
+
+    async fn reload(&mut self, name: &TableName) -> Result<MysqlTable, SourceError> {
+        if self.side.is_none() {
+            self.side = Some(connect(&self.config.url, self.config.password.as_deref()).await?);
+        }
+        let Some(side) = self.side.as_mut() else {
+            return Err(SourceError::Setup("no catalog session".into()));
+        };
+        let table = load_table(side, name).await?;
+        tracing::info!(table = %name, columns = table.schema.columns.len(), "table shape reloaded after DDL");
+        self.tables.insert(name.clone(), table.clone());
+        Ok(table)
+    }
+
+    /// Rows of a WRITE/UPDATE/DELETE event, decoded with the table's plan.
+    fn rows(
+        &mut self,
+        table: &MysqlTable,
+        plan: &RowPlan,
+        rows: &RowsEventData<'_>,
+    ) -> Result<(), SourceError> {
+        let name = &table.schema.name;
+        let error = |e: std::io::Error| {
+            SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
+        };
+        let mut buf = ParseBuf(rows.rows_data());
+        let (before_cols, after_cols) = (rows.columns_before_image(), rows.columns_after_image());
+        let mut images = Vec::new();
+        while !buf.is_empty() {
+            let before = before_cols
+                .map(|c| plan.decode(c.iter().by_vals(), &mut buf))
+                .transpose()
+                .map_err(error)?;
+            let after = after_cols
+                .map(|c| plan.decode(c.iter().by_vals(), &mut buf))
+                .transpose()
+                .map_err(error)?;
+            images.push((before, after));
+        }
+        self.changes(table, images)
+    }
+
+    /// MySQL 8's partial JSON updates, through `mysql_common`'s row iterator.
+    fn partial_rows(
+        &mut self,
+        table: &MysqlTable,
+        rows: &RowsEventData<'_>,
+        tme: &TableMapEvent<'_>,
+    ) -> Result<(), SourceError> {
+        let name = &table.schema.name;
+        let mut images = Vec::new();
+        for row in rows.rows(tme) {
+            let (before, after) = row.map_err(|e| {
+                SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
+            })?;
+            let before = before.map(|r| values(name, r)).transpose()?;
+            let after = after.map(|r| values(name, r)).transpose()?;
+            images.push((before, after));
+        }
+        self.changes(table, images)
+    }
+
+    /// Row images (before, after) → changes.
+    fn changes(&mut self, table: &MysqlTable, images: Vec<RowImages>) -> Result<(), SourceError> {
+        let name = &table.schema.name;
+        for (before, after) in images {
+            let before = before
+                .map(|v| convert_row(name, &table.columns, v, Origin::Binlog))
+                .transpose()?;
+            let after = after
+                .map(|v| convert_row(name, &table.columns, v, Origin::Binlog))
+                .transpose()?;
+            let schema = &table.schema;
+            let key = |row: &Vec<kappa_schemas::Value>| -> Vec<kappa_schemas::Value> {
+                schema.key_columns.iter().map(|&i| row[i].clone()).collect()
+            };
+            match (before, after) {
+                (None, Some(row)) => self.pending.push(Change::Upsert {
+                    table: schema.clone(),
+                    row,
+                }),
+                (Some(old), Some(row)) => {
+                    if key(&old) != key(&row) {
+                        self.pending.push(Change::Delete {
+                            table: schema.clone(),
+                            key: key(&old),
+                        });
+                    }
+                    self.pending.push(Change::Upsert {
+                        table: schema.clone(),
+                        row,
+                    });
+                }
+                (Some(old), None) => self.pending.push(Change::Delete {
+                    table: schema.clone(),
+                    key: key(&old),
+                }),
+                (None, None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, log_pos: u32) -> Result<(), SourceError> {
+        self.committed = BinlogPosition {
+            file: self.file.clone(),
+            pos: u64::from(log_pos),
+            gtid: self.gtid.clone(),
+        };
+        let checkpoint = Checkpoint::Binlog(self.committed.clone());
+        self.send(Some(checkpoint)).await
+    }
+
+    async fn send(&mut self, checkpoint: Option<Checkpoint>) -> Result<(), SourceError> {
+        let batch = ChangeBatch {
+            truncate: std::mem::take(&mut self.truncate),
+            changes: std::mem::take(&mut self.pending),
+            checkpoint,
+        };
+        self.tx
+            .send(batch)
+            .await
+            .map_err(|_| SourceError::ConsumerGone)
+    }
+}
+
+/// A purged position is fatal; anything else is a lost connection.
+fn classify(e: mysql_async::Error, at: &BinlogPosition) -> Result<End, SourceError> {
+    if let mysql_async::Error::Server(server) = &e {
+        if server.code == ER_MASTER_FATAL_ERROR_READING_BINLOG {
+            if server.message.contains("purged")
+                || server.message.contains("not find")
+                || server.message.contains("Could not find")
+            {
+                return Err(SourceError::BinlogPurged {
+                    position: at.to_string(),
+                });
+            }
+            return Err(SourceError::Replication(format!(
+                "the server refused to stream from {at}: {}",
+                server.message
+            )));
+        }
+    }
+    Ok(End::Lost(e.to_string()))
+}

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use kappa_schemas::avro::avro_name;
 use kappa_schemas::framing::unframe;
 use kappa_schemas::{AvroSchema, TableSchema, Value};
+use kappa_sink::datum::DatumPlan;
 use kappa_sink::resolve::{decode_value, StoredSchema};
 use kappa_sink::table::RebuiltTable;
 use std::collections::HashMap;
@@ -47,6 +48,8 @@ pub fn stream(
 /// Decodes stored values; shared with point look-ups.
 pub struct RowDecoder {
     schemas: HashMap<u32, StoredSchema>,
+    /// Direct decoders per writer id (`None`: the general path).
+    plans: HashMap<u32, Option<DatumPlan>>,
     reader: StoredSchema,
     /// For each source column, its position among the reader's fields.
     positions: Vec<Option<usize>>,
@@ -89,8 +92,16 @@ impl RowDecoder {
                 fields.iter().position(|f| *f == name)
             })
             .collect();
+        let plans = schemas
+            .iter()
+            .map(|(&id, writer)| {
+                let reader = (id != reader.id).then_some(reader.schema.as_ref());
+                (id, DatumPlan::new(&writer.schema, reader))
+            })
+            .collect();
         Ok(Self {
             schemas,
+            plans,
             reader,
             positions,
         })
@@ -103,10 +114,14 @@ impl RowDecoder {
             .schemas
             .get(&id)
             .ok_or_else(|| format!("schema id {id} is not stored in the rebuilt table"))?;
-        let mut fields: Vec<Option<Value>> = decode_value(writer, &self.reader, datum)?
-            .into_iter()
-            .map(|(_, v)| Some(v))
-            .collect();
+        let values = match self.plans.get(&id) {
+            Some(Some(plan)) => plan.decode(datum)?,
+            _ => decode_value(writer, &self.reader, datum)?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect(),
+        };
+        let mut fields: Vec<Option<Value>> = values.into_iter().map(Some).collect();
         Ok(self
             .positions
             .iter()

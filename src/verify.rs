@@ -24,14 +24,18 @@
 //! has not moved for two seconds — a heuristic: a delivery stuck for longer
 //! would be reported as a difference, and a re-run tells.
 
+mod masked;
 mod merge;
 mod rebuilt;
 mod source;
 
 use crate::rebuild::{self, RebuildOptions, Target};
+use anyhow::bail;
+use kappa_schemas::mask::Masking;
 use kappa_schemas::{Registry, TableName, TableSchema, Value};
 use kappa_sink::replay::Bound;
 use kappa_sink::KafkaConfig;
+use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use serde::Serialize;
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
@@ -72,6 +76,8 @@ pub struct VerifyReport {
     /// Differences on keys whose row changed after the snapshot: not judged.
     pub in_flight: u64,
     pub first_differences: Vec<Difference>,
+    /// Source rows were masked as the connector masks them (`--config`).
+    pub masked: bool,
     /// Key ranges (of `RANGE_KEYS` keys) whose checksums differ.
     pub differing_ranges: u64,
     pub ranges: Vec<RangeReport>,
@@ -100,6 +106,9 @@ pub struct VerifyOptions {
     pub slot: Option<String>,
     pub lag_timeout: Duration,
     pub skip_invalid: bool,
+    /// The connector's masking rules (from its config): source rows are
+    /// masked the same way before comparing.
+    pub masking: Option<Masking>,
 }
 
 /// Compares the source table with the rebuilt table.
@@ -109,13 +118,49 @@ pub async fn verify(
     options: &VerifyOptions,
 ) -> anyhow::Result<VerifyReport> {
     let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
-    let mut source = PostgresTable::open(
+    let source = PostgresTable::open(
         &options.source_url,
         options.password.as_deref(),
         &options.table,
         scratch.path(),
     )
     .await?;
+    let mask = match &options.masking {
+        Some(masking) => masking.table(source.schema())?,
+        None => None,
+    };
+    match mask {
+        None => compare(source, kafka, registry, options, scratch.path()).await,
+        Some(mask) => {
+            if mask.hashes_key() && options.slot.is_some() {
+                bail!(
+                    "table {}: its key column is hashed, so rows cannot be looked up by key to tell lag from differences; verify without --slot, with the connector stopped",
+                    options.table
+                );
+            }
+            let spill = scratch.path().join("masked-spill.sqlite");
+            let mut report = compare(
+                Masked::new(source, mask, spill),
+                kafka,
+                registry,
+                options,
+                scratch.path(),
+            )
+            .await?;
+            report.masked = true;
+            Ok(report)
+        }
+    }
+}
+
+/// Verifies against one source (masked or not).
+async fn compare<S: OrderedSource>(
+    mut source: S,
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    options: &VerifyOptions,
+    scratch: &std::path::Path,
+) -> anyhow::Result<VerifyReport> {
     source.begin_snapshot().await?;
     let connector = match &options.slot {
         Some(slot) => Some(source.wait_for_connector(slot, options.lag_timeout).await?),
@@ -124,7 +169,7 @@ pub async fn verify(
     let (path, rebuilt_to) = match &options.rebuilt {
         Some(path) => (path.clone(), None),
         None => {
-            let path = scratch.path().join("rebuilt.sqlite");
+            let path = scratch.join("rebuilt.sqlite");
             let summary = rebuild::rebuild(
                 kafka,
                 registry,
@@ -199,8 +244,8 @@ enum Verdict {
 
 /// Judges each difference against the row as committed now (see the module
 /// docs). Without a connector position every difference is real.
-async fn classify(
-    source: &PostgresTable,
+async fn classify<S: OrderedSource>(
+    source: &S,
     connector: Option<&ConnectorPosition>,
     candidates: Vec<Candidate>,
 ) -> anyhow::Result<Vec<(Candidate, Verdict)>> {
@@ -273,6 +318,11 @@ pub fn print_report(report: &VerifyReport, topic: &str) {
                 "LAGGING"
             },
             c.waited_seconds
+        );
+    }
+    if report.masked {
+        println!(
+            "source rows masked as the connector masks them (exclude, hash, constant columns)"
         );
     }
     println!(

@@ -147,8 +147,9 @@ enum Command {
         /// The source table, schema.table.
         #[arg(long)]
         table: String,
-        /// An already rebuilt table (sqlite:PATH); without it, the topic is
-        /// rebuilt first into a temporary file.
+        /// An already rebuilt table: sqlite:PATH, or a table rebuilt into
+        /// PostgreSQL, postgres://user@host/db?table=schema.table; without
+        /// it, the topic is rebuilt first into a temporary file.
         #[arg(long)]
         rebuilt: Option<String>,
         /// How many differences to show.
@@ -313,7 +314,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 source_url,
                 password,
                 table,
-                rebuilt: rebuilt.as_deref().map(rebuild::sqlite_target).transpose()?,
+                rebuilt: rebuilt.as_deref().map(rebuild::parse_target).transpose()?,
                 show,
                 slot,
                 lag_timeout: std::time::Duration::from_secs(lag_timeout),

@@ -18,7 +18,7 @@ mod target;
 mod writer;
 
 pub use summary::{print_summary, HistoryCheck, PartitionSummary, RebuildSummary};
-pub use target::{parse_as_of, parse_target, parse_until_offsets, sqlite_target, Target};
+pub use target::{parse_as_of, parse_target, parse_until_offsets, Target};
 
 use anyhow::{bail, Context};
 use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};

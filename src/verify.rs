@@ -39,7 +39,6 @@ use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use serde::Serialize;
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Differences kept in full (for detail and re-checks); past this they are
@@ -99,8 +98,9 @@ pub struct VerifyOptions {
     pub source_url: String,
     pub password: Option<String>,
     pub table: TableName,
-    /// An already rebuilt SQLite table; `None` rebuilds the topic now.
-    pub rebuilt: Option<PathBuf>,
+    /// An already rebuilt table (SQLite file, or PostgreSQL table made by
+    /// `kappa rebuild --into postgres://…`); `None` rebuilds the topic now.
+    pub rebuilt: Option<Target>,
     pub show: usize,
     /// The connector's replication slot, when it may be streaming.
     pub slot: Option<String>,
@@ -166,8 +166,8 @@ async fn compare<S: OrderedSource>(
         Some(slot) => Some(source.wait_for_connector(slot, options.lag_timeout).await?),
         None => None,
     };
-    let (path, rebuilt_to) = match &options.rebuilt {
-        Some(path) => (path.clone(), None),
+    let (rebuilt, rebuilt_to) = match &options.rebuilt {
+        Some(target) => (target.clone(), None),
         None => {
             let path = scratch.join("rebuilt.sqlite");
             let summary = rebuild::rebuild(
@@ -183,19 +183,33 @@ async fn compare<S: OrderedSource>(
                 },
             )
             .await?;
-            (path, Some(summary.end_offsets))
+            (Target::Sqlite(path), Some(summary.end_offsets))
         }
     };
     let table = source.schema().clone();
-    let (rebuilt_count, rows) = rebuilt::stream(&path, table.clone())?;
-    let merged = merge::merge(&mut source, rows, KEPT).await?;
-    if merged.rebuilt_rows != rebuilt_count {
-        tracing::warn!(
-            counted = rebuilt_count,
-            read = merged.rebuilt_rows,
-            "rebuilt row count changed while reading"
-        );
-    }
+    let merged = match &rebuilt {
+        Target::Sqlite(path) => {
+            let (rebuilt_count, rows) = rebuilt::stream(path, table.clone())?;
+            let merged = merge::merge(&mut source, rows, KEPT).await?;
+            if merged.rebuilt_rows != rebuilt_count {
+                tracing::warn!(
+                    counted = rebuilt_count,
+                    read = merged.rebuilt_rows,
+                    "rebuilt row count changed while reading"
+                );
+            }
+            merged
+        }
+        Target::Postgres { url, table: name } => {
+            let dir = scratch.join("rebuilt");
+            std::fs::create_dir_all(&dir)?;
+            let mut rebuilt_table =
+                PostgresTable::open(url, options.password.as_deref(), name, &dir).await?;
+            rebuilt_table.begin_snapshot().await?;
+            let rows = rebuilt::stream_table(rebuilt_table, table.clone());
+            merge::merge(&mut source, rows, KEPT).await?
+        }
+    };
     let mut report = VerifyReport {
         table: options.table.to_string(),
         source_rows: merged.source_rows,

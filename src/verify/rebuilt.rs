@@ -4,6 +4,11 @@
 //! order. A thread streams them in chunks through a bounded channel, so
 //! memory holds a few chunks whatever the table's size, and decoding runs
 //! beside the source side's parsing.
+//!
+//! A table rebuilt into PostgreSQL (`kappa rebuild --into postgres://…`) is
+//! read like a source table — ordered `COPY` in one snapshot, typed values
+//! parsed from PostgreSQL text, the same order key — and its columns are
+//! matched to the source's by name.
 
 use anyhow::{bail, Context};
 use kappa_schemas::avro::avro_name;
@@ -16,6 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+use super::source::{OrderedSource, PostgresTable};
 
 /// One rebuilt row: its order key and, per source column, the rebuilt
 /// value (`None`: the rebuilt schema has no such field).
@@ -43,6 +50,57 @@ pub fn stream(
         }
     });
     Ok((count, rx))
+}
+
+/// Streams the rows of a table rebuilt into PostgreSQL (its snapshot
+/// begun), laid out in `table`'s column order. Errors arrive as the
+/// channel's last item.
+pub fn stream_table(
+    mut rebuilt: PostgresTable,
+    table: Arc<TableSchema>,
+) -> mpsc::Receiver<anyhow::Result<Vec<RebuiltRow>>> {
+    let (tx, rx) = mpsc::channel(4);
+    let positions: Vec<Option<usize>> = table
+        .columns
+        .iter()
+        .map(|c| {
+            rebuilt
+                .schema()
+                .columns
+                .iter()
+                .position(|r| r.name == c.name)
+        })
+        .collect();
+    tokio::spawn(async move {
+        loop {
+            let chunk = match rebuilt.next_chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            };
+            let rows = chunk
+                .into_iter()
+                .map(|(ord, mut row)| RebuiltRow {
+                    ord,
+                    values: positions
+                        .iter()
+                        .map(|p| {
+                            p.and_then(|i| {
+                                row.get_mut(i).map(|v| std::mem::replace(v, Value::Null))
+                            })
+                        })
+                        .collect(),
+                })
+                .collect();
+            if tx.send(Ok(rows)).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Decodes stored values; shared with point look-ups.

@@ -326,7 +326,8 @@ mod tests {
     #[test]
     fn splits_copy_lines() {
         let fields = copy_fields(b"1\t\\N\ta\\tb\\\\c\\nd\t\\\\x00").unwrap();
-        let fields: Vec<Option<String>> = fields.into_iter().map(|f| f.map(Cow::into_owned)).collect();
+        let fields: Vec<Option<String>> =
+            fields.into_iter().map(|f| f.map(Cow::into_owned)).collect();
         assert_eq!(
             fields,
             vec![

@@ -3,10 +3,10 @@
 
 use super::decoding::Applied;
 use super::{pg_target, RebuildOptions, Target};
+use anyhow::Context;
 use kappa_schemas::Registry;
 use kappa_sink::resolve::{latest_schema, DecodedRecord, StoredSchema};
 use kappa_sink::table::TableBuilder;
-use anyhow::Context;
 use tokio::sync::mpsc;
 
 /// Records per PostgreSQL transaction.

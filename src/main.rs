@@ -26,16 +26,33 @@ struct Cli {
 /// Where the broker and the registry are, for commands without a config file.
 #[derive(clap::Args)]
 struct Services {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAPPA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Confluent-compatible Schema Registry URL.
-    #[arg(
-        long,
-        env = "KAPPA_SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    registry: String,
+    /// Kafka bootstrap servers [default: 127.0.0.1:9092, or the config's].
+    #[arg(long, env = "KAPPA_KAFKA_BROKERS")]
+    brokers: Option<String>,
+    /// Confluent-compatible Schema Registry URL [default:
+    /// http://127.0.0.1:8081, or the config's].
+    #[arg(long, env = "KAPPA_SCHEMA_REGISTRY_URL")]
+    registry: Option<String>,
+}
+
+impl Services {
+    /// The broker: given, else the config's, else the local default.
+    fn kafka(&self, config: Option<&config::Config>) -> KafkaConfig {
+        match (&self.brokers, config) {
+            (Some(brokers), _) => KafkaConfig::new(brokers.clone()),
+            (None, Some(config)) => config.kafka(),
+            (None, None) => KafkaConfig::new("127.0.0.1:9092"),
+        }
+    }
+
+    fn registry(&self, config: Option<&config::Config>) -> Registry {
+        let url = match (&self.registry, config) {
+            (Some(url), _) => url.clone(),
+            (None, Some(config)) => config.schema_registry.url.clone(),
+            (None, None) => "http://127.0.0.1:8081".into(),
+        };
+        Registry::new(&url)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,18 +130,27 @@ enum Command {
     /// Compare a rebuilt table with the source table row by row; exit 1 on
     /// any difference.
     Verify {
-        /// The topic the table was captured into.
+        /// The connector's config: its masking rules are applied to the
+        /// source rows before comparing (as the connector applied them before
+        /// encoding), and it supplies the source URL, the topic
+        /// (<topic_prefix>.<schema>.<table>), broker and registry unless given.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The topic the table was captured into [default with --config:
+        /// <topic_prefix>.<schema>.<table>].
         #[arg(long)]
-        topic: String,
+        topic: Option<String>,
         /// Source database URL, e.g. postgres://postgres@127.0.0.1:5432/postgres
-        /// or mysql://root@127.0.0.1:3306/ (password from KAPPA_MYSQL_PASSWORD).
+        /// or mysql://root@127.0.0.1:3306/ (password from KAPPA_MYSQL_PASSWORD)
+        /// [default with --config: the config's].
         #[arg(long, env = "KAPPA_POSTGRES_URL")]
-        source: String,
+        source: Option<String>,
         /// The source table, schema.table (PostgreSQL) or database.table (MySQL).
         #[arg(long)]
         table: String,
-        /// An already rebuilt table (sqlite:PATH); without it, the topic is
-        /// rebuilt first into a temporary file.
+        /// An already rebuilt table: sqlite:PATH, or a table rebuilt into
+        /// PostgreSQL, postgres://user@host/db?table=schema.table; without
+        /// it, the topic is rebuilt first into a temporary file.
         #[arg(long)]
         rebuilt: Option<String>,
         /// How many differences to show.
@@ -222,7 +248,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             raw_baseline,
             services,
         } => {
-            let kafka = KafkaConfig::new(services.brokers);
+            let kafka = services.kafka(None);
             if raw_baseline {
                 let (records, seconds) = rebuild::raw_read(&kafka, &topic, parallelism).await?;
                 println!(
@@ -244,7 +270,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 parallelism,
                 require_exact,
             };
-            let registry = Registry::new(&services.registry);
+            let registry = services.registry(None);
             let summary = rebuild::rebuild(&kafka, &registry, &options).await?;
             match format {
                 Format::Text => rebuild::print_summary(&summary),
@@ -253,6 +279,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {
+            config,
             topic,
             source,
             table,
@@ -264,24 +291,57 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             skip_invalid,
             services,
         } => {
-            let is_mysql = source.starts_with("mysql://");
+            let config = config.as_deref().map(config::Config::load).transpose()?;
+            let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
+            let from_config = match (&source, &config) {
+                (None, Some(config)) if config.source.mysql.is_some() => {
+                    let mysql = config.mysql()?;
+                    Some((mysql.url, mysql.password))
+                }
+                (None, Some(config)) => {
+                    let postgres = config.postgres()?;
+                    Some((postgres.url, postgres.password))
+                }
+                _ => None,
+            };
+            let (source_url, password) = match (source, from_config) {
+                (Some(url), _) => {
+                    let password = if url.starts_with("mysql://") {
+                        std::env::var("KAPPA_MYSQL_PASSWORD").ok()
+                    } else {
+                        std::env::var("KAPPA_POSTGRES_PASSWORD").ok()
+                    };
+                    (url, password)
+                }
+                (None, Some(from_config)) => from_config,
+                (None, None) => anyhow::bail!(
+                    "name the source database: --source postgres://… or mysql://… (or KAPPA_POSTGRES_URL), or --config kappa.toml"
+                ),
+            };
+            let topic = match (topic, &config) {
+                (Some(topic), _) => topic,
+                (None, Some(config)) => {
+                    kappa_sink::topics::table_topic(&config.kafka.topic_prefix, &table)
+                }
+                (None, None) => anyhow::bail!(
+                    "name the topic: --topic kappa.public.orders, or --config kappa.toml (topic <topic_prefix>.<schema>.<table>)"
+                ),
+            };
+            let masking = config.as_ref().map(config::Config::masking).transpose()?;
             let options = verify::VerifyOptions {
                 topic,
-                source_url: source,
-                password: if is_mysql {
-                    std::env::var("KAPPA_MYSQL_PASSWORD").ok()
-                } else {
-                    std::env::var("KAPPA_POSTGRES_PASSWORD").ok()
-                },
-                table: TableName::parse(&table).map_err(anyhow::Error::msg)?,
-                rebuilt: rebuilt.as_deref().map(rebuild::sqlite_target).transpose()?,
+                source_url,
+                password,
+                table,
+                rebuilt: rebuilt.as_deref().map(rebuild::parse_target).transpose()?,
                 show,
                 slot,
                 lag_timeout: std::time::Duration::from_secs(lag_timeout),
                 skip_invalid,
+                masking,
             };
-            let kafka = KafkaConfig::new(services.brokers);
-            let registry = Registry::new(&services.registry);
+            let kafka = services.kafka(config.as_ref());
+            let registry = services.registry(config.as_ref());
             let report = verify::verify(&kafka, &registry, &options).await?;
             match format {
                 Format::Text => verify::print_report(&report, &options.topic),

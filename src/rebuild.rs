@@ -18,7 +18,7 @@ mod target;
 mod writer;
 
 pub use summary::{print_summary, HistoryCheck, PartitionSummary, RebuildSummary};
-pub use target::{parse_as_of, parse_target, parse_until_offsets, sqlite_target, Target};
+pub use target::{parse_as_of, parse_target, parse_until_offsets, Target};
 
 use anyhow::{bail, Context};
 use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};
@@ -119,7 +119,16 @@ pub async fn rebuild(
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
             replay::run(&kafka, &plan, workers, &progress, move || DecodingSink {
-                decoder: RecordDecoder::new(registry.clone(), runtime.clone(), reader.clone()),
+                decoder: {
+                    let decoder =
+                        RecordDecoder::new(registry.clone(), runtime.clone(), reader.clone());
+                    // SQLite stores the record bytes: values are checked, not built.
+                    if keep_bytes {
+                        decoder.checking_values_only()
+                    } else {
+                        decoder
+                    }
+                },
                 batch: Vec::with_capacity(BATCH),
                 tx: tx.clone(),
                 skip_invalid,

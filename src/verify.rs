@@ -24,20 +24,23 @@
 //! has not moved for two seconds — a heuristic: a delivery stuck for longer
 //! would be reported as a difference, and a re-run tells.
 
+mod masked;
 mod merge;
 mod mysql_source;
 mod rebuilt;
 mod source;
 
 use crate::rebuild::{self, RebuildOptions, Target};
+use anyhow::bail;
+use kappa_schemas::mask::Masking;
 use kappa_schemas::{Registry, TableName, TableSchema, Value};
 use kappa_sink::replay::Bound;
 use kappa_sink::KafkaConfig;
+use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use mysql_source::MysqlOrdered;
 use serde::Serialize;
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Differences kept in full (for detail and re-checks); past this they are
@@ -74,6 +77,8 @@ pub struct VerifyReport {
     /// Differences on keys whose row changed after the snapshot: not judged.
     pub in_flight: u64,
     pub first_differences: Vec<Difference>,
+    /// Source rows were masked as the connector masks them (`--config`).
+    pub masked: bool,
     /// Key ranges (of `RANGE_KEYS` keys) whose checksums differ.
     pub differing_ranges: u64,
     pub ranges: Vec<RangeReport>,
@@ -95,13 +100,17 @@ pub struct VerifyOptions {
     pub source_url: String,
     pub password: Option<String>,
     pub table: TableName,
-    /// An already rebuilt SQLite table; `None` rebuilds the topic now.
-    pub rebuilt: Option<PathBuf>,
+    /// An already rebuilt table (SQLite file, or PostgreSQL table made by
+    /// `kappa rebuild --into postgres://…`); `None` rebuilds the topic now.
+    pub rebuilt: Option<Target>,
     pub show: usize,
     /// The connector's replication slot, when it may be streaming.
     pub slot: Option<String>,
     pub lag_timeout: Duration,
     pub skip_invalid: bool,
+    /// The connector's masking rules (from its config): source rows are
+    /// masked the same way before comparing.
+    pub masking: Option<Masking>,
 }
 
 /// Compares the source table with the rebuilt table.
@@ -121,7 +130,7 @@ pub async fn verify(
             .or_else(|| std::env::var("KAPPA_MYSQL_PASSWORD").ok());
         let source =
             MysqlOrdered::open(&options.source_url, password.as_deref(), &options.table).await?;
-        return compare(kafka, registry, options, &scratch, source).await;
+        return verify_source(source, kafka, registry, options, &scratch).await;
     }
     let source = PostgresTable::open(
         &options.source_url,
@@ -130,26 +139,63 @@ pub async fn verify(
         scratch.path(),
     )
     .await?;
-    compare(kafka, registry, options, &scratch, source).await
+    verify_source(source, kafka, registry, options, &scratch).await
 }
 
-/// Compares any ordered source table with the rebuilt topic.
-async fn compare<S: OrderedSource>(
+/// Masks `source` as the connector masked its table (when the options carry
+/// masking rules), then compares it with the rebuilt topic.
+async fn verify_source<S: OrderedSource>(
+    source: S,
     kafka: &KafkaConfig,
     registry: &Registry,
     options: &VerifyOptions,
     scratch: &tempfile::TempDir,
+) -> anyhow::Result<VerifyReport> {
+    let mask = match &options.masking {
+        Some(masking) => masking.table(source.schema())?,
+        None => None,
+    };
+    match mask {
+        None => compare(source, kafka, registry, options, scratch.path()).await,
+        Some(mask) => {
+            if mask.hashes_key() && options.slot.is_some() {
+                bail!(
+                    "table {}: its key column is hashed, so rows cannot be looked up by key to tell lag from differences; verify without --slot, with the connector stopped",
+                    options.table
+                );
+            }
+            let spill = scratch.path().join("masked-spill.sqlite");
+            let mut report = compare(
+                Masked::new(source, mask, spill),
+                kafka,
+                registry,
+                options,
+                scratch.path(),
+            )
+            .await?;
+            report.masked = true;
+            Ok(report)
+        }
+    }
+}
+
+/// Verifies against one source (masked or not).
+async fn compare<S: OrderedSource>(
     mut source: S,
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    options: &VerifyOptions,
+    scratch: &std::path::Path,
 ) -> anyhow::Result<VerifyReport> {
     source.begin_snapshot().await?;
     let connector = match &options.slot {
         Some(slot) => Some(source.wait_for_connector(slot, options.lag_timeout).await?),
         None => None,
     };
-    let (path, rebuilt_to) = match &options.rebuilt {
-        Some(path) => (path.clone(), None),
+    let (rebuilt, rebuilt_to) = match &options.rebuilt {
+        Some(target) => (target.clone(), None),
         None => {
-            let path = scratch.path().join("rebuilt.sqlite");
+            let path = scratch.join("rebuilt.sqlite");
             let summary = rebuild::rebuild(
                 kafka,
                 registry,
@@ -163,19 +209,33 @@ async fn compare<S: OrderedSource>(
                 },
             )
             .await?;
-            (path, Some(summary.end_offsets))
+            (Target::Sqlite(path), Some(summary.end_offsets))
         }
     };
     let table = source.schema().clone();
-    let (rebuilt_count, rows) = rebuilt::stream(&path, table.clone())?;
-    let merged = merge::merge(&mut source, rows, KEPT).await?;
-    if merged.rebuilt_rows != rebuilt_count {
-        tracing::warn!(
-            counted = rebuilt_count,
-            read = merged.rebuilt_rows,
-            "rebuilt row count changed while reading"
-        );
-    }
+    let merged = match &rebuilt {
+        Target::Sqlite(path) => {
+            let (rebuilt_count, rows) = rebuilt::stream(path, table.clone())?;
+            let merged = merge::merge(&mut source, rows, KEPT).await?;
+            if merged.rebuilt_rows != rebuilt_count {
+                tracing::warn!(
+                    counted = rebuilt_count,
+                    read = merged.rebuilt_rows,
+                    "rebuilt row count changed while reading"
+                );
+            }
+            merged
+        }
+        Target::Postgres { url, table: name } => {
+            let dir = scratch.join("rebuilt");
+            std::fs::create_dir_all(&dir)?;
+            let mut rebuilt_table =
+                PostgresTable::open(url, options.password.as_deref(), name, &dir).await?;
+            rebuilt_table.begin_snapshot().await?;
+            let rows = rebuilt::stream_table(rebuilt_table, table.clone());
+            merge::merge(&mut source, rows, KEPT).await?
+        }
+    };
     let mut report = VerifyReport {
         table: options.table.to_string(),
         source_rows: merged.source_rows,
@@ -298,6 +358,11 @@ pub fn print_report(report: &VerifyReport, topic: &str) {
                 "LAGGING"
             },
             c.waited_seconds
+        );
+    }
+    if report.masked {
+        println!(
+            "source rows masked as the connector masks them (exclude, hash, constant columns)"
         );
     }
     println!(

@@ -67,6 +67,25 @@ fn verify_rebuilt(topic: &str, table: &str, path: &std::path::Path) -> Output {
     ])
 }
 
+/// `kappa verify` against an already rebuilt target (`sqlite:…` or `postgres://…?table=…`).
+fn verify_rebuilt_into(topic: &str, table: &str, rebuilt: &str) -> Output {
+    kappa(&[
+        "verify",
+        "--topic",
+        topic,
+        "--source",
+        &pg_url(),
+        "--table",
+        table,
+        "--rebuilt",
+        rebuilt,
+        "--brokers",
+        &brokers(),
+        "--registry",
+        &registry_url(),
+    ])
+}
+
 fn assert_ok(output: &Output) {
     let all = text(output);
     assert!(output.status.success(), "{all}");
@@ -544,6 +563,9 @@ async fn postgres_target_round_trips_every_type_and_is_replaced_atomically() {
     let into = format!("{}?table={target}", pg_url());
     assert_ok(&rebuild(&p.topic, &into, &[]));
     assert_eq!(except_both_ways(&p, &table, &target).await, 0);
+    // verify reads the PostgreSQL target like a source table, by column name.
+    let rows = p.count().await;
+    assert_verified(&verify_rebuilt_into(&p.topic, &table, &into), rows);
     let types: Vec<String> = p
         .client
         .query(
@@ -559,9 +581,22 @@ async fn postgres_target_round_trips_every_type_and_is_replaced_atomically() {
     assert_eq!(types[14], "timestamp with time zone");
     // A second rebuild replaces the table; a reader never sees it missing.
     p.client
-        .batch_execute(&format!("UPDATE {target} SET t = 'stale'"))
+        .batch_execute(&format!(
+            "UPDATE {target} SET t = 'stale' WHERE id % 10 = 3"
+        ))
         .await
         .unwrap();
+    let stale = verify_rebuilt_into(&p.topic, &table, &into);
+    let all = text(&stale);
+    assert_eq!(stale.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!(
+            "source rows: {rows}  rebuilt rows: {rows}  missing: 0  extra: 0  different: 100"
+        )),
+        "{all}"
+    );
+    assert!(all.contains("different id=3"), "{all}");
+    assert!(all.contains("/ rebuilt \"stale\""), "{all}");
     assert_ok(&rebuild(&p.topic, &into, &[]));
     assert_eq!(except_both_ways(&p, &table, &target).await, 0);
     p.client

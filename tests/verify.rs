@@ -219,3 +219,168 @@ async fn verify_while_streaming_reports_lag_instead_of_differences() {
     );
     p.cleanup().await;
 }
+
+/// `kappa verify --config`: the connector's masking applied to the source.
+fn verify_with_config(p: &Pipeline, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "verify".to_string(),
+        "--config".into(),
+        p.config.display().to_string(),
+        "--table".into(),
+        p.table.clone(),
+        "--brokers".into(),
+        brokers(),
+        "--registry".into(),
+        registry_url(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    kappa(&args)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_table_verifies_and_a_masked_column_change_is_still_found() {
+    let mut p = Pipeline::build(
+        "kappa_vmask",
+        "(id int PRIMARY KEY, email text, ssn text, phone text, age int)",
+        "ALTER TABLE {table} REPLICA IDENTITY FULL",
+        "[source.postgres.table_options.\"{table}\"]\nexclude_columns = [\"ssn\"]\nhash_columns = [\"email\"]\nconstant_columns = { phone = \"***\" }\n",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, 'user' || g || '@example.com', 'ssn-' || g, '555-' || g, g % 90
+         FROM generate_series(1, 3000) g;
+         INSERT INTO {table} VALUES (0, NULL, NULL, NULL, NULL)"
+    ))
+    .await;
+    capture_everything(&mut p).await;
+    p.stop();
+
+    // Without the rules every row differs (hashes, constants, a column
+    // the topic does not have): masking must come from the config.
+    let output = verify(&p, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let output = verify_with_config(&p, &[]);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        all.contains("source rows masked as the connector masks them"),
+        "{all}"
+    );
+    assert!(
+        all.contains("source rows: 3001  rebuilt rows: 3001  missing: 0  extra: 0  different: 0"),
+        "{all}"
+    );
+    // The same against the table rebuilt into PostgreSQL.
+    let target = format!("{table}_rb");
+    let into = format!("{}?table={target}", pg_url());
+    let rebuilt = kappa(&[
+        "rebuild",
+        "--topic",
+        &p.topic,
+        "--into",
+        &into,
+        "--brokers",
+        &brokers(),
+        "--registry",
+        &registry_url(),
+    ]);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let output = verify_with_config(&p, &["--rebuilt", &into]);
+    assert!(output.status.success(), "{}", text(&output));
+
+    // Behind the connector's back: an email changed (found through its
+    // hash), a phone set to NULL (the constant becomes NULL), and an
+    // excluded column changed (not in the topic: nothing to compare).
+    p.commit(&format!(
+        "UPDATE {table} SET email = 'changed@example.com' WHERE id = 7;
+         UPDATE {table} SET phone = NULL WHERE id = 8;
+         UPDATE {table} SET ssn = 'other' WHERE id = 9"
+    ))
+    .await;
+    for extra in [&[][..], &["--rebuilt", &into][..]] {
+        let output = verify_with_config(&p, extra);
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{all}");
+        assert!(all.contains("missing: 0  extra: 0  different: 2"), "{all}");
+        assert!(all.contains("different id=7"), "{all}");
+        assert!(all.contains("email: source \""), "{all}");
+        assert!(
+            !all.contains("changed@example.com"),
+            "a masked value is never printed: {all}"
+        );
+        assert!(
+            all.contains("phone: source NULL / rebuilt \"***\""),
+            "{all}"
+        );
+    }
+    // A different salt gives different hashes: every email differs.
+    let config = p.config.display().to_string();
+    let salted = std::process::Command::new(env!("CARGO_BIN_EXE_kappa"))
+        .args([
+            "verify",
+            "--config",
+            &config,
+            "--table",
+            &table,
+            "--brokers",
+            &brokers(),
+            "--registry",
+            &registry_url(),
+        ])
+        .env("KAPPA_HASH_SALT", "not-the-connector's-salt")
+        .output()
+        .expect("run kappa");
+    assert!(
+        text(&salted).contains("different: 3000"),
+        "{}",
+        text(&salted)
+    );
+    p.client
+        .batch_execute(&format!("DROP TABLE {target}"))
+        .await
+        .unwrap();
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hashed_key_verifies_in_hash_order() {
+    let mut p = Pipeline::build(
+        "kappa_vhkey",
+        "(email text PRIMARY KEY, v int)",
+        "ALTER TABLE {table} REPLICA IDENTITY FULL",
+        "[source.postgres.table_options.\"{table}\"]\nhash_columns = [\"email\"]\n",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT 'user' || g || '@example.com', g FROM generate_series(1, 2000) g"
+    ))
+    .await;
+    capture_everything(&mut p).await;
+    p.stop();
+    let output = verify_with_config(&p, &[]);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        all.contains("source rows: 2000  rebuilt rows: 2000  missing: 0  extra: 0  different: 0"),
+        "{all}"
+    );
+    p.commit(&format!(
+        "UPDATE {table} SET v = -1 WHERE email = 'user5@example.com';
+         DELETE FROM {table} WHERE email = 'user6@example.com'"
+    ))
+    .await;
+    let output = verify_with_config(&p, &[]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("missing: 0  extra: 1  different: 1"), "{all}");
+    assert!(all.contains("v: source -1 / rebuilt 5"), "{all}");
+    // Rows cannot be looked up by a hashed key: --slot is refused, clearly.
+    let output = verify_with_config(&p, &["--slot", &p.name]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("key column is hashed"), "{all}");
+    p.cleanup().await;
+}

@@ -100,30 +100,85 @@ impl Masking {
     }
 
     fn value(&self, action: &Action, row: &[Value]) -> Value {
-        match action {
-            Action::Keep(i) => row[*i].clone(),
-            Action::Hash(i) => self.hash(&row[*i]),
-            Action::Constant(i, text) => match row[*i] {
-                Value::Null => Value::Null,
-                _ => Value::Text(text.clone()),
-            },
-        }
+        mask_value(&self.salt, action, row)
     }
 
     /// The masked form of a value (NULL stays NULL).
     pub fn hash(&self, value: &Value) -> Value {
-        if matches!(value, Value::Null) {
-            return Value::Null;
-        }
-        let mut hasher = Sha256::new();
-        hasher.update(self.salt.as_bytes());
-        match value {
-            Value::Text(text) => hasher.update(text.as_bytes()),
-            Value::Bytes(bytes) => hasher.update(bytes),
-            other => hasher.update(other.to_string().as_bytes()),
-        }
-        let digest = hasher.finalize();
-        Value::Text(digest.iter().map(|b| format!("{b:02x}")).collect())
+        hash(&self.salt, value)
+    }
+
+    /// The masking of one table, standalone (for `verify`, which masks the
+    /// source rows the same way before comparing them with the topic's).
+    /// `None` when the table has no rules.
+    pub fn table(&self, table: &Arc<TableSchema>) -> Result<Option<TableMask>, SchemaError> {
+        let Some(rules) = self.rules.get(&table.name) else {
+            return Ok(None);
+        };
+        let plan = plan(table, rules)?;
+        Ok(Some(TableMask {
+            masked: plan.masked,
+            actions: plan.actions,
+            salt: self.salt.clone(),
+        }))
+    }
+}
+
+fn hash(salt: &str, value: &Value) -> Value {
+    if matches!(value, Value::Null) {
+        return Value::Null;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    match value {
+        Value::Text(text) => hasher.update(text.as_bytes()),
+        Value::Bytes(bytes) => hasher.update(bytes),
+        other => hasher.update(other.to_string().as_bytes()),
+    }
+    let digest = hasher.finalize();
+    Value::Text(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// One table's masking: the masked shape, and rows of the source shape
+/// turned into it exactly as the readers do before encoding.
+pub struct TableMask {
+    masked: Arc<TableSchema>,
+    actions: Vec<Action>,
+    salt: String,
+}
+
+impl TableMask {
+    /// The shape of masked rows (excluded columns gone, masked ones text).
+    pub fn schema(&self) -> &Arc<TableSchema> {
+        &self.masked
+    }
+
+    /// Whether a key column is hashed: masked keys then no longer sort, nor
+    /// can be looked up, like the source's.
+    pub fn hashes_key(&self) -> bool {
+        self.masked
+            .key_columns
+            .iter()
+            .any(|&k| matches!(self.actions.get(k), Some(Action::Hash(_))))
+    }
+
+    /// Masks a row of the source shape.
+    pub fn row(&self, row: &[Value]) -> Vec<Value> {
+        self.actions
+            .iter()
+            .map(|a| mask_value(&self.salt, a, row))
+            .collect()
+    }
+}
+
+fn mask_value(salt: &str, action: &Action, row: &[Value]) -> Value {
+    match action {
+        Action::Keep(i) => row[*i].clone(),
+        Action::Hash(i) => hash(salt, &row[*i]),
+        Action::Constant(i, text) => match row[*i] {
+            Value::Null => Value::Null,
+            _ => Value::Text(text.clone()),
+        },
     }
 }
 
@@ -265,6 +320,46 @@ mod tests {
             panic!("not a delete")
         };
         assert_eq!(key[0], row[0]);
+    }
+
+    #[test]
+    fn a_table_mask_masks_rows_as_the_readers_do() {
+        let m = masking(vec![
+            ("email", ColumnRule::Hash),
+            ("ssn", ColumnRule::Exclude),
+            ("phone", ColumnRule::Constant("***".into())),
+        ]);
+        let row = vec![
+            Value::Text("a@b.c".into()),
+            Value::Text("123-45-6789".into()),
+            Value::Null,
+            Value::Int(40),
+        ];
+        let mask = m.table(&users()).unwrap().expect("users has rules");
+        assert!(mask.hashes_key());
+        let names: Vec<&str> = mask
+            .schema()
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["email", "phone", "age"]);
+        let Change::Upsert { row: expected, .. } = masking(vec![
+            ("email", ColumnRule::Hash),
+            ("ssn", ColumnRule::Exclude),
+            ("phone", ColumnRule::Constant("***".into())),
+        ])
+        .apply(Change::Upsert {
+            table: users(),
+            row: row.clone(),
+        })
+        .unwrap() else {
+            panic!("not an upsert")
+        };
+        assert_eq!(mask.row(&row), expected);
+        let mut other = users().as_ref().clone();
+        other.name = TableName::new("public", "other");
+        assert!(m.table(&Arc::new(other)).unwrap().is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! tasks): each keeps its own schema cache and asks the registry only for an
 //! id it has not seen.
 
+use crate::datum::DatumPlan;
 use kappa_schemas::decode::decode_record;
 use kappa_schemas::framing::unframe;
 use kappa_schemas::{AvroSchema, Registry, Value};
@@ -49,7 +50,9 @@ pub struct DecodedRecord {
     pub ord: Vec<u8>,
     /// The key values, in key-column order.
     pub key: Vec<Value>,
-    /// The row in reader-schema field order; `None` for a tombstone.
+    /// The row in reader-schema field order; `None` for a tombstone. Empty
+    /// when the decoder only checks values
+    /// ([`RecordDecoder::checking_values_only`]).
     pub row: Option<Vec<Value>>,
     pub key_schema_id: u32,
     pub value_schema_id: Option<u32>,
@@ -81,6 +84,11 @@ pub struct RecordDecoder {
     runtime: tokio::runtime::Handle,
     reader: StoredSchema,
     known: HashMap<u32, Option<StoredSchema>>,
+    /// Direct decoders per (writer id, resolved to the reader?); `None`:
+    /// a shape the direct decoder leaves to the general path.
+    plans: HashMap<(u32, bool), Option<DatumPlan>>,
+    /// Build row values (`false`: only check values, rows come back empty).
+    rows: bool,
 }
 
 impl RecordDecoder {
@@ -94,7 +102,17 @@ impl RecordDecoder {
             runtime,
             reader,
             known,
+            plans: HashMap::new(),
+            rows: true,
         }
+    }
+
+    /// Values are checked as strictly, but not built: every live record's
+    /// `row` is empty. For a target that stores the record bytes (SQLite),
+    /// this saves building values nobody reads.
+    pub fn checking_values_only(mut self) -> Self {
+        self.rows = false;
+        self
     }
 
     /// The reader schema rows are resolved to.
@@ -137,13 +155,13 @@ impl RecordDecoder {
         let Some(key) = key else {
             return Ok(Err(InvalidRecord::NullKey));
         };
-        let (key_schema_id, key_values) = match self.decode_part("key", key, false)? {
+        let (key_schema_id, key_values) = match self.decode_part("key", key, false, true)? {
             Ok(decoded) => decoded,
             Err(invalid) => return Ok(Err(invalid)),
         };
         let (value_schema_id, row) = match value {
             None => (None, None),
-            Some(value) => match self.decode_part("value", value, true)? {
+            Some(value) => match self.decode_part("value", value, true, self.rows)? {
                 Ok((id, row)) => (Some(id), Some(row)),
                 Err(invalid) => return Ok(Err(invalid)),
             },
@@ -162,6 +180,7 @@ impl RecordDecoder {
         part: &'static str,
         bytes: &[u8],
         resolve: bool,
+        build: bool,
     ) -> Result<Result<(u32, Vec<Value>), InvalidRecord>, String> {
         let (id, datum) = match unframe(bytes) {
             Ok(split) => split,
@@ -175,10 +194,20 @@ impl RecordDecoder {
         let Some(writer) = self.schema(id)? else {
             return Ok(Err(InvalidRecord::UnknownSchema { part, id }));
         };
-        let reader = (resolve && id != self.reader.id).then_some(self.reader.schema.as_ref());
-        let decoded = decode_checked(&writer.schema, id, reader, datum);
+        let resolve = resolve && id != self.reader.id;
+        let reader = resolve.then_some(self.reader.schema.as_ref());
+        let plan = self
+            .plans
+            .entry((id, resolve))
+            .or_insert_with(|| DatumPlan::new(&writer.schema, reader));
+        let decoded = match plan {
+            Some(plan) if build => plan.decode(datum),
+            Some(plan) => plan.check(datum).map(|()| Vec::new()),
+            None => decode_checked(&writer.schema, id, reader, datum)
+                .map(|fields| fields.into_iter().map(|(_, v)| v).collect()),
+        };
         Ok(decoded
-            .map(|fields| (id, fields.into_iter().map(|(_, v)| v).collect()))
+            .map(|values| (id, values))
             .map_err(|reason| InvalidRecord::Undecodable { part, id, reason }))
     }
 }

@@ -50,8 +50,13 @@ impl TableBuilder {
         }
         let conn = Connection::open(&partial).map_err(table_error(&partial))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE kappa_rows (ord BLOB PRIMARY KEY, key BLOB NOT NULL, value BLOB NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL);
+            // A fresh file renamed into place at the end: no journal, no
+            // syncs (a crash leaves only the .partial file, redone next
+            // time). Rows are stored in the `ord` B-tree itself (WITHOUT
+            // ROWID): one tree to update per record, not a table and an index.
+            // The page cache is capped (16 MB), whatever the topic's size.
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;
+             CREATE TABLE kappa_rows (ord BLOB PRIMARY KEY, key BLOB NOT NULL, value BLOB NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL) WITHOUT ROWID;
              CREATE TABLE kappa_schemas (id INTEGER PRIMARY KEY, schema TEXT NOT NULL);
              CREATE TABLE kappa_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
              BEGIN;",

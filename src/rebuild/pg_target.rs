@@ -210,6 +210,59 @@ pub fn shape(value: &AvroSchema, key: &AvroSchema) -> anyhow::Result<TargetShape
     })
 }
 
+/// A batch reduced to the newest record per key and laid out as `COPY`
+/// text for the staging table, with what it counted.
+pub struct Staged {
+    pub text: String,
+    pub upserts: u64,
+    pub tombstones: u64,
+}
+
+/// Reduces a batch to the newest record per key and writes it as `COPY`
+/// text (the row, or the key with NULLs for a tombstone, then the
+/// tombstone flag). Pure: runs beside the transaction of the batch before.
+pub fn copy_text(shape: &TargetShape, batch: &[DecodedRecord]) -> anyhow::Result<Staged> {
+    let (mut upserts, mut tombstones) = (0, 0);
+    let mut newest: HashMap<&[u8], &DecodedRecord> = HashMap::with_capacity(batch.len());
+    for record in batch {
+        match &record.row {
+            Some(_) => upserts += 1,
+            None => tombstones += 1,
+        }
+        newest.insert(&record.ord, record);
+    }
+    let mut text = String::with_capacity(newest.len() * 128);
+    let width = shape.columns.len();
+    for record in newest.values() {
+        match &record.row {
+            Some(row) if row.len() == width => {
+                for value in row {
+                    copy_field(value, &mut text);
+                    text.push('\t');
+                }
+                text.push_str("f\n");
+            }
+            Some(row) => bail!("a decoded row has {} fields for {width} columns", row.len()),
+            None => {
+                let mut values = vec![&Value::Null; width];
+                for (&i, value) in shape.key.iter().zip(&record.key) {
+                    values[i] = value;
+                }
+                for value in values {
+                    copy_field(value, &mut text);
+                    text.push('\t');
+                }
+                text.push_str("t\n");
+            }
+        }
+    }
+    Ok(Staged {
+        text,
+        upserts,
+        tombstones,
+    })
+}
+
 /// A table being rebuilt in PostgreSQL.
 pub struct PgTableBuilder {
     client: Client,
@@ -270,44 +323,13 @@ impl PgTableBuilder {
         })
     }
 
-    /// Applies a batch in one transaction: newest record per key wins (an
-    /// upsert through the primary-key index), a tombstone deletes the key.
+    /// Applies a batch laid out by [`copy_text`] in one transaction.
     /// Nested loops over the key index are forced: the staging table has no
     /// statistics, and a hash join would scan the whole table per batch.
-    pub async fn apply(&mut self, batch: &[DecodedRecord]) -> anyhow::Result<()> {
-        let mut newest: HashMap<&[u8], &DecodedRecord> = HashMap::with_capacity(batch.len());
-        for record in batch {
-            match &record.row {
-                Some(_) => self.upserts += 1,
-                None => self.tombstones += 1,
-            }
-            newest.insert(&record.ord, record);
-        }
-        let mut text = String::with_capacity(newest.len() * 128);
-        let width = self.shape.columns.len();
-        for record in newest.values() {
-            match &record.row {
-                Some(row) if row.len() == width => {
-                    for value in row {
-                        copy_field(value, &mut text);
-                        text.push('\t');
-                    }
-                    text.push_str("f\n");
-                }
-                Some(row) => bail!("a decoded row has {} fields for {width} columns", row.len()),
-                None => {
-                    let mut values = vec![&Value::Null; width];
-                    for (&i, value) in self.shape.key.iter().zip(&record.key) {
-                        values[i] = value;
-                    }
-                    for value in values {
-                        copy_field(value, &mut text);
-                        text.push('\t');
-                    }
-                    text.push_str("t\n");
-                }
-            }
-        }
+    pub async fn apply_staged(&mut self, staged: Staged) -> anyhow::Result<()> {
+        self.upserts += staged.upserts;
+        self.tombstones += staged.tombstones;
+        let text = staged.text;
         let building = quote_table(&self.building);
         let columns: Vec<String> = self
             .shape

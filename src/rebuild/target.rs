@@ -34,7 +34,7 @@ pub fn parse_target(into: &str) -> anyhow::Result<Target> {
 }
 
 /// `sqlite:PATH` → PATH.
-pub fn sqlite_target(into: &str) -> anyhow::Result<PathBuf> {
+fn sqlite_target(into: &str) -> anyhow::Result<PathBuf> {
     match into.strip_prefix("sqlite:") {
         Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
         _ => bail!(

@@ -3,6 +3,7 @@
 
 use super::decoding::Applied;
 use super::{pg_target, RebuildOptions, Target};
+use anyhow::Context;
 use kappa_schemas::Registry;
 use kappa_sink::resolve::{latest_schema, DecodedRecord, StoredSchema};
 use kappa_sink::table::TableBuilder;
@@ -49,19 +50,43 @@ pub async fn start_writer(
             let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok();
             let client = kappa_source::postgres::connect(url, password.as_deref()).await?;
             let mut builder =
-                pg_target::PgTableBuilder::create(client, table.clone(), shape).await?;
+                pg_target::PgTableBuilder::create(client, table.clone(), shape.clone()).await?;
+            // Batches are laid out as COPY text here while the batch before
+            // is applied by PostgreSQL on the other task: one staged batch
+            // waits at most, so memory stays bounded.
+            let (staged_tx, mut staged_rx) = mpsc::channel::<pg_target::Staged>(1);
+            let applier = tokio::spawn(async move {
+                while let Some(staged) = staged_rx.recv().await {
+                    builder.apply_staged(staged).await?;
+                }
+                anyhow::Ok(builder)
+            });
             tokio::spawn(async move {
                 let mut pending: Vec<DecodedRecord> = Vec::with_capacity(PG_BATCH);
+                let mut stopped = false;
                 while let Some(batch) = rx.recv().await {
                     pending.extend(batch.into_iter().map(|a| a.record));
+                    // Wait for the applier first: batches pile up meanwhile,
+                    // so transactions stay large while PostgreSQL is busy.
+                    let Ok(permit) = staged_tx.reserve().await else {
+                        // The applier failed: its error is the one to report.
+                        stopped = true;
+                        break;
+                    };
                     while pending.len() < PG_BATCH {
                         match rx.try_recv() {
                             Ok(more) => pending.extend(more.into_iter().map(|a| a.record)),
                             Err(_) => break,
                         }
                     }
-                    builder.apply(&pending).await?;
+                    permit.send(pg_target::copy_text(&shape, &pending)?);
                     pending.clear();
+                }
+                drop(staged_tx);
+                drop(rx);
+                let builder = applier.await.context("PostgreSQL applier task")??;
+                if stopped {
+                    anyhow::bail!("the PostgreSQL applier stopped");
                 }
                 Ok(Written::Postgres(builder))
             })

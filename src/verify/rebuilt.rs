@@ -4,17 +4,25 @@
 //! order. A thread streams them in chunks through a bounded channel, so
 //! memory holds a few chunks whatever the table's size, and decoding runs
 //! beside the source side's parsing.
+//!
+//! A table rebuilt into PostgreSQL (`kappa rebuild --into postgres://…`) is
+//! read like a source table — ordered `COPY` in one snapshot, typed values
+//! parsed from PostgreSQL text, the same order key — and its columns are
+//! matched to the source's by name.
 
 use anyhow::{bail, Context};
 use kappa_schemas::avro::avro_name;
 use kappa_schemas::framing::unframe;
 use kappa_schemas::{AvroSchema, TableSchema, Value};
+use kappa_sink::datum::DatumPlan;
 use kappa_sink::resolve::{decode_value, StoredSchema};
 use kappa_sink::table::RebuiltTable;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+use super::source::{OrderedSource, PostgresTable};
 
 /// One rebuilt row: its order key and, per source column, the rebuilt
 /// value (`None`: the rebuilt schema has no such field).
@@ -44,9 +52,62 @@ pub fn stream(
     Ok((count, rx))
 }
 
+/// Streams the rows of a table rebuilt into PostgreSQL (its snapshot
+/// begun), laid out in `table`'s column order. Errors arrive as the
+/// channel's last item.
+pub fn stream_table(
+    mut rebuilt: PostgresTable,
+    table: Arc<TableSchema>,
+) -> mpsc::Receiver<anyhow::Result<Vec<RebuiltRow>>> {
+    let (tx, rx) = mpsc::channel(4);
+    let positions: Vec<Option<usize>> = table
+        .columns
+        .iter()
+        .map(|c| {
+            rebuilt
+                .schema()
+                .columns
+                .iter()
+                .position(|r| r.name == c.name)
+        })
+        .collect();
+    tokio::spawn(async move {
+        loop {
+            let chunk = match rebuilt.next_chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            };
+            let rows = chunk
+                .into_iter()
+                .map(|(ord, mut row)| RebuiltRow {
+                    ord,
+                    values: positions
+                        .iter()
+                        .map(|p| {
+                            p.and_then(|i| {
+                                row.get_mut(i).map(|v| std::mem::replace(v, Value::Null))
+                            })
+                        })
+                        .collect(),
+                })
+                .collect();
+            if tx.send(Ok(rows)).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Decodes stored values; shared with point look-ups.
 pub struct RowDecoder {
     schemas: HashMap<u32, StoredSchema>,
+    /// Direct decoders per writer id (`None`: the general path).
+    plans: HashMap<u32, Option<DatumPlan>>,
     reader: StoredSchema,
     /// For each source column, its position among the reader's fields.
     positions: Vec<Option<usize>>,
@@ -89,8 +150,16 @@ impl RowDecoder {
                 fields.iter().position(|f| *f == name)
             })
             .collect();
+        let plans = schemas
+            .iter()
+            .map(|(&id, writer)| {
+                let reader = (id != reader.id).then_some(reader.schema.as_ref());
+                (id, DatumPlan::new(&writer.schema, reader))
+            })
+            .collect();
         Ok(Self {
             schemas,
+            plans,
             reader,
             positions,
         })
@@ -103,10 +172,14 @@ impl RowDecoder {
             .schemas
             .get(&id)
             .ok_or_else(|| format!("schema id {id} is not stored in the rebuilt table"))?;
-        let mut fields: Vec<Option<Value>> = decode_value(writer, &self.reader, datum)?
-            .into_iter()
-            .map(|(_, v)| Some(v))
-            .collect();
+        let values = match self.plans.get(&id) {
+            Some(Some(plan)) => plan.decode(datum)?,
+            _ => decode_value(writer, &self.reader, datum)?
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect(),
+        };
+        let mut fields: Vec<Option<Value>> = values.into_iter().map(Some).collect();
         Ok(self
             .positions
             .iter()

@@ -1,0 +1,179 @@
+//! The source side of `verify` for a table the connector masks
+//! (`exclude_columns`, `hash_columns`, `constant_columns`): every source row
+//! is masked exactly as the readers mask a change before encoding it, so a
+//! masked table verifies with 0 differences, and a real difference in a
+//! masked column still shows — through its hash (a changed email hashes
+//! differently) or its NULL-ness (a constant stays NULL for NULL).
+//!
+//! Works over any [`OrderedSource`]. Masking keeps key values as they are
+//! unless a key column is hashed; then the masked order keys no longer
+//! follow the source's order, so the masked rows are spilled into a scratch
+//! SQLite file (order key → row as an Avro datum of the masked shape) and
+//! read back in order-key order — disk, not memory, grows with the table.
+//! Rows cannot be looked up by a hashed key, so re-checking differences
+//! against the current rows (`--slot`) is refused for such tables.
+
+use super::source::{ConnectorPosition, OrderedRow, OrderedSource, CHUNK};
+use anyhow::{bail, Context};
+use kappa_schemas::avro::{encode_row, TableAvro};
+use kappa_schemas::mask::TableMask;
+use kappa_schemas::{Row, TableSchema, Value};
+use kappa_sink::datum::DatumPlan;
+use kappa_sink::order_key::encode_key;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Masked rows spilled to sort them by their masked order key.
+struct Spilled {
+    scratch: rusqlite::Connection,
+    plan: DatumPlan,
+    after: Option<Vec<u8>>,
+}
+
+/// A source whose rows come out masked.
+pub struct Masked<S> {
+    inner: S,
+    mask: TableMask,
+    spill_path: PathBuf,
+    spilled: Option<Spilled>,
+}
+
+impl<S: OrderedSource> Masked<S> {
+    pub fn new(inner: S, mask: TableMask, spill_path: PathBuf) -> Self {
+        Self {
+            inner,
+            mask,
+            spill_path,
+            spilled: None,
+        }
+    }
+
+    fn masked(&self, (ord, row): OrderedRow) -> OrderedRow {
+        let row = self.mask.row(&row);
+        let ord = if self.mask.hashes_key() {
+            let table = self.mask.schema();
+            encode_key(table.key_columns.iter().map(|&i| &row[i]))
+        } else {
+            ord
+        };
+        (ord, row)
+    }
+
+    /// Reads the whole masked snapshot into the scratch file.
+    async fn spill(&mut self) -> anyhow::Result<Spilled> {
+        let table = self.mask.schema().clone();
+        let avro = TableAvro::new(&table, "kappa.verify").context("masked table shape")?;
+        let Some(plan) = DatumPlan::new(&avro.value_schema, None) else {
+            bail!(
+                "table {}: its masked shape has a type verify cannot spill",
+                table.name
+            );
+        };
+        let _ = std::fs::remove_file(&self.spill_path);
+        let scratch = rusqlite::Connection::open(&self.spill_path)?;
+        scratch.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             CREATE TABLE spill (ord BLOB PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID; BEGIN;",
+        )?;
+        let mut count = 0u64;
+        while let Some(chunk) = self.inner.next_chunk().await? {
+            let mut insert =
+                scratch.prepare_cached("INSERT INTO spill (ord, row) VALUES (?1, ?2)")?;
+            for row in chunk {
+                let (ord, row) = self.masked(row);
+                let datum = encode_row(&table, &avro, &row)?;
+                insert
+                    .execute(rusqlite::params![ord, datum])
+                    .with_context(|| {
+                        format!(
+                            "table {}: two rows share one hashed key (a hash collision?)",
+                            table.name
+                        )
+                    })?;
+                count += 1;
+            }
+        }
+        scratch.execute_batch("COMMIT;")?;
+        tracing::info!(table = %table.name, rows = count, "masked source rows spilled to sort by the hashed key");
+        Ok(Spilled {
+            scratch,
+            plan,
+            after: None,
+        })
+    }
+}
+
+impl<S: OrderedSource> OrderedSource for Masked<S> {
+    fn schema(&self) -> &Arc<TableSchema> {
+        self.mask.schema()
+    }
+
+    async fn begin_snapshot(&mut self) -> anyhow::Result<()> {
+        self.inner.begin_snapshot().await
+    }
+
+    async fn wait_for_connector(
+        &self,
+        connector: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ConnectorPosition> {
+        self.inner.wait_for_connector(connector, timeout).await
+    }
+
+    async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<OrderedRow>>> {
+        if !self.mask.hashes_key() {
+            return Ok(self
+                .inner
+                .next_chunk()
+                .await?
+                .map(|rows| rows.into_iter().map(|row| self.masked(row)).collect()));
+        }
+        if self.spilled.is_none() {
+            self.spilled = Some(self.spill().await?);
+        }
+        let Some(Spilled {
+            scratch,
+            plan,
+            after,
+        }) = self.spilled.as_mut()
+        else {
+            return Ok(None);
+        };
+        let mut statement = scratch.prepare_cached(
+            "SELECT ord, row FROM spill WHERE ?1 IS NULL OR ord > ?1 ORDER BY ord LIMIT ?2",
+        )?;
+        let page: Vec<(Vec<u8>, Vec<u8>)> = statement
+            .query_map(rusqlite::params![&*after, CHUNK as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        match page.last() {
+            None => return Ok(None),
+            Some((ord, _)) => *after = Some(ord.clone()),
+        }
+        page.into_iter()
+            .map(|(ord, datum)| {
+                let row: Row = plan.decode(&datum).map_err(anyhow::Error::msg)?;
+                Ok((ord, row))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {
+        if self.mask.hashes_key() {
+            bail!(
+                "table {}: a hashed key column cannot be looked up in the source, so differences cannot be re-checked against current rows (verify without --slot, with the connector stopped)",
+                self.mask.schema().name
+            );
+        }
+        Ok(self
+            .inner
+            .current_rows(keys)
+            .await?
+            .into_iter()
+            .map(|row| row.map(|row| self.mask.row(&row)))
+            .collect())
+    }
+}

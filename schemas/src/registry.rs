@@ -11,6 +11,27 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSche
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Why a registration failed, with the fix when the registry refused the
+/// schema as incompatible: kappa only ever adds nullable columns with a null
+/// default (BACKWARD compatible), yet some registries' checkers reject any
+/// change to a schema holding logical types (rivven-schema 0.0.22 compares
+/// `decimal`/`timestamp-micros` fields as incompatible with themselves).
+fn registration_failure(url: &str, subject: &str, error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("409") || lower.contains("incompatible") {
+        format!(
+            "the registry refused a new schema for subject {subject} as incompatible ({error}). \
+             kappa's schema changes only add nullable columns with a null default, which BACKWARD \
+             compatibility allows; if your registry rejects that (rivven-schema 0.0.22 does for \
+             schemas with decimal or timestamp fields), relax that subject: curl -X PUT -H \
+             'Content-Type: application/vnd.schemaregistry.v1+json' --data '{{\"compatibility\": \"NONE\"}}' \
+             {url}/config/{subject} — then restart kappa (it resumes where it stopped)"
+        )
+    } else {
+        format!("registering a schema under subject {subject}: {error}")
+    }
+}
+
 /// A schema fetched by id: parsed, and as the registry's JSON text.
 pub type FetchedSchema = (Arc<Schema>, Arc<str>);
 
@@ -54,9 +75,7 @@ impl Registry {
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_string());
         let registered = post_schema(&self.settings, subject.to_string(), supplied)
             .await
-            .map_err(|e| {
-                self.error(format!("registering a schema under subject {subject}: {e}"))
-            })?;
+            .map_err(|e| self.error(registration_failure(&self.url, subject, &e.to_string())))?;
         self.ids
             .lock()
             .map_err(|e| self.error(e))?
@@ -86,5 +105,23 @@ impl Registry {
             .map_err(|e| self.error(e))?
             .insert(id, entry.clone());
         Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incompatible_schema_names_the_subject_and_the_fix() {
+        let text = registration_failure(
+            "http://r:8081",
+            "t-value",
+            "HTTP 409 Conflict: incompatible",
+        );
+        assert!(text.contains("t-value"), "{text}");
+        assert!(text.contains("http://r:8081/config/t-value"), "{text}");
+        let other = registration_failure("http://r:8081", "t-value", "connection refused");
+        assert!(!other.contains("/config/"), "{other}");
     }
 }

@@ -6,12 +6,13 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod mysql;
 
-use std::io::Read;
+use daemon::Daemon;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
@@ -84,8 +85,7 @@ pub struct Pipeline {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub client: Client,
-    pub daemon: Option<Child>,
-    starts: u32,
+    pub daemon: Daemon,
     cleaned: bool,
 }
 
@@ -154,17 +154,12 @@ url = "{registry}"
             table: format!("public.{name}"),
             name,
             topic,
+            daemon: Daemon::new(dir.path(), &config),
             dir,
             config,
             client,
-            daemon: None,
-            starts: 0,
             cleaned: false,
         }
-    }
-
-    fn log_path(&self, n: u32) -> PathBuf {
-        self.dir.path().join(format!("kappa-run-{n}.log"))
     }
 
     /// Starts `kappa run` and waits until it streams (its initial snapshot
@@ -174,10 +169,8 @@ url = "{registry}"
         self.spawn();
         let deadline = Instant::now() + Duration::from_secs(120);
         while !self.current_log().contains("streaming changes") {
-            if let Some(child) = self.daemon.as_mut() {
-                if child.try_wait().expect("wait").is_some() {
-                    return;
-                }
+            if !self.daemon.is_running() {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -190,33 +183,17 @@ url = "{registry}"
 
     /// The log of the latest start only.
     pub fn current_log(&self) -> String {
-        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+        self.daemon.current_log()
     }
 
     /// Starts `kappa run` in the background without waiting.
     pub fn spawn(&mut self) {
-        assert!(self.daemon.is_none(), "daemon already running");
-        self.starts += 1;
-        let log = std::fs::File::create(self.log_path(self.starts)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kappa"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("KAPPA_LOG", "info,kappa=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kappa run");
-        self.daemon = Some(child);
+        self.daemon.spawn();
     }
 
-    /// The daemon's log of its latest start (for assertion messages).
+    /// Every start's log (for assertion messages).
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        for n in 1..=self.starts {
-            let _ =
-                std::fs::File::open(self.log_path(n)).and_then(|mut f| f.read_to_string(&mut text));
-        }
-        text
+        self.daemon.log()
     }
 
     /// Waits until the daemon's log contains `needle`.
@@ -235,68 +212,27 @@ url = "{registry}"
 
     /// SIGTERM, then the exit status must be success.
     pub fn stop(&mut self) {
-        let mut child = self.daemon.take().expect("daemon running");
-        let pid = child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                assert!(
-                    status.success(),
-                    "kappa run exited with {status} after SIGTERM; log:\n{}",
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kappa run did not stop within 60 s of SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.daemon.stop();
     }
 
     /// kill -9: no drain, no final confirmation.
     pub fn kill9(&mut self) {
-        let mut child = self.daemon.take().expect("daemon running");
-        child.kill().expect("kill -9");
-        let _ = child.wait();
+        self.daemon.kill9();
     }
 
     /// Waits for the daemon to exit by itself; returns its status.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let mut child = self.daemon.take().expect("daemon running");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kappa run did not exit within 60 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.daemon.wait_exit()
     }
 
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
-        self.daemon.as_ref().expect("daemon running").id()
+        self.daemon.pid()
     }
 
     /// Fails the test if the daemon has exited (with its log).
     pub fn assert_running(&mut self) {
-        if let Some(child) = self.daemon.as_mut() {
-            if let Some(status) = child.try_wait().expect("wait") {
-                panic!("kappa run exited early with {status}; log:\n{}", self.log());
-            }
-        }
+        self.daemon.assert_running();
     }
 
     /// Runs `sql` in one transaction and returns a WAL position after its
@@ -411,10 +347,7 @@ url = "{registry}"
     /// broker compacts every compacted topic at each pass: leftovers would
     /// slow every later test down).
     pub async fn cleanup(mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.kill_quietly();
         remove(self.name.clone(), self.table.clone(), self.topic.clone()).await;
         self.cleaned = true;
     }
@@ -440,10 +373,7 @@ async fn remove(name: String, table: String, topic: String) {
 impl Drop for Pipeline {
     /// Also after a failed assertion: the test's leftovers must not break the next tests.
     fn drop(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.kill_quietly();
         if self.cleaned {
             return;
         }

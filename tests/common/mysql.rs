@@ -4,6 +4,7 @@
 //! when an assertion fails. Waits are on conditions (log lines, the stored
 //! offsets record), never on time.
 
+use super::daemon::Daemon;
 use super::{brokers, delete_topic, kappa, registry_url, require_services, unique};
 use kappa_schemas::Value;
 use mysql_async::prelude::Queryable;
@@ -13,7 +14,7 @@ use std::io::Read;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 pub fn mysql_url() -> String {
@@ -45,8 +46,7 @@ pub struct MysqlPipeline {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub conn: Conn,
-    pub daemon: Option<Child>,
-    starts: u32,
+    pub daemon: Daemon,
     cleaned: bool,
 }
 
@@ -102,14 +102,14 @@ url = "{registry}"
             ),
         )
         .expect("write config");
+        let daemon = Daemon::new(dir.path(), &config);
         Self {
             name,
             databases: dbs,
             dir,
             config,
             conn,
-            daemon: None,
-            starts: 0,
+            daemon,
             cleaned: false,
         }
     }
@@ -126,39 +126,19 @@ url = "{registry}"
         std::fs::write(&self.config, text).expect("config");
     }
 
-    fn log_path(&self, n: u32) -> PathBuf {
-        self.dir.path().join(format!("kappa-run-{n}.log"))
-    }
-
     /// The log of the latest start.
     pub fn current_log(&self) -> String {
-        std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default()
+        self.daemon.current_log()
     }
 
     /// Every start's log.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        for n in 1..=self.starts {
-            let _ =
-                std::fs::File::open(self.log_path(n)).and_then(|mut f| f.read_to_string(&mut text));
-        }
-        text
+        self.daemon.log()
     }
 
     /// Starts `kappa run` without waiting.
     pub fn spawn(&mut self) {
-        assert!(self.daemon.is_none(), "daemon already running");
-        self.starts += 1;
-        let log = std::fs::File::create(self.log_path(self.starts)).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_kappa"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("KAPPA_LOG", "info,kappa=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn kappa run");
-        self.daemon = Some(child);
+        self.daemon.spawn();
     }
 
     /// Starts `kappa run` and waits until it streams the binlog (its
@@ -183,12 +163,9 @@ url = "{registry}"
         }
     }
 
+    /// Fails the test if the daemon has exited (with its log).
     pub fn assert_running(&mut self) {
-        if let Some(child) = self.daemon.as_mut() {
-            if let Some(status) = child.try_wait().expect("wait") {
-                panic!("kappa run exited early with {status}; log:\n{}", self.log());
-            }
-        }
+        self.daemon.assert_running();
     }
 
     /// Runs `sql` in one transaction; returns the binlog position after its
@@ -257,54 +234,17 @@ url = "{registry}"
 
     /// SIGTERM; the exit status must be success.
     pub fn stop(&mut self) {
-        let mut child = self.daemon.take().expect("daemon running");
-        let pid = child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                assert!(
-                    status.success(),
-                    "kappa run exited with {status} after SIGTERM; log:\n{}",
-                    self.log()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit 60 s after SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.stop();
     }
 
     /// kill -9: no drain, nothing stored at exit.
     pub fn kill9(&mut self) {
-        let mut child = self.daemon.take().expect("daemon running");
-        child.kill().expect("kill -9");
-        let _ = child.wait();
+        self.daemon.kill9();
     }
 
     /// Waits for the daemon to exit by itself.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let mut child = self.daemon.take().expect("daemon running");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kappa run did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.wait_exit()
     }
 
     /// `kappa verify` of `db.table` against its topic.
@@ -354,10 +294,7 @@ url = "{registry}"
 
     /// Kills the daemon, drops the databases and deletes the topics.
     pub async fn cleanup(mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.kill_quietly();
         remove(self.name.clone(), self.databases.clone()).await;
         self.cleaned = true;
     }
@@ -396,10 +333,7 @@ async fn remove(name: String, databases: Vec<String>) {
 impl Drop for MysqlPipeline {
     /// Also after a failed assertion.
     fn drop(&mut self) {
-        if let Some(mut child) = self.daemon.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.kill_quietly();
         if self.cleaned {
             return;
         }

@@ -9,14 +9,24 @@
 //! 2. select the next chunk (`key > last key ORDER BY key LIMIT n`),
 //! 3. write a HIGH watermark.
 //!
-//! The stream keeps flowing. Between LOW and HIGH it notes every key of T
-//! that a committed change touched; at HIGH it drops those keys from the
-//! chunk and emits the rest. Why that is exact: a chunk row whose key was not
-//! changed between the watermarks still holds, at HIGH, the value the
+//! The stream keeps flowing. From the request on it notes every key of T
+//! that a committed change touched; at each HIGH it drops those keys from the
+//! chunk and emits the rest. Why that is exact: a chunk row whose key no
+//! change touched since the request still holds, at HIGH, the value the
 //! select read, so emitting it at that point of the stream never puts an
-//! older state after a newer one; a row that was changed in the window is
-//! represented by the stream's own (newer or equal) change. Changes committed
-//! after HIGH follow in the stream as usual.
+//! older state after a newer one; a row that was changed since the request
+//! is represented by the stream's own full-row change (or its tombstone),
+//! which is at least as new. Changes committed after HIGH follow in the
+//! stream as usual.
+//!
+//! Why from the request and not only between LOW and HIGH, as in DBLog: in
+//! PostgreSQL a transaction's commit record can precede LOW in the WAL while
+//! the transaction is not yet visible to the select's snapshot (the commit
+//! becomes visible only after its WAL is flushed). With a window of
+//! LOW..HIGH, such a change would pass before LOW and the chunk's older row
+//! would then overwrite it at HIGH. A transaction invisible to the select
+//! was still running after the request was streamed, so its change comes
+//! after the request and its key is dropped from the chunk.
 //!
 //! Durability: while a re-snapshot runs, the slot is confirmed no further
 //! than the request message, so after a crash the request is read again and
@@ -158,7 +168,6 @@ impl Resnapshot {
     async fn next_chunk(&mut self) -> Result<(), SourceError> {
         self.chunk += 1;
         self.window_open = false;
-        self.changed.clear();
         self.emit_watermark("low").await?;
         let schema = &self.table.schema;
         // Output columns are aliased: ORDER BY would otherwise sort by the
@@ -223,11 +232,9 @@ impl Resnapshot {
         self.emit_watermark("high").await
     }
 
-    /// Notes the keys of changes to this table seen in the stream.
+    /// Notes the keys of changes to this table seen in the stream since the
+    /// request (see the module comment for why not only within a window).
     pub fn observe(&mut self, changes: &[Change]) {
-        if !self.window_open {
-            return;
-        }
         for change in changes {
             if change.table().name == self.schema.name {
                 self.changed.insert(key_string(&change.key()));
@@ -236,7 +243,7 @@ impl Resnapshot {
     }
 
     /// Handles a watermark message. At this chunk's HIGH watermark it returns
-    /// the chunk's rows to emit (those not changed in the window) and starts
+    /// the chunk's rows to emit (those not changed since the request) and starts
     /// the next chunk; `finished` tells whether the table is done.
     pub async fn on_watermark(
         &mut self,

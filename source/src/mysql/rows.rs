@@ -369,16 +369,20 @@ fn decode_fast(
             let ymdhms = packed >> 24;
             let (ymd, hms) = (ymdhms >> 17, ymdhms % (1 << 17));
             let ym = ymd >> 5;
-            let value = My::Date(
-                (ym / 13) as u16,
-                (ym % 13) as u8,
-                (ymd % (1 << 5)) as u8,
-                (hms >> 12) as u8,
-                ((hms >> 6) % (1 << 6)) as u8,
-                (hms % (1 << 6)) as u8,
-                usec as u32,
-            );
-            convert(table, column, value, Origin::Binlog)?
+            let (y, m, d) = ((ym / 13) as u16, (ym % 13) as u8, (ymd % (1 << 5)) as u8);
+            let (h, mi, sec) = (hms >> 12, (hms >> 6) % (1 << 6), hms % (1 << 6));
+            match civil_days(y, m, d) {
+                Some(days) => {
+                    Value::Timestamp((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000 + usec)
+                }
+                // The zero date, or a date with a zero month or day.
+                None => convert(
+                    table,
+                    column,
+                    My::Date(y, m, d, h as u8, mi as u8, sec as u8, usec as u32),
+                    Origin::Binlog,
+                )?,
+            }
         }
         Fast::Timestamp2 { fsp } => {
             let secs = i64::from(be(take(buf, 4)?) as u32 as i32);
@@ -391,18 +395,39 @@ fn decode_fast(
         }
         Fast::Date => {
             let raw = le(take(buf, 3)?);
-            let value = My::Date(
-                (raw >> 9) as u16,
-                ((raw >> 5) & 15) as u8,
-                (raw & 31) as u8,
-                0,
-                0,
-                0,
-                0,
-            );
-            convert(table, column, value, Origin::Binlog)?
+            let (y, m, d) = ((raw >> 9) as u16, ((raw >> 5) & 15) as u8, (raw & 31) as u8);
+            match civil_days(y, m, d) {
+                Some(days) => Value::Date(days as i32),
+                None => convert(table, column, My::Date(y, m, d, 0, 0, 0, 0), Origin::Binlog)?,
+            }
         }
     })
+}
+
+/// Days from 1970-01-01 to a valid proleptic Gregorian date (what
+/// `chrono::NaiveDate` computes), `None` for anything else (the zero date,
+/// a zero month or day, February 30 under `ALLOW_INVALID_DATES`): those go
+/// through [`convert`], which maps or refuses them.
+fn civil_days(y: u16, m: u8, d: u8) -> Option<i64> {
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+    let len = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d == 0 || d > len {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let (m, d) = (i64::from(m), i64::from(d));
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// Bytes of a group of `digits` (< 9) decimal digits in DECIMAL's binary form.
@@ -482,5 +507,24 @@ mod tests {
         // 1234.56 → int part 0, 000001234 ; frac 56
         let b = [0x80, 0x00, 0x00, 0x04, 0xD2, 56];
         assert_eq!(dec(&b, 12, 2), 123_456);
+    }
+
+    #[test]
+    fn civil_days_agree_with_chrono() {
+        use chrono::NaiveDate;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for y in (0..=9999u16)
+            .step_by(7)
+            .chain([0, 1, 4, 100, 400, 1900, 2000, 2024, 9999])
+        {
+            for m in 0..=13u8 {
+                for d in 0..=32u8 {
+                    let ours = civil_days(y, m, d);
+                    let chrono = NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+                        .map(|date| (date - epoch).num_days());
+                    assert_eq!(ours, chrono, "{y}-{m}-{d}");
+                }
+            }
+        }
     }
 }

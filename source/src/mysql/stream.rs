@@ -31,10 +31,12 @@ use super::types::{convert_row, Origin};
 use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
 use crate::error::SourceError;
 use futures::StreamExt;
-use kappa_schemas::{BinlogPosition, Change, ChangeBatch, Checkpoint, TableName, TableSchema};
+use kappa_schemas::{
+    BinlogPosition, Change, ChangeBatch, Checkpoint, TableName, TableSchema, Value,
+};
 use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value as My};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use mysql_common::io::ParseBuf;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,8 +70,7 @@ pub async fn check_position_exists(
     }
 }
 
-/// A row's before and after images, as present in its event.
-type RowImages = (Option<Vec<My>>, Option<Vec<My>>);
+type Row = Vec<Value>;
 
 enum End {
     Stopped,
@@ -83,7 +84,7 @@ pub struct Streamer {
     tables: HashMap<TableName, MysqlTable>,
     /// Per table id of the current TABLE_MAPs: the shape its row events
     /// carry, or `None` for a table kappa does not capture.
-    by_id: HashMap<u64, Option<(MysqlTable, Arc<RowPlan>)>>,
+    by_id: HashMap<u64, Option<Arc<(MysqlTable, RowPlan)>>>,
     tx: mpsc::Sender<ChangeBatch>,
     stop: watch::Receiver<bool>,
     /// After the last commit handed over: where a reconnect resumes.
@@ -240,10 +241,11 @@ impl Streamer {
             }
             Some(EventData::TableMapEvent(tme)) => self.table_map(&tme).await?,
             Some(EventData::RowsEvent(rows)) => {
-                let Some(Some((table, plan))) = self.by_id.get(&rows.table_id()) else {
+                let Some(Some(entry)) = self.by_id.get(&rows.table_id()) else {
                     return Ok(());
                 };
-                let (table, plan) = (table.clone(), plan.clone());
+                let entry = entry.clone();
+                let (table, plan) = (&entry.0, &entry.1);
                 if let RowsEventData::PartialUpdateRowsEvent(_) = rows {
                     let tme = stream.get_tme(rows.table_id()).ok_or_else(|| {
                         SourceError::Protocol(format!(
@@ -251,9 +253,9 @@ impl Streamer {
                             rows.table_id()
                         ))
                     })?;
-                    self.partial_rows(&table, &rows, tme)?;
+                    self.partial_rows(table, &rows, tme)?;
                 } else {
-                    self.rows(&table, &plan, &rows)?;
+                    self.rows(table, plan, &rows)?;
                 }
                 if self.pending.len() >= PIECE {
                     self.send(None).await?;
@@ -315,10 +317,10 @@ impl Streamer {
                 reloaded.project(&names)?
             }
         };
-        let plan = RowPlan::new(tme)
+        let plan = RowPlan::new(tme, &projected.columns)
             .map_err(|e| SourceError::Protocol(format!("TABLE_MAP of {name}: {e}")))?;
         self.by_id
-            .insert(tme.table_id(), Some((projected, Arc::new(plan))));
+            .insert(tme.table_id(), Some(Arc::new((projected, plan))));
         Ok(())
     }
 
@@ -343,24 +345,25 @@ impl Streamer {
         rows: &RowsEventData<'_>,
     ) -> Result<(), SourceError> {
         let name = &table.schema.name;
+        let file = &self.file;
         let error = |e: std::io::Error| {
-            SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
+            SourceError::Protocol(format!("row event of {name} at {file}: {e}"))
         };
-        let mut buf = ParseBuf(rows.rows_data());
         let (before_cols, after_cols) = (rows.columns_before_image(), rows.columns_after_image());
-        let mut images = Vec::new();
+        for cols in [before_cols, after_cols].into_iter().flatten() {
+            plan.check_present(cols.iter().by_vals()).map_err(error)?;
+        }
+        let mut buf = ParseBuf(rows.rows_data());
         while !buf.is_empty() {
             let before = before_cols
-                .map(|c| plan.decode(c.iter().by_vals(), &mut buf))
-                .transpose()
-                .map_err(error)?;
+                .map(|_| plan.decode(name, &table.columns, &mut buf))
+                .transpose()?;
             let after = after_cols
-                .map(|c| plan.decode(c.iter().by_vals(), &mut buf))
-                .transpose()
-                .map_err(error)?;
-            images.push((before, after));
+                .map(|_| plan.decode(name, &table.columns, &mut buf))
+                .transpose()?;
+            self.change(table, before, after);
         }
-        self.changes(table, images)
+        Ok(())
     }
 
     /// MySQL 8's partial JSON updates, through `mysql_common`'s row iterator.
@@ -371,57 +374,48 @@ impl Streamer {
         tme: &TableMapEvent<'_>,
     ) -> Result<(), SourceError> {
         let name = &table.schema.name;
-        let mut images = Vec::new();
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| {
                 SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
             })?;
-            let before = before.map(|r| values(name, r)).transpose()?;
-            let after = after.map(|r| values(name, r)).transpose()?;
-            images.push((before, after));
-        }
-        self.changes(table, images)
-    }
-
-    /// Row images (before, after) → changes.
-    fn changes(&mut self, table: &MysqlTable, images: Vec<RowImages>) -> Result<(), SourceError> {
-        let name = &table.schema.name;
-        for (before, after) in images {
-            let before = before
-                .map(|v| convert_row(name, &table.columns, v, Origin::Binlog))
-                .transpose()?;
-            let after = after
-                .map(|v| convert_row(name, &table.columns, v, Origin::Binlog))
-                .transpose()?;
-            let schema = &table.schema;
-            let key = |row: &Vec<kappa_schemas::Value>| -> Vec<kappa_schemas::Value> {
-                schema.key_columns.iter().map(|&i| row[i].clone()).collect()
+            let convert = |r| -> Result<Vec<Value>, SourceError> {
+                convert_row(name, &table.columns, values(name, r)?, Origin::Binlog)
             };
-            match (before, after) {
-                (None, Some(row)) => self.pending.push(Change::Upsert {
-                    table: schema.clone(),
-                    row,
-                }),
-                (Some(old), Some(row)) => {
-                    if key(&old) != key(&row) {
-                        self.pending.push(Change::Delete {
-                            table: schema.clone(),
-                            key: key(&old),
-                        });
-                    }
-                    self.pending.push(Change::Upsert {
-                        table: schema.clone(),
-                        row,
-                    });
-                }
-                (Some(old), None) => self.pending.push(Change::Delete {
-                    table: schema.clone(),
-                    key: key(&old),
-                }),
-                (None, None) => {}
-            }
+            let before = before.map(convert).transpose()?;
+            let after = after.map(convert).transpose()?;
+            self.change(table, before, after);
         }
         Ok(())
+    }
+
+    /// A row's images (before, after) → changes.
+    fn change(&mut self, table: &MysqlTable, before: Option<Row>, after: Option<Row>) {
+        let schema = &table.schema;
+        let key =
+            |row: &Row| -> Row { schema.key_columns.iter().map(|&i| row[i].clone()).collect() };
+        match (before, after) {
+            (None, Some(row)) => self.pending.push(Change::Upsert {
+                table: schema.clone(),
+                row,
+            }),
+            (Some(old), Some(row)) => {
+                if key(&old) != key(&row) {
+                    self.pending.push(Change::Delete {
+                        table: schema.clone(),
+                        key: key(&old),
+                    });
+                }
+                self.pending.push(Change::Upsert {
+                    table: schema.clone(),
+                    row,
+                });
+            }
+            (Some(old), None) => self.pending.push(Change::Delete {
+                table: schema.clone(),
+                key: key(&old),
+            }),
+            (None, None) => {}
+        }
     }
 
     async fn commit(&mut self, log_pos: u32) -> Result<(), SourceError> {

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::RunsKappa;
 use common::{topic_end_offsets, topic_records, Pipeline};
 use std::time::{Duration, Instant};
 

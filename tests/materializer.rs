@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::RunsKappa;
 use common::{brokers, kappa, pg_url, registry_url, unique, Pipeline};
 use kappa_schemas::avro::{encode_key, encode_row, TableAvro};
 use kappa_schemas::framing::frame;

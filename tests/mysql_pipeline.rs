@@ -5,6 +5,7 @@
 mod common;
 
 use common::mysql::{topic_rows, MysqlPipeline};
+use common::RunsKappa;
 use kappa_schemas::Value;
 
 const TABLE: &str =

@@ -5,6 +5,7 @@
 mod common;
 
 use common::mysql::MysqlPipeline;
+use common::RunsKappa;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn purged_binlog_is_a_fatal_error_telling_to_resnapshot() {

@@ -6,6 +6,7 @@
 mod common;
 
 use common::mysql::{topic_rows, MysqlPipeline};
+use common::RunsKappa;
 use kappa_schemas::Value;
 use std::collections::HashMap;
 

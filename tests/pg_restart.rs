@@ -33,13 +33,7 @@ async fn restart_postgres(p: &Pipeline) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgres_restart_is_ridden_out_without_loss() {
-    let mut p = Pipeline::new("kappa_pgrestart", "id int PRIMARY KEY, v int").await;
-    let table = p.table.clone();
-    p.start();
-    p.commit(&format!(
-        "INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g"
-    ))
-    .await;
+    let mut p = common::streaming_hundred_rows("kappa_pgrestart").await;
     restart_postgres(&p).await;
     // The test's own session died with the server too.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -58,14 +52,5 @@ async fn a_postgres_restart_is_ridden_out_without_loss() {
             }
         }
     };
-    p.commit(&format!("UPDATE {table} SET v = -v")).await;
-    let lsn = p
-        .commit(&format!("DELETE FROM {table} WHERE id > 90"))
-        .await;
-    p.wait_confirmed(&lsn).await;
-    p.assert_running();
-    assert!(p.log().contains("reconnected"), "{}", p.log());
-    p.stop();
-    p.assert_verified(90);
-    p.cleanup().await;
+    common::assert_streams_on_after_reconnect(p).await;
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::Pipeline;
+use common::RunsKappa;
 
 /// Every type of the walking skeleton, NULLs allowed everywhere but the key.
 const ALL_TYPES: &str = "id bigint PRIMARY KEY, s smallint, i integer, n numeric(12,3), r real, d double precision,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::RunsKappa;
 use common::{topic_records, Pipeline};
 use std::time::Instant;
 
@@ -300,13 +301,7 @@ async fn an_idle_table_does_not_pin_wal_while_others_write() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reconnects_when_the_replication_connection_drops() {
-    let mut p = Pipeline::new("kappa_reconnect", "id int PRIMARY KEY, v int").await;
-    let table = p.table.clone();
-    p.start();
-    p.commit(&format!(
-        "INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g"
-    ))
-    .await;
+    let p = common::streaming_hundred_rows("kappa_reconnect").await;
     // What a server restart does to the walsender (SQLSTATE 57P01), without
     // disturbing the other tests' sessions.
     let terminated: bool = p
@@ -320,16 +315,7 @@ async fn reconnects_when_the_replication_connection_drops() {
         .get::<_, Option<bool>>(0)
         .unwrap_or(false);
     assert!(terminated, "no walsender found for kappa:{}", p.name);
-    p.commit(&format!("UPDATE {table} SET v = -v")).await;
-    let lsn = p
-        .commit(&format!("DELETE FROM {table} WHERE id > 90"))
-        .await;
-    p.wait_confirmed(&lsn).await;
-    p.assert_running();
-    assert!(p.log().contains("reconnected"), "{}", p.log());
-    p.stop();
-    p.assert_verified(90);
-    p.cleanup().await;
+    common::assert_streams_on_after_reconnect(p).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::RunsKappa;
 use common::{pg, registry_url, unique, Pipeline};
 use serde_json::Value as Json;
 use std::io::{Read, Write};

@@ -6,6 +6,7 @@
 mod common;
 
 use common::Pipeline;
+use common::RunsKappa;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

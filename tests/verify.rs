@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::RunsKappa;
 use common::{brokers, kappa, pg_url, registry_url, Pipeline};
 use std::process::Output;
 use std::time::Duration;

@@ -137,3 +137,50 @@ impl Drop for Daemon {
         self.kill_quietly();
     }
 }
+
+/// A test fixture that runs `kappa run`: the daemon's controls, reachable on
+/// the fixture itself (`p.stop()`), written once for every kind of pipeline.
+pub trait RunsKappa {
+    fn daemon(&self) -> &Daemon;
+    fn daemon_mut(&mut self) -> &mut Daemon;
+
+    /// Starts `kappa run` in the background without waiting.
+    fn spawn(&mut self) {
+        self.daemon_mut().spawn();
+    }
+
+    /// The log of the latest start only.
+    fn current_log(&self) -> String {
+        self.daemon().current_log()
+    }
+
+    /// Every start's log (for assertion messages).
+    fn log(&self) -> String {
+        self.daemon().log()
+    }
+
+    /// SIGTERM, then the exit status must be success.
+    fn stop(&mut self) {
+        self.daemon_mut().stop();
+    }
+
+    /// kill -9: no drain, no final confirmation.
+    fn kill9(&mut self) {
+        self.daemon_mut().kill9();
+    }
+
+    /// Waits for the daemon to exit by itself; returns its status.
+    fn wait_exit(&mut self) -> ExitStatus {
+        self.daemon_mut().wait_exit()
+    }
+
+    /// The daemon's process id.
+    fn pid(&self) -> u32 {
+        self.daemon().pid()
+    }
+
+    /// Fails the test if the daemon has exited (with its log).
+    fn assert_running(&mut self) {
+        self.daemon_mut().assert_running();
+    }
+}

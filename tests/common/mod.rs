@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod mysql;
 
 use daemon::Daemon;
+pub use daemon::RunsKappa;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -181,21 +182,6 @@ url = "{registry}"
         }
     }
 
-    /// The log of the latest start only.
-    pub fn current_log(&self) -> String {
-        self.daemon.current_log()
-    }
-
-    /// Starts `kappa run` in the background without waiting.
-    pub fn spawn(&mut self) {
-        self.daemon.spawn();
-    }
-
-    /// Every start's log (for assertion messages).
-    pub fn log(&self) -> String {
-        self.daemon.log()
-    }
-
     /// Waits until the daemon's log contains `needle`.
     pub async fn wait_for_log(&mut self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -208,31 +194,6 @@ url = "{registry}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// SIGTERM, then the exit status must be success.
-    pub fn stop(&mut self) {
-        self.daemon.stop();
-    }
-
-    /// kill -9: no drain, no final confirmation.
-    pub fn kill9(&mut self) {
-        self.daemon.kill9();
-    }
-
-    /// Waits for the daemon to exit by itself; returns its status.
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        self.daemon.wait_exit()
-    }
-
-    /// The daemon's process id.
-    pub fn pid(&self) -> u32 {
-        self.daemon.pid()
-    }
-
-    /// Fails the test if the daemon has exited (with its log).
-    pub fn assert_running(&mut self) {
-        self.daemon.assert_running();
     }
 
     /// Runs `sql` in one transaction and returns a WAL position after its
@@ -370,6 +331,16 @@ async fn remove(name: String, table: String, topic: String) {
     }
 }
 
+impl RunsKappa for Pipeline {
+    fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    fn daemon_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
+    }
+}
+
 impl Drop for Pipeline {
     /// Also after a failed assertion: the test's leftovers must not break the next tests.
     fn drop(&mut self) {
@@ -388,6 +359,35 @@ impl Drop for Pipeline {
         })
         .join();
     }
+}
+
+/// The reconnect tests' starting point: a streaming connector that has
+/// captured 100 rows of `(id, v)`.
+pub async fn streaming_hundred_rows(prefix: &str) -> Pipeline {
+    let mut p = Pipeline::new(prefix, "id int PRIMARY KEY, v int").await;
+    let table = p.table.clone();
+    p.start();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g"
+    ))
+    .await;
+    p
+}
+
+/// After the replication connection was cut: changes made since arrive
+/// through the reconnected stream, and the rebuilt table verifies.
+pub async fn assert_streams_on_after_reconnect(mut p: Pipeline) {
+    let table = p.table.clone();
+    p.commit(&format!("UPDATE {table} SET v = -v")).await;
+    let lsn = p
+        .commit(&format!("DELETE FROM {table} WHERE id > 90"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.assert_running();
+    assert!(p.log().contains("reconnected"), "{}", p.log());
+    p.stop();
+    p.assert_verified(90);
+    p.cleanup().await;
 }
 
 /// Deletes a topic (best effort: a test's result does not depend on it).

@@ -4,7 +4,7 @@
 //! when an assertion fails. Waits are on conditions (log lines, the stored
 //! offsets record), never on time.
 
-use super::daemon::Daemon;
+use super::daemon::{Daemon, RunsKappa};
 use super::{brokers, delete_topic, kappa, registry_url, require_services, unique};
 use kappa_schemas::Value;
 use mysql_async::prelude::Queryable;
@@ -126,21 +126,6 @@ url = "{registry}"
         std::fs::write(&self.config, text).expect("config");
     }
 
-    /// The log of the latest start.
-    pub fn current_log(&self) -> String {
-        self.daemon.current_log()
-    }
-
-    /// Every start's log.
-    pub fn log(&self) -> String {
-        self.daemon.log()
-    }
-
-    /// Starts `kappa run` without waiting.
-    pub fn spawn(&mut self) {
-        self.daemon.spawn();
-    }
-
     /// Starts `kappa run` and waits until it streams the binlog (its
     /// snapshot read), or exits by itself.
     pub async fn start(&mut self) {
@@ -161,11 +146,6 @@ url = "{registry}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// Fails the test if the daemon has exited (with its log).
-    pub fn assert_running(&mut self) {
-        self.daemon.assert_running();
     }
 
     /// Runs `sql` in one transaction; returns the binlog position after its
@@ -230,21 +210,6 @@ url = "{registry}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// SIGTERM; the exit status must be success.
-    pub fn stop(&mut self) {
-        self.daemon.stop();
-    }
-
-    /// kill -9: no drain, nothing stored at exit.
-    pub fn kill9(&mut self) {
-        self.daemon.kill9();
-    }
-
-    /// Waits for the daemon to exit by itself.
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        self.daemon.wait_exit()
     }
 
     /// `kappa verify` of `db.table` against its topic.
@@ -327,6 +292,16 @@ async fn remove(name: String, databases: Vec<String>) {
                 .await;
         }
         let _ = conn.disconnect().await;
+    }
+}
+
+impl RunsKappa for MysqlPipeline {
+    fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    fn daemon_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
     }
 }
 

@@ -63,3 +63,24 @@ delete_topics() {
       warn "could not delete topic $topic"
   done
 }
+
+# slot_pair_setup NAME COLUMNS: a fresh table public.NAME (COLUMNS inside CREATE TABLE (…)), a
+# publication NAME of it, and two pgoutput slots created at the same position, NAME_ours for
+# kappa's reader and NAME_recv for pg_recvlogical, so both read the same WAL.
+slot_pair_setup() {
+  drop_slots "$1_ours" "$1_recv"
+  psql_q >/dev/null <<SQL
+DROP PUBLICATION IF EXISTS $1;
+DROP TABLE IF EXISTS public.$1;
+CREATE TABLE public.$1 ($2);
+CREATE PUBLICATION $1 FOR TABLE public.$1;
+SELECT 'x' FROM pg_create_logical_replication_slot('$1_ours', 'pgoutput');
+SELECT 'x' FROM pg_create_logical_replication_slot('$1_recv', 'pgoutput');
+SQL
+}
+
+# slot_pair_teardown NAME: drops what slot_pair_setup made.
+slot_pair_teardown() {
+  drop_slots "$1_ours" "$1_recv"
+  psql_q -c "DROP PUBLICATION IF EXISTS $1; DROP TABLE IF EXISTS public.$1" >/dev/null || true
+}

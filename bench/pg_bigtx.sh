@@ -16,21 +16,8 @@ bash dev/services up >/dev/null
 cargo build --quiet --release --example null_sink -p kappa-source
 READER="$KAPPA_ROOT/target/release/examples/null_sink"
 
-setup() { # columns
-  drop_slots bench_big_ours bench_big_recv
-  psql_q >/dev/null <<SQL
-DROP PUBLICATION IF EXISTS bench_big_pub;
-DROP TABLE IF EXISTS public.bench_bigtx;
-CREATE TABLE public.bench_bigtx ($1);
-CREATE PUBLICATION bench_big_pub FOR TABLE public.bench_bigtx;
-SELECT 'x' FROM pg_create_logical_replication_slot('bench_big_ours', 'pgoutput');
-SELECT 'x' FROM pg_create_logical_replication_slot('bench_big_recv', 'pgoutput');
-SQL
-}
-teardown() {
-  drop_slots bench_big_ours bench_big_recv
-  psql_q -c "DROP PUBLICATION IF EXISTS bench_big_pub; DROP TABLE IF EXISTS public.bench_bigtx" >/dev/null || true
-}
+setup() { slot_pair_setup bench_bigtx "$1"; }
+teardown() { slot_pair_teardown bench_bigtx; }
 trap teardown EXIT
 
 RESULT=$(mktemp)
@@ -40,11 +27,11 @@ measure() { # label rows start_lsn end_lsn
   local label="$1" rows="$2" start="$3" end="$4" t0 t1 recv_s recv_kb line ours_rows ours_s ours_kb wal_mb
   wal_mb=$(psql_q -c "SELECT round(('$end'::pg_lsn - '$start'::pg_lsn) / 1048576.0)")
   t0=$(date +%s.%N)
-  recv_kb=$( { /usr/bin/time -f '%M' pg_recvlogical -d "$PG_URL" --slot bench_big_recv --start --endpos "$end" \
-    -o proto_version=1 -o publication_names=bench_big_pub -f /dev/null; } 2>&1 | tail -n 1)
+  recv_kb=$( { /usr/bin/time -f '%M' pg_recvlogical -d "$PG_URL" --slot bench_bigtx_recv --start --endpos "$end" \
+    -o proto_version=1 -o publication_names=bench_bigtx -f /dev/null; } 2>&1 | tail -n 1)
   t1=$(date +%s.%N)
   recv_s=$(echo "$t1 - $t0" | bc -l)
-  line=$( { /usr/bin/time -f 'rss %M' "$READER" "$PG_URL" bench_big_ours bench_big_pub public.bench_bigtx "$end"; } 2>&1)
+  line=$( { /usr/bin/time -f 'rss %M' "$READER" "$PG_URL" bench_bigtx_ours bench_bigtx public.bench_bigtx "$end"; } 2>&1)
   read -r ours_rows ours_s <<<"$(grep -v '^rss ' <<<"$line" | tail -n 1)"
   ours_kb=$(sed -n 's/^rss //p' <<<"$line")
   [ "$ours_rows" = "$rows" ] || die "$label: kappa's reader decoded $ours_rows rows, expected $rows ($line)"

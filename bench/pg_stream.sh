@@ -16,31 +16,18 @@ bash dev/services up >/dev/null
 cargo build --quiet --release --example null_sink -p kappa-source
 READER="$KAPPA_ROOT/target/release/examples/null_sink"
 
-setup() {
-  drop_slots bench_ours bench_recv
-  psql_q >/dev/null <<SQL
-DROP PUBLICATION IF EXISTS bench_pub;
-DROP TABLE IF EXISTS public.bench_stream;
-CREATE TABLE public.bench_stream (id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamptz, flag boolean);
-CREATE PUBLICATION bench_pub FOR TABLE public.bench_stream;
-SELECT 'x' FROM pg_create_logical_replication_slot('bench_ours', 'pgoutput');
-SELECT 'x' FROM pg_create_logical_replication_slot('bench_recv', 'pgoutput');
-SQL
-}
-
-teardown() {
-  drop_slots bench_ours bench_recv
-}
+setup() { slot_pair_setup bench_stream "id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamptz, flag boolean"; }
+teardown() { slot_pair_teardown bench_stream; }
 trap teardown EXIT
 
 measure() { # label rows end_lsn
   local label="$1" rows="$2" end="$3" t0 t1 recv_s ours_line ours_rows ours_s
   t0=$(date +%s.%N)
-  pg_recvlogical -d "$PG_URL" --slot bench_recv --start --endpos "$end" \
-    -o proto_version=1 -o publication_names=bench_pub -f /dev/null
+  pg_recvlogical -d "$PG_URL" --slot bench_stream_recv --start --endpos "$end" \
+    -o proto_version=1 -o publication_names=bench_stream -f /dev/null
   t1=$(date +%s.%N)
   recv_s=$(echo "$t1 - $t0" | bc -l)
-  ours_line=$("$READER" "$PG_URL" bench_ours bench_pub public.bench_stream "$end")
+  ours_line=$("$READER" "$PG_URL" bench_stream_ours bench_stream public.bench_stream "$end")
   ours_rows=${ours_line% *}; ours_s=${ours_line#* }
   [ "$ours_rows" = "$rows" ] || die "$label: kappa's reader decoded $ours_rows rows, expected $rows"
   local recv_rate ours_rate ratio
@@ -65,4 +52,3 @@ END=$(psql_q -c "SELECT pg_current_wal_lsn()")
 measure "$TXNS single-row transactions" "$TXNS" "$END"
 
 record_results "Machine: $(nproc) cores, $(psql_q -c 'SELECT version()' | cut -d, -f1). Same WAL, two slots created at the same LSN, run back to back." "$(cat "$RESULT")"
-psql_q -c "DROP PUBLICATION IF EXISTS bench_pub; DROP TABLE IF EXISTS public.bench_stream" >/dev/null

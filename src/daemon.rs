@@ -165,6 +165,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut encoder = RecordEncoder::new(registry);
     let mut masking = config.masking()?;
     let prefix = config.kafka.topic_prefix.clone();
+    // Per table: its topic name and its produced-records counter, made once
+    // rather than for every record.
+    let mut topics: std::collections::HashMap<
+        kappa_schemas::TableName,
+        (String, metrics::Counter),
+    > = std::collections::HashMap::new();
     let produce_result: anyhow::Result<()> = async {
         while let Some(batch) = changes_rx.recv().await {
             for table in &batch.truncate {
@@ -175,14 +181,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let mut deliveries = Vec::with_capacity(batch.changes.len());
             for change in batch.changes {
                 let change = masking.apply(change)?;
-                let topic = table_topic(&prefix, &change.table().name);
-                let record = encoder.encode(&topic, &change).await?;
+                let name = &change.table().name;
+                if !topics.contains_key(name) {
+                    let topic = table_topic(&prefix, name);
+                    let produced =
+                        metrics::counter!("kappa_records_produced_total", "topic" => topic.clone());
+                    topics.insert(name.clone(), (topic, produced));
+                }
+                let Some((topic, produced)) = topics.get(name) else {
+                    unreachable!("inserted just above")
+                };
+                let record = encoder.encode(topic, &change).await?;
                 deliveries.push(
                     producer
-                        .send(&topic, &record.key, record.value.as_deref())
+                        .send(topic, &record.key, record.value.as_deref())
                         .await?,
                 );
-                metrics::counter!("kappa_records_produced_total", "topic" => topic).increment(1);
+                produced.increment(1);
             }
             if produced_tx
                 .send(Produced {

@@ -62,13 +62,16 @@ impl Masking {
         let Some(rules) = self.rules.get(&table.name) else {
             return Ok(change);
         };
-        let stale = self
-            .plans
-            .get(&table.name)
-            .is_none_or(|p| !Arc::ptr_eq(&p.source, &table) && *p.source != *table);
-        if stale {
-            let plan = plan(&table, rules)?;
-            self.plans.insert(table.name.clone(), plan);
+        match self.plans.get_mut(&table.name) {
+            Some(p) if Arc::ptr_eq(&p.source, &table) => {}
+            // The same shape under another pointer (a new Relation message,
+            // snapshot vs stream): keep the plan, remember the pointer, so
+            // the next change takes the cheap comparison.
+            Some(p) if *p.source == *table => p.source = table.clone(),
+            _ => {
+                let plan = plan(&table, rules)?;
+                self.plans.insert(table.name.clone(), plan);
+            }
         }
         let Some(plan) = self.plans.get(&table.name) else {
             unreachable!("planned just above")
@@ -136,7 +139,7 @@ fn hash(salt: &str, value: &Value) -> Value {
         other => hasher.update(other.to_string().as_bytes()),
     }
     let digest = hasher.finalize();
-    Value::Text(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Value::Text(format!("{digest:x}"))
 }
 
 /// One table's masking: the masked shape, and rows of the source shape

@@ -125,10 +125,12 @@ impl RecordDecoder {
         self.known.values().flatten()
     }
 
-    /// `Err` only for a registry that cannot be asked (not for an unknown id).
-    fn schema(&mut self, id: u32) -> Result<Option<StoredSchema>, String> {
-        if let Some(found) = self.known.get(&id) {
-            return Ok(found.clone());
+    /// Looks schema `id` up in the registry unless already known (then
+    /// `known[id]` is `None` for an id the registry does not have). `Err` only
+    /// for a registry that cannot be asked.
+    fn learn(&mut self, id: u32) -> Result<(), String> {
+        if self.known.contains_key(&id) {
+            return Ok(());
         }
         let fetched = match self.runtime.block_on(self.registry.schema(id)) {
             Ok((schema, text)) => Some(StoredSchema { id, schema, text }),
@@ -141,8 +143,8 @@ impl RecordDecoder {
                 None
             }
         };
-        self.known.insert(id, fetched.clone());
-        Ok(fetched)
+        self.known.insert(id, fetched);
+        Ok(())
     }
 
     /// Decodes one record. The outer `Err` is a registry failure (fatal for
@@ -191,7 +193,9 @@ impl RecordDecoder {
                 }))
             }
         };
-        let Some(writer) = self.schema(id)? else {
+        // Borrowed, not cloned: every record passes here, on every worker.
+        self.learn(id)?;
+        let Some(Some(writer)) = self.known.get(&id) else {
             return Ok(Err(InvalidRecord::UnknownSchema { part, id }));
         };
         let resolve = resolve && id != self.reader.id;

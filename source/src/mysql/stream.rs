@@ -393,13 +393,15 @@ impl Streamer {
         let schema = &table.schema;
         let key =
             |row: &Row| -> Row { schema.key_columns.iter().map(|&i| row[i].clone()).collect() };
+        let key_changed =
+            |old: &Row, new: &Row| schema.key_columns.iter().any(|&i| old[i] != new[i]);
         match (before, after) {
             (None, Some(row)) => self.pending.push(Change::Upsert {
                 table: schema.clone(),
                 row,
             }),
             (Some(old), Some(row)) => {
-                if key(&old) != key(&row) {
+                if key_changed(&old, &row) {
                     self.pending.push(Change::Delete {
                         table: schema.clone(),
                         key: key(&old),

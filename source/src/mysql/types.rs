@@ -224,8 +224,8 @@ pub fn convert(
     Ok(converted)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 /// Converts a whole row (one value per column of `table`, in order).

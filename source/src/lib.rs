@@ -6,6 +6,7 @@
 //! by the daemon in the offsets record and handed back at start. Readers
 //! know nothing about Kafka.
 
+pub mod calendar;
 pub mod durable;
 pub mod error;
 pub mod mysql;

@@ -404,30 +404,12 @@ fn decode_fast(
     })
 }
 
-/// Days from 1970-01-01 to a valid proleptic Gregorian date (what
-/// `chrono::NaiveDate` computes), `None` for anything else (the zero date,
-/// a zero month or day, February 30 under `ALLOW_INVALID_DATES`): those go
-/// through [`convert`], which maps or refuses them.
+/// Days from 1970-01-01 to a valid date, `None` for anything else (the
+/// zero date, a zero month or day, February 30 under
+/// `ALLOW_INVALID_DATES`): those go through [`convert`], which maps or
+/// refuses them.
 fn civil_days(y: u16, m: u8, d: u8) -> Option<i64> {
-    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
-    let len = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if d == 0 || d > len {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let (m, d) = (i64::from(m), i64::from(d));
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    crate::calendar::checked_days(i64::from(y), i64::from(m), i64::from(d))
 }
 
 /// Bytes of a group of `digits` (< 9) decimal digits in DECIMAL's binary form.

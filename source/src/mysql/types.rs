@@ -13,7 +13,6 @@
 use super::charset::{decode, Charset};
 pub use super::kind::{column_type, MysqlColumn, MysqlKind};
 use crate::error::SourceError;
-use chrono::NaiveDate;
 use kappa_schemas::value::parse_decimal;
 use kappa_schemas::{TableName, Value};
 use mysql_async::Value as My;
@@ -254,14 +253,14 @@ fn date_days(y: u16, m: u8, d: u8) -> Result<i32, String> {
     if (y, m, d) == (0, 0, 0) {
         return Ok(i32::MIN);
     }
-    let date = NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d)).ok_or_else(|| {
-        format!(
-            "{y:04}-{m:02}-{d:02} is not a date (a zero month or day): kappa maps only the whole zero date; \
-             fix the row or set sql_mode NO_ZERO_IN_DATE"
-        )
-    })?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("epoch")?;
-    i32::try_from((date - epoch).num_days()).map_err(|e| e.to_string())
+    let days = crate::calendar::checked_days(i64::from(y), i64::from(m), i64::from(d))
+        .ok_or_else(|| {
+            format!(
+                "{y:04}-{m:02}-{d:02} is not a date (a zero month or day): kappa maps only the whole zero date; \
+                 fix the row or set sql_mode NO_ZERO_IN_DATE"
+            )
+        })?;
+    i32::try_from(days).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! integer extremes, which is how PostgreSQL itself stores them; a finite value
 //! that would land on (or beyond) an extreme is refused, never clamped.
 
+use crate::calendar::{days_from_civil, days_in_month};
+
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
@@ -177,30 +179,6 @@ fn civil_days(text: &str, bc: bool) -> Result<i64, String> {
         return Err(format!("{text:?} is not a calendar date"));
     }
     Ok(days_from_civil(year, month, day))
-}
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to an astronomical-year proleptic Gregorian date
-/// (H. Hinnant's `days_from_civil`: 400-year eras of 146,097 days).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// `HH:MM:SS[.f…]` (up to six fractional digits) → microseconds.

@@ -1,6 +1,7 @@
 //! Which tables a connector captures: `tables` patterns minus
 //! `exclude_tables` patterns, the same rules for every source database.
 
+use crate::error::SourceError;
 use kappa_schemas::TableName;
 
 /// The names among `names` matching any of `patterns` and none of
@@ -67,4 +68,27 @@ mod tests {
         let chosen = select_tables(names, &["db.*".into()], &["db.tmp_*".into()]);
         assert_eq!(chosen, vec![TableName::new("db", "a")]);
     }
+}
+
+/// Checks the tables a source's patterns matched: every pattern without `*`
+/// names a table that exists, and something matched at all (`section` names
+/// the config section to fix, e.g. `[source.mysql]`).
+pub fn check_matched(
+    names: &[TableName],
+    patterns: &[String],
+    excluded: &[String],
+    section: &str,
+) -> Result<(), SourceError> {
+    for pattern in patterns {
+        if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
+            let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
+            return Err(SourceError::NoSuchTable { table });
+        }
+    }
+    if names.is_empty() {
+        return Err(SourceError::Setup(format!(
+            "no table matches {patterns:?} (minus {excluded:?}): check `tables` in {section}"
+        )));
+    }
+    Ok(())
 }

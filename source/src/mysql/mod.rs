@@ -147,18 +147,12 @@ impl MysqlSource {
         check_server(&mut conn).await?;
         let names =
             catalog::matching_tables(&mut conn, &config.tables, &config.exclude_tables).await?;
-        for pattern in &config.tables {
-            if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
-                let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
-                return Err(SourceError::NoSuchTable { table });
-            }
-        }
-        if names.is_empty() {
-            return Err(SourceError::Setup(format!(
-                "no table matches {:?} (minus {:?}): check `tables` in [source.mysql]",
-                config.tables, config.exclude_tables
-            )));
-        }
+        crate::table_filter::check_matched(
+            &names,
+            &config.tables,
+            &config.exclude_tables,
+            "[source.mysql]",
+        )?;
         let mut tables = Vec::with_capacity(names.len());
         for name in &names {
             tables.push(load_table(&mut conn, name).await?);

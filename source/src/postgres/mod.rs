@@ -138,18 +138,12 @@ impl PostgresSource {
         let client = connect(&config.url, config.password.as_deref()).await?;
         let names =
             catalog::matching_tables(&client, &config.tables, &config.exclude_tables).await?;
-        for pattern in &config.tables {
-            if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
-                let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
-                return Err(SourceError::NoSuchTable { table });
-            }
-        }
-        if names.is_empty() {
-            return Err(SourceError::Setup(format!(
-                "no table matches {:?} (minus {:?}): check `tables` in [source.postgres]",
-                config.tables, config.exclude_tables
-            )));
-        }
+        crate::table_filter::check_matched(
+            &names,
+            &config.tables,
+            &config.exclude_tables,
+            "[source.postgres]",
+        )?;
         let mut tables = Vec::with_capacity(names.len());
         for name in &names {
             match load_table(&client, name).await {

@@ -46,6 +46,29 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// Checks the tables a source's patterns matched: every pattern without `*`
+/// names a table that exists, and something matched at all (`section` names
+/// the config section to fix, e.g. `[source.mysql]`).
+pub fn check_matched(
+    names: &[TableName],
+    patterns: &[String],
+    excluded: &[String],
+    section: &str,
+) -> Result<(), SourceError> {
+    for pattern in patterns {
+        if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
+            let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
+            return Err(SourceError::NoSuchTable { table });
+        }
+    }
+    if names.is_empty() {
+        return Err(SourceError::Setup(format!(
+            "no table matches {patterns:?} (minus {excluded:?}): check `tables` in {section}"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,27 +91,4 @@ mod tests {
         let chosen = select_tables(names, &["db.*".into()], &["db.tmp_*".into()]);
         assert_eq!(chosen, vec![TableName::new("db", "a")]);
     }
-}
-
-/// Checks the tables a source's patterns matched: every pattern without `*`
-/// names a table that exists, and something matched at all (`section` names
-/// the config section to fix, e.g. `[source.mysql]`).
-pub fn check_matched(
-    names: &[TableName],
-    patterns: &[String],
-    excluded: &[String],
-    section: &str,
-) -> Result<(), SourceError> {
-    for pattern in patterns {
-        if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
-            let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
-            return Err(SourceError::NoSuchTable { table });
-        }
-    }
-    if names.is_empty() {
-        return Err(SourceError::Setup(format!(
-            "no table matches {patterns:?} (minus {excluded:?}): check `tables` in {section}"
-        )));
-    }
-    Ok(())
 }

@@ -229,8 +229,15 @@ async fn compare<S: OrderedSource>(
         Target::Postgres { url, table: name } => {
             let dir = scratch.join("rebuilt");
             std::fs::create_dir_all(&dir)?;
+            // As `kappa rebuild` connects to it: KAPPA_POSTGRES_PASSWORD; a
+            // PostgreSQL source's own password otherwise (never a MySQL one).
+            let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok().or_else(|| {
+                (!options.source_url.starts_with("mysql://"))
+                    .then(|| options.password.clone())
+                    .flatten()
+            });
             let mut rebuilt_table =
-                PostgresTable::open(url, options.password.as_deref(), name, &dir).await?;
+                PostgresTable::open(url, password.as_deref(), name, &dir).await?;
             rebuilt_table.begin_snapshot().await?;
             let rows = rebuilt::stream_table(rebuilt_table, table.clone());
             merge::merge(&mut source, rows, KEPT).await?

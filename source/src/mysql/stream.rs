@@ -99,6 +99,9 @@ pub struct Streamer {
     checksums: bool,
     /// Whether this session has seen its FORMAT_DESCRIPTION yet.
     described: bool,
+    /// Whether the last session opened its binlog stream (then the next
+    /// reconnect starts the backoff over).
+    opened: bool,
 }
 
 impl Streamer {
@@ -129,6 +132,7 @@ impl Streamer {
             side: None,
             checksums: true,
             described: false,
+            opened: false,
         }
     }
 
@@ -141,6 +145,11 @@ impl Streamer {
             match self.session().await? {
                 End::Stopped => return Ok(()),
                 End::Lost(reason) => {
+                    // A session that got its stream open starts the backoff
+                    // over, as the PostgreSQL reader does after reconnecting.
+                    if std::mem::take(&mut self.opened) {
+                        attempt = 0;
+                    }
                     let wait = backoff(attempt);
                     attempt += 1;
                     tracing::warn!(%reason, retry_in = ?wait, resume_from = %self.committed, "binlog connection lost; reconnecting");
@@ -194,6 +203,7 @@ impl Streamer {
             Ok(stream) => stream,
             Err(e) => return classify(e, &self.committed),
         };
+        self.opened = true;
         self.file = self.committed.file.clone();
         self.gtid = self.committed.gtid.clone();
         self.described = false;

@@ -249,21 +249,21 @@ async fn acknowledge(
     mut state: ConnectorState,
     slot: String,
 ) -> anyhow::Result<()> {
-    let store =
-        |state: &ConnectorState| -> anyhow::Result<Vec<u8>> { Ok(serde_json::to_vec(state)?) };
-    // A binlog position delivered but not yet stored, and when it was last stored.
-    let mut unstored = false;
-    let mut stored_at = Instant::now();
+    let mut offsets = OffsetsRecord {
+        producer,
+        topic: offsets_topic,
+        connector,
+        unstored: false,
+        stored_at: Instant::now(),
+    };
     loop {
-        let next = if unstored {
-            let wait = BINLOG_STORE_INTERVAL.saturating_sub(stored_at.elapsed());
+        let next = if offsets.unstored {
+            let wait = BINLOG_STORE_INTERVAL.saturating_sub(offsets.stored_at.elapsed());
             match tokio::time::timeout(wait, produced.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+                    offsets.store(&state).await?;
                     tracing::debug!(binlog = ?state.binlog, "stored binlog position");
-                    unstored = false;
-                    stored_at = Instant::now();
                     continue;
                 }
             }
@@ -286,50 +286,60 @@ async fn acknowledge(
                 tables,
                 resume_from,
             }) => {
-                for table in tables {
-                    if !state.snapshotted.contains(&table) {
-                        state.snapshotted.push(table);
-                    }
-                }
+                state.mark_snapshotted(tables);
                 state.slot = slot.clone();
                 state.snapshot_lsn = Some(resume_from.to_string());
-                let bytes = serde_json::to_vec(&state)?;
-                write_state(&producer, &offsets_topic, &connector, &bytes).await?;
+                offsets.store(&state).await?;
                 tracing::info!(tables = ?state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(), "initial snapshot delivered");
             }
             Some(Checkpoint::Binlog(position)) => {
                 state.binlog = Some(position);
-                unstored = true;
-                if stored_at.elapsed() >= BINLOG_STORE_INTERVAL {
-                    write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+                offsets.unstored = true;
+                if offsets.stored_at.elapsed() >= BINLOG_STORE_INTERVAL {
+                    offsets.store(&state).await?;
                     tracing::debug!(binlog = ?state.binlog, "stored binlog position");
-                    unstored = false;
-                    stored_at = Instant::now();
                 }
             }
             Some(Checkpoint::BinlogSnapshotComplete {
                 tables,
                 resume_from,
             }) => {
-                for table in tables {
-                    if !state.snapshotted.contains(&table) {
-                        state.snapshotted.push(table);
-                    }
-                }
+                state.mark_snapshotted(tables);
                 state.binlog = Some(resume_from);
-                write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
-                unstored = false;
-                stored_at = Instant::now();
+                offsets.store(&state).await?;
                 tracing::info!(tables = ?state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(), binlog = ?state.binlog, "initial snapshot delivered");
             }
             None => {}
         }
     }
-    if unstored {
-        write_state(&producer, &offsets_topic, &connector, &store(&state)?).await?;
+    if offsets.unstored {
+        offsets.store(&state).await?;
         tracing::info!(binlog = ?state.binlog, "stored the binlog position of the last delivered commit");
     }
     Ok(())
+}
+
+/// Where the connector's state goes, and whether the newest binlog position
+/// is in it yet (positions are stored at most every
+/// [`BINLOG_STORE_INTERVAL`], and at stop).
+struct OffsetsRecord {
+    producer: Producer,
+    topic: String,
+    connector: String,
+    /// A binlog position delivered but not yet stored.
+    unstored: bool,
+    stored_at: Instant,
+}
+
+impl OffsetsRecord {
+    /// Writes `state` as the connector's offsets record.
+    async fn store(&mut self, state: &ConnectorState) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(state)?;
+        write_state(&self.producer, &self.topic, &self.connector, &bytes).await?;
+        self.unstored = false;
+        self.stored_at = Instant::now();
+        Ok(())
+    }
 }
 
 /// Tombstones every key `topic` holds a row for. Waits until every record

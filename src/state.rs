@@ -19,3 +19,14 @@ pub struct ConnectorState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binlog: Option<BinlogPosition>,
 }
+
+impl ConnectorState {
+    /// Records that the initial snapshot of `tables` is in their topics.
+    pub fn mark_snapshotted(&mut self, tables: Vec<TableName>) {
+        for table in tables {
+            if !self.snapshotted.contains(&table) {
+                self.snapshotted.push(table);
+            }
+        }
+    }
+}

@@ -27,7 +27,7 @@ use kappa_sink::replay::{self, Bound, PartitionSink, ReplayPlan, ReplayProgress,
 use kappa_sink::resolve::{latest_schema, RecordDecoder, StoredSchema};
 use kappa_sink::KafkaConfig;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use std::time::Instant;
 use summary::Meta;
@@ -50,9 +50,9 @@ pub struct RebuildOptions {
     pub require_exact: bool,
 }
 
-fn workers(options: &RebuildOptions, plan: &ReplayPlan) -> usize {
-    if options.parallelism > 0 {
-        options.parallelism
+fn workers(parallelism: usize, plan: &ReplayPlan) -> usize {
+    if parallelism > 0 {
+        parallelism
     } else {
         plan.partitions.len().clamp(1, 8)
     }
@@ -111,7 +111,7 @@ pub async fn rebuild(
         let registry = registry.clone();
         let runtime = tokio::runtime::Handle::current();
         let reader = reader.clone();
-        let workers = workers(options, &plan);
+        let workers = workers(options.parallelism, &plan);
         let (skip_invalid, keep_bytes) = (
             options.skip_invalid,
             matches!(options.target, Target::Sqlite(_)),
@@ -164,7 +164,7 @@ pub async fn rebuild(
             return Err(writer_error.context(e.to_string()));
         }
         if let Target::Sqlite(path) = &options.target {
-            let _ = std::fs::remove_file(partial_path(path));
+            let _ = std::fs::remove_file(kappa_sink::table::partial_path(path));
         }
         return Err(e.into());
     }
@@ -200,7 +200,7 @@ pub async fn rebuild(
     {
         if let Target::Sqlite(path) = &options.target {
             drop(written);
-            let _ = std::fs::remove_file(partial_path(path));
+            let _ = std::fs::remove_file(kappa_sink::table::partial_path(path));
         }
         bail!(
             "--require-exact: {} records before the end offsets of {topic} are no longer in the topic \
@@ -267,12 +267,6 @@ pub async fn rebuild(
     })
 }
 
-fn partial_path(path: &Path) -> PathBuf {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    PathBuf::from(partial)
-}
-
 /// The baseline for the rebuild benchmark: the same parallel replay with
 /// the same consumers, counting records without decoding or writing them.
 pub async fn raw_read(
@@ -292,11 +286,7 @@ pub async fn raw_read(
     let (kafka, topic) = (kafka.clone(), topic.to_string());
     let records = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
         let plan = replay::plan(&kafka, &topic, &Bound::Latest)?;
-        let workers = if parallelism > 0 {
-            parallelism
-        } else {
-            plan.partitions.len().clamp(1, 8)
-        };
+        let workers = workers(parallelism, &plan);
         let progress = Arc::new(ReplayProgress::default());
         let (_, reads) = replay::run(&kafka, &plan, workers, &progress, || Count(0))?;
         Ok(reads.iter().map(|r| r.records).sum())

@@ -36,12 +36,17 @@ fn table_error(path: &Path) -> impl Fn(rusqlite::Error) -> SinkError + '_ {
     }
 }
 
+/// Where a rebuild of `path` is built before it replaces `path`.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    PathBuf::from(partial)
+}
+
 impl TableBuilder {
     /// Starts a fresh table that will replace `path` when finished.
     pub fn create(path: &Path) -> Result<Self, SinkError> {
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
+        let partial = partial_path(path);
         if partial.exists() {
             std::fs::remove_file(&partial).map_err(|e| SinkError::Table {
                 path: partial.display().to_string(),

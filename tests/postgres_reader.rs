@@ -319,6 +319,39 @@ async fn reconnects_when_the_replication_connection_drops() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_slot_held_by_another_connector_is_a_clear_error() {
+    let mut p = common::streaming_hundred_rows("kappa_held").await;
+    // A second process with the same config (so the same slot) waits for
+    // the slot to be released, then gives up naming the holder.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut second = common::daemon::Daemon::new(dir.path(), &p.config);
+    second.spawn();
+    let status = second.wait_exit();
+    let log = second.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!(
+            "replication slot {} is in use by server process",
+            p.name
+        )),
+        "{log}"
+    );
+    assert!(log.contains(&format!("kappa:{}", p.name)), "{log}");
+    assert!(
+        log.contains("give this connector its own `slot` name"),
+        "{log}"
+    );
+    // The first connector streams on, untouched.
+    p.assert_running();
+    let table = p.table.clone();
+    let lsn = p
+        .commit(&format!("INSERT INTO {table} VALUES (1000, 1)"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_slot_is_fatal_never_silently_recreated() {
     let mut p = Pipeline::new("kappa_vanish", "id int PRIMARY KEY").await;
     let table = p.table.clone();
@@ -326,6 +359,7 @@ async fn a_vanished_slot_is_fatal_never_silently_recreated() {
     p.start();
     p.wait_for_log("initial snapshot delivered").await;
     p.stop();
+    common::wait_slot_released(&p.client, &p.name).await;
     p.client
         .batch_execute(&format!("SELECT pg_drop_replication_slot('{}')", p.name))
         .await

@@ -314,6 +314,28 @@ url = "{registry}"
     }
 }
 
+/// Waits (up to 30 s) until no walsender holds `slot`: the server releases
+/// the slot of a killed connector only once it notices the dead connection,
+/// and a held slot can be neither dropped nor streamed from.
+pub async fn wait_slot_released(client: &tokio_postgres::Client, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let active = client
+            .query_opt(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|row| row.get::<_, bool>(0));
+        if !active {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Deletes what a pipeline made: its topic, slot, publication and table.
 /// A slot left behind would pin WAL and use up `max_replication_slots`; a
 /// topic left behind would slow the broker's compaction passes.
@@ -322,6 +344,7 @@ async fn remove(name: String, table: String, topic: String) {
     let url = pg_url();
     if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
         tokio::spawn(connection);
+        wait_slot_released(&client, &name).await;
         let _ = client
             .batch_execute(&format!(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{name}' AND NOT active;

@@ -281,6 +281,8 @@ impl PostgresSource {
             }
             Some(info) => {
                 setup::check_slot(&config.slot, &info, &database)?;
+                setup::wait_slot_released(&client, &config.slot, setup::SLOT_RELEASE_TIMEOUT)
+                    .await?;
                 if !pending.is_empty() {
                     let from = info.confirmed_flush.unwrap_or_default();
                     tracing::info!(slot = %config.slot, resume_from = %from, "snapshot of tables not yet in their topics, overlapping the slot's retained changes");

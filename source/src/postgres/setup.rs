@@ -154,6 +154,52 @@ pub fn check_slot(slot: &str, info: &SlotInfo, database: &str) -> Result<(), Sou
     Ok(())
 }
 
+/// How long a slot may stay held by another process before start gives up.
+/// A connector killed a moment ago keeps its slot until PostgreSQL notices
+/// the dead connection (usually within a second).
+pub const SLOT_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until no other process streams from `slot`: START_REPLICATION on a
+/// slot held elsewhere fails, and the usual holder is this connector's own
+/// previous process, killed and not yet reaped by the server. A holder that
+/// stays is a second connector with the same slot: a clear error, naming it.
+pub async fn wait_slot_released(
+    client: &Client,
+    slot: &str,
+    timeout: std::time::Duration,
+) -> Result<(), SourceError> {
+    let started = std::time::Instant::now();
+    let mut warned = false;
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT active_pid, (SELECT application_name FROM pg_stat_activity a WHERE a.pid = s.active_pid)
+                 FROM pg_replication_slots s WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(query_error(format!("looking up replication slot {slot}")))?;
+        let Some((pid, holder)) = row.and_then(|r| {
+            r.get::<_, Option<i32>>(0)
+                .map(|pid| (pid, r.get::<_, Option<String>>(1)))
+        }) else {
+            return Ok(());
+        };
+        let holder = holder.unwrap_or_default();
+        if started.elapsed() >= timeout {
+            return Err(SourceError::Setup(format!(
+                "replication slot {slot} is in use by server process {pid} (application_name {holder:?})                  and was not released within {}s: another connector streams from it. Stop that one, or give                  this connector its own `slot` name; to end the session: SELECT pg_terminate_backend({pid})",
+                timeout.as_secs()
+            )));
+        }
+        if !warned {
+            tracing::warn!(%slot, pid, %holder, "replication slot is in use; waiting for it to be released");
+            warned = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// How many bytes of WAL the slot holds back: `pg_current_wal_lsn()` minus
 /// its confirmed position. `None` when the slot does not exist.
 pub async fn slot_lag_bytes(client: &Client, slot: &str) -> Result<Option<i64>, SourceError> {

@@ -166,6 +166,11 @@ enum Command {
         /// How long to wait for the connector to confirm the snapshot point.
         #[arg(long, default_value_t = 30)]
         lag_timeout: u64,
+        /// Seconds the slot's confirmed position must stand still, with the
+        /// server past the snapshot point, to count the connector as idle
+        /// (nothing of the table pending) rather than lagging.
+        #[arg(long, default_value_t = 2)]
+        idle_after: u64,
         /// Count and skip invalid records while rebuilding (see rebuild).
         #[arg(long)]
         skip_invalid: bool,
@@ -288,6 +293,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             format,
             slot,
             lag_timeout,
+            idle_after,
             skip_invalid,
             services,
         } => {
@@ -336,7 +342,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 rebuilt: rebuilt.as_deref().map(rebuild::parse_target).transpose()?,
                 show,
                 slot,
-                lag_timeout: std::time::Duration::from_secs(lag_timeout),
+                connector_wait: verify::ConnectorWait {
+                    timeout: std::time::Duration::from_secs(lag_timeout),
+                    idle_after: std::time::Duration::from_secs(idle_after),
+                },
                 skip_invalid,
                 masking,
             };

@@ -40,8 +40,8 @@ use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use mysql_source::MysqlOrdered;
 use serde::Serialize;
+pub use source::ConnectorWait;
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
-use std::time::Duration;
 
 /// Differences kept in full (for detail and re-checks); past this they are
 /// only counted.
@@ -106,7 +106,8 @@ pub struct VerifyOptions {
     pub show: usize,
     /// The connector's replication slot, when it may be streaming.
     pub slot: Option<String>,
-    pub lag_timeout: Duration,
+    /// How long to wait for the connector at `slot`.
+    pub connector_wait: ConnectorWait,
     pub skip_invalid: bool,
     /// The connector's masking rules (from its config): source rows are
     /// masked the same way before comparing.
@@ -189,7 +190,11 @@ async fn compare<S: OrderedSource>(
 ) -> anyhow::Result<VerifyReport> {
     source.begin_snapshot().await?;
     let connector = match &options.slot {
-        Some(slot) => Some(source.wait_for_connector(slot, options.lag_timeout).await?),
+        Some(slot) => Some(
+            source
+                .wait_for_connector(slot, options.connector_wait)
+                .await?,
+        ),
         None => None,
     };
     let (rebuilt, rebuilt_to) = match &options.rebuilt {

@@ -191,7 +191,19 @@ async fn verify_while_streaming_reports_lag_instead_of_differences() {
             }
         })
     };
-    let output = verify(&p, &["--slot", &p.name]);
+    // Generous waits: on a loaded machine the broker may pause its
+    // acknowledgements for seconds, which must not read as an idle connector.
+    let output = verify(
+        &p,
+        &[
+            "--slot",
+            &p.name,
+            "--lag-timeout",
+            "120",
+            "--idle-after",
+            "60",
+        ],
+    );
     let all = text(&output);
     writer.await.unwrap();
     assert!(output.status.success(), "{all}");

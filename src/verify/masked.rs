@@ -13,7 +13,7 @@
 //! Rows cannot be looked up by a hashed key, so re-checking differences
 //! against the current rows (`--slot`) is refused for such tables.
 
-use super::source::{ConnectorPosition, OrderedRow, OrderedSource, CHUNK};
+use super::source::{ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK};
 use anyhow::{bail, Context};
 use kappa_schemas::avro::{encode_row, TableAvro};
 use kappa_schemas::mask::TableMask;
@@ -22,7 +22,6 @@ use kappa_sink::datum::DatumPlan;
 use kappa_sink::order_key::encode_key;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Masked rows spilled to sort them by their masked order key.
 struct Spilled {
@@ -116,9 +115,9 @@ impl<S: OrderedSource> OrderedSource for Masked<S> {
     async fn wait_for_connector(
         &self,
         connector: &str,
-        timeout: Duration,
+        wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition> {
-        self.inner.wait_for_connector(connector, timeout).await
+        self.inner.wait_for_connector(connector, wait).await
     }
 
     async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<OrderedRow>>> {

@@ -8,7 +8,7 @@
 //! enum, set) are read whole and sorted by order key in memory: memory grows
 //! with such a table (a scratch-file spill as for PostgreSQL is not done yet).
 
-use super::source::{ConnectorPosition, OrderedRow, OrderedSource, CHUNK};
+use super::source::{ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK};
 use anyhow::{bail, Context};
 use kappa_schemas::{ColumnType, Row, TableName, TableSchema, Value};
 use kappa_sink::order_key::encode_key;
@@ -19,7 +19,6 @@ use kappa_source::mysql::{connect, quote_ident, quote_table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A MySQL/MariaDB table read for `verify`.
 pub struct MysqlOrdered {
@@ -140,7 +139,7 @@ impl OrderedSource for MysqlOrdered {
     async fn wait_for_connector(
         &self,
         _connector: &str,
-        _timeout: Duration,
+        _wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition> {
         bail!("waiting for a connector position is PostgreSQL-only")
     }

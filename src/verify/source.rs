@@ -33,9 +33,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, CopyOutStream};
 
-/// How long a connector's confirmed position must stand still, with the
-/// source past the snapshot point, to count as idle rather than lagging.
-pub const IDLE_AFTER: Duration = Duration::from_secs(2);
+/// How long `verify --slot` waits for the connector, and when it calls a
+/// connector idle rather than lagging.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectorWait {
+    /// Give up (and report lag) after this long.
+    pub timeout: Duration,
+    /// How long the connector's confirmed position must stand still, with the
+    /// source past the snapshot point, to count as idle: long enough that a
+    /// broker pausing its acknowledgements is not taken for idleness.
+    pub idle_after: Duration,
+}
 
 /// Rows per chunk handed to the merge.
 pub const CHUNK: usize = 5000;
@@ -55,7 +63,7 @@ pub struct ConnectorPosition {
     pub caught_up: bool,
     /// Not confirmed past the snapshot point, but with nothing in flight:
     /// the source has sent past the point and the connector's confirmed
-    /// position has not moved for [`IDLE_AFTER`].
+    /// position has not moved for [`ConnectorWait::idle_after`].
     pub idle: bool,
     pub waited_seconds: f64,
 }
@@ -67,12 +75,12 @@ pub trait OrderedSource {
     fn schema(&self) -> &Arc<TableSchema>;
     /// Opens the consistent snapshot every later read sees.
     async fn begin_snapshot(&mut self) -> anyhow::Result<()>;
-    /// Waits (up to `timeout`) until the connector named `connector` has
-    /// confirmed everything in the snapshot.
+    /// Waits (up to `wait.timeout`) until the connector named `connector`
+    /// has confirmed everything in the snapshot.
     async fn wait_for_connector(
         &self,
         connector: &str,
-        timeout: Duration,
+        wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition>;
     /// The next rows of the snapshot, in strictly ascending order-key order;
     /// `None` at the end.
@@ -266,7 +274,7 @@ impl OrderedSource for PostgresTable {
     async fn wait_for_connector(
         &self,
         slot: &str,
-        timeout: Duration,
+        wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition> {
         let Some(snapshot) = self.snapshot_lsn else {
             bail!("wait_for_connector before begin_snapshot");
@@ -307,8 +315,8 @@ impl OrderedSource for PostgresTable {
             last_change = Some((confirmed.clone(), stable_since));
             let idle = !caught_up
                 && lsn(&sent)?.is_some_and(|s| s >= snapshot)
-                && stable_since.elapsed() >= IDLE_AFTER;
-            if caught_up || idle || started.elapsed() >= timeout {
+                && stable_since.elapsed() >= wait.idle_after;
+            if caught_up || idle || started.elapsed() >= wait.timeout {
                 return Ok(ConnectorPosition {
                     snapshot: snapshot.to_string(),
                     confirmed,

@@ -125,13 +125,35 @@ struct SecondConnector {
     child: Child,
 }
 
+/// A test that panics must not leave its connector running (and its slot
+/// active) under the test binaries that run after it.
+impl Drop for SecondConnector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl SecondConnector {
     fn start(p: &Pipeline, suffix: &str, partitions: i32) -> Self {
         let name = format!("{}_{suffix}", p.name);
         let config = std::fs::read_to_string(&p.config)
             .expect("config")
-            .replace(&format!("\"{}\"", p.name), &format!("\"{name}\""))
-            .replace("partitions = 1", &format!("partitions = {partitions}"));
+            .replace(&format!("\"{}\"", p.name), &format!("\"{name}\""));
+        // Whatever partition count the pipeline's own connector was given.
+        let config: String = config
+            .lines()
+            .map(
+                |line| match line.trim_start().starts_with("partitions = ") {
+                    true => format!("partitions = {partitions}\n"),
+                    false => format!("{line}\n"),
+                },
+            )
+            .collect();
+        assert!(
+            config.contains(&format!("partitions = {partitions}\n")),
+            "the config sets the partition count: {config}"
+        );
         let path = p.dir.path().join(format!("{suffix}.toml"));
         std::fs::write(&path, config).expect("write config");
         let log = std::fs::File::create(p.dir.path().join(format!("{suffix}.log"))).expect("log");
@@ -276,11 +298,18 @@ async fn parallel_four_partition_rebuild_equals_single_partition_rebuild() {
         &format!("{}?table={four}", pg_url()),
         &["--parallelism", "4"],
     ));
-    assert_ok(&rebuild(
+    let output = rebuild(
         &single.topic,
         &format!("{}?table={one}", pg_url()),
-        &[],
-    ));
+        &["--format", "json"],
+    );
+    assert_ok(&output);
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json summary");
+    assert_eq!(
+        summary["partitions"].as_array().map(Vec::len),
+        Some(1),
+        "the second connector writes one partition: {summary}"
+    );
     assert_eq!(except_both_ways(&p, &four, &one).await, 0);
     assert_eq!(except_both_ways(&p, &four, &table).await, 0);
     single.stop(&p).await;

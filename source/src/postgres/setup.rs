@@ -188,7 +188,7 @@ pub async fn wait_slot_released(
         let holder = holder.unwrap_or_default();
         if started.elapsed() >= timeout {
             return Err(SourceError::Setup(format!(
-                "replication slot {slot} is in use by server process {pid} (application_name {holder:?})                  and was not released within {}s: another connector streams from it. Stop that one, or give                  this connector its own `slot` name; to end the session: SELECT pg_terminate_backend({pid})",
+                "replication slot {slot} is in use by server process {pid} (application_name {holder:?}) and was not released within {}s: another connector streams from it. Stop that one, or give this connector its own `slot` name; to end the session: SELECT pg_terminate_backend({pid})",
                 timeout.as_secs()
             )));
         }

@@ -104,6 +104,7 @@ pub async fn rebuild(
         plan.span(),
         progress.clone(),
         done_rx,
+        progress::Display::for_stderr(),
     ));
     let replayed = {
         let kafka = kafka.clone();

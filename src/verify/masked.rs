@@ -13,29 +13,22 @@
 //! Rows cannot be looked up by a hashed key, so re-checking differences
 //! against the current rows (`--slot`) is refused for such tables.
 
-use super::source::{ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK};
-use anyhow::{bail, Context};
-use kappa_schemas::avro::{encode_row, TableAvro};
+use super::source::{ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource};
+use super::spill::SpillSort;
+use anyhow::bail;
 use kappa_schemas::mask::TableMask;
 use kappa_schemas::{Row, TableSchema, Value};
-use kappa_sink::datum::DatumPlan;
 use kappa_sink::order_key::encode_key;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Masked rows spilled to sort them by their masked order key.
-struct Spilled {
-    scratch: rusqlite::Connection,
-    plan: DatumPlan,
-    after: Option<Vec<u8>>,
-}
 
 /// A source whose rows come out masked.
 pub struct Masked<S> {
     inner: S,
     mask: TableMask,
     spill_path: PathBuf,
-    spilled: Option<Spilled>,
+    /// Masked rows sorted by their masked order key (hashed keys only).
+    spilled: Option<SpillSort>,
 }
 
 impl<S: OrderedSource> Masked<S> {
@@ -60,46 +53,15 @@ impl<S: OrderedSource> Masked<S> {
     }
 
     /// Reads the whole masked snapshot into the scratch file.
-    async fn spill(&mut self) -> anyhow::Result<Spilled> {
+    async fn spill(&mut self) -> anyhow::Result<SpillSort> {
         let table = self.mask.schema().clone();
-        let avro = TableAvro::new(&table, "kappa.verify").context("masked table shape")?;
-        let Some(plan) = DatumPlan::new(&avro.value_schema, None) else {
-            bail!(
-                "table {}: its masked shape has a type verify cannot spill",
-                table.name
-            );
-        };
-        let _ = std::fs::remove_file(&self.spill_path);
-        let scratch = rusqlite::Connection::open(&self.spill_path)?;
-        scratch.execute_batch(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE spill (ord BLOB PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID; BEGIN;",
-        )?;
-        let mut count = 0u64;
+        let mut spill = SpillSort::create(&self.spill_path, &table)?;
         while let Some(chunk) = self.inner.next_chunk().await? {
-            let mut insert =
-                scratch.prepare_cached("INSERT INTO spill (ord, row) VALUES (?1, ?2)")?;
-            for row in chunk {
-                let (ord, row) = self.masked(row);
-                let datum = encode_row(&table, &avro, &row)?;
-                insert
-                    .execute(rusqlite::params![ord, datum])
-                    .with_context(|| {
-                        format!(
-                            "table {}: two rows share one hashed key (a hash collision?)",
-                            table.name
-                        )
-                    })?;
-                count += 1;
-            }
+            spill.push(chunk.into_iter().map(|row| self.masked(row)))?;
         }
-        scratch.execute_batch("COMMIT;")?;
+        let count = spill.finish()?;
         tracing::info!(table = %table.name, rows = count, "masked source rows spilled to sort by the hashed key");
-        Ok(Spilled {
-            scratch,
-            plan,
-            after: None,
-        })
+        Ok(spill)
     }
 }
 
@@ -131,33 +93,10 @@ impl<S: OrderedSource> OrderedSource for Masked<S> {
         if self.spilled.is_none() {
             self.spilled = Some(self.spill().await?);
         }
-        let Some(Spilled {
-            scratch,
-            plan,
-            after,
-        }) = self.spilled.as_mut()
-        else {
-            return Ok(None);
-        };
-        let mut statement = scratch.prepare_cached(
-            "SELECT ord, row FROM spill WHERE ?1 IS NULL OR ord > ?1 ORDER BY ord LIMIT ?2",
-        )?;
-        let page: Vec<(Vec<u8>, Vec<u8>)> = statement
-            .query_map(rusqlite::params![&*after, CHUNK as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        match page.last() {
-            None => return Ok(None),
-            Some((ord, _)) => *after = Some(ord.clone()),
+        match self.spilled.as_mut() {
+            Some(spill) => spill.next_chunk(),
+            None => Ok(None),
         }
-        page.into_iter()
-            .map(|(ord, datum)| {
-                let row: Row = plan.decode(&datum).map_err(anyhow::Error::msg)?;
-                Ok((ord, row))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map(Some)
     }
 
     async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {

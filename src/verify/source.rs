@@ -11,12 +11,13 @@
 //! from an ordered `COPY` (PostgreSQL can walk the primary-key index for the
 //! non-text types). Key types whose database order differs (blank-padded
 //! `char(n)`, unconstrained `numeric` kept as text, jsonb, types carried as
-//! text) are spilled instead: every row's order key and COPY line go into a
-//! scratch SQLite file, read back in order-key order — disk, not memory,
+//! text) are spilled instead: every row goes into a scratch SQLite file
+//! keyed by its order key ([`super::spill`]), read back in order-key order — disk, not memory,
 //! grows with the table. Either way the merge checks that order keys
 //! strictly increase and stops with an error rather than report false
 //! differences if they do not.
 
+use super::spill::SpillSort;
 use anyhow::{bail, Context};
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
@@ -103,10 +104,7 @@ fn database_orders(column: &kappa_schemas::Column) -> bool {
 
 enum Rows {
     Ordered(CopyLines),
-    Spilled {
-        scratch: rusqlite::Connection,
-        after: Option<Vec<u8>>,
-    },
+    Spilled(Box<SpillSort>),
 }
 
 /// A PostgreSQL table.
@@ -223,27 +221,19 @@ impl PostgresTable {
     }
 
     /// Reads the whole snapshot once into the scratch file, keyed by order key.
-    async fn spill(&mut self) -> anyhow::Result<rusqlite::Connection> {
-        let _ = std::fs::remove_file(&self.spill_path);
-        let scratch = rusqlite::Connection::open(&self.spill_path)?;
-        scratch.execute_batch(
-            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE spill (ord BLOB PRIMARY KEY, line BLOB NOT NULL); BEGIN;",
-        )?;
+    async fn spill(&mut self) -> anyhow::Result<SpillSort> {
+        let mut spill = SpillSort::create(&self.spill_path, &self.table)?;
         let mut lines = CopyLines::start(&self.snapshot, &self.copy_sql(false)).await?;
-        let mut count = 0u64;
         while let Some(chunk) = lines.next_lines(CHUNK).await? {
-            let mut insert =
-                scratch.prepare_cached("INSERT INTO spill (ord, line) VALUES (?1, ?2)")?;
-            for line in chunk {
-                let (ord, _) = self.parse_line(&line)?;
-                insert.execute(rusqlite::params![ord, line.as_ref()])?;
-                count += 1;
-            }
+            let rows = chunk
+                .iter()
+                .map(|line| self.parse_line(line))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            spill.push(rows)?;
         }
-        scratch.execute_batch("COMMIT;")?;
+        let count = spill.finish()?;
         tracing::info!(table = %self.table.name, rows = count, "source rows spilled to sort by the order key");
-        Ok(scratch)
+        Ok(spill)
     }
 }
 
@@ -335,32 +325,15 @@ impl OrderedSource for PostgresTable {
             self.rows = Some(if ordered {
                 Rows::Ordered(CopyLines::start(&self.snapshot, &self.copy_sql(true)).await?)
             } else {
-                Rows::Spilled {
-                    scratch: self.spill().await?,
-                    after: None,
-                }
+                Rows::Spilled(Box::new(self.spill().await?))
             });
         }
-        let lines: Vec<Vec<u8>> = match self.rows.as_mut() {
+        let lines = match self.rows.as_mut() {
             Some(Rows::Ordered(copy)) => match copy.next_lines(CHUNK).await? {
-                Some(lines) => lines.into_iter().map(|l| l.to_vec()).collect(),
+                Some(lines) => lines,
                 None => return Ok(None),
             },
-            Some(Rows::Spilled { scratch, after }) => {
-                let mut statement = scratch.prepare_cached(
-                    "SELECT ord, line FROM spill WHERE ?1 IS NULL OR ord > ?1 ORDER BY ord LIMIT ?2",
-                )?;
-                let page: Vec<(Vec<u8>, Vec<u8>)> = statement
-                    .query_map(rusqlite::params![&*after, CHUNK as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                match page.last() {
-                    None => return Ok(None),
-                    Some((ord, _)) => *after = Some(ord.clone()),
-                }
-                page.into_iter().map(|(_, line)| line).collect()
-            }
+            Some(Rows::Spilled(spill)) => return spill.next_chunk(),
             None => return Ok(None),
         };
         lines

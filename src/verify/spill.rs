@@ -1,0 +1,107 @@
+//! Sorting source rows by order key on disk, for sources whose own order is
+//! not the order-key order (PostgreSQL keys the database orders differently,
+//! MySQL keys ordered by a collation, hashed keys). The merge needs rows in
+//! ascending order-key order; a scratch SQLite file keyed by the order key
+//! gives that order with disk, not memory, growing with the table.
+
+use super::source::{OrderedRow, CHUNK};
+use anyhow::Context;
+use kappa_schemas::avro::{encode_row, TableAvro};
+use kappa_schemas::decode::decode_record;
+use kappa_schemas::{Row, TableSchema};
+use kappa_sink::datum::DatumPlan;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Order key → row, on disk, read back in order-key order a page at a time.
+/// Rows are stored as Avro datums of the table's own shape.
+pub struct SpillSort {
+    scratch: rusqlite::Connection,
+    table: Arc<TableSchema>,
+    avro: TableAvro,
+    /// The fast decoder, when it handles every column of the shape.
+    plan: Option<DatumPlan>,
+    /// The last order key handed out (keyset paging).
+    after: Option<Vec<u8>>,
+    rows: u64,
+}
+
+impl SpillSort {
+    /// A new, empty scratch file at `path` (an older one is replaced).
+    pub fn create(path: &Path, table: &Arc<TableSchema>) -> anyhow::Result<Self> {
+        let avro = TableAvro::new(table, "kappa.verify")
+            .with_context(|| format!("table {}: the shape of its rows", table.name))?;
+        let plan = DatumPlan::new(&avro.value_schema, None);
+        let _ = std::fs::remove_file(path);
+        let scratch = rusqlite::Connection::open(path)
+            .with_context(|| format!("opening the scratch file {}", path.display()))?;
+        scratch.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             CREATE TABLE spill (ord BLOB PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID; BEGIN;",
+        )?;
+        Ok(Self {
+            scratch,
+            table: table.clone(),
+            avro,
+            plan,
+            after: None,
+            rows: 0,
+        })
+    }
+
+    /// Adds rows. Two rows with one order key are an error: the key is the
+    /// table's identity, so that means a hash collision or a broken key.
+    pub fn push(&mut self, rows: impl IntoIterator<Item = OrderedRow>) -> anyhow::Result<()> {
+        let mut insert = self
+            .scratch
+            .prepare_cached("INSERT INTO spill (ord, row) VALUES (?1, ?2)")?;
+        for (ord, row) in rows {
+            let datum = encode_row(&self.table, &self.avro, &row)?;
+            insert.execute(rusqlite::params![ord, datum]).with_context(|| {
+                format!(
+                    "table {}: two rows share one order key (a hashed key colliding, or a key that is not unique)",
+                    self.table.name
+                )
+            })?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the filling; returns how many rows were spilled.
+    pub fn finish(&mut self) -> anyhow::Result<u64> {
+        self.scratch.execute_batch("COMMIT;")?;
+        Ok(self.rows)
+    }
+
+    /// The next page of rows in ascending order-key order; `None` at the end.
+    pub fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<OrderedRow>>> {
+        let mut statement = self.scratch.prepare_cached(
+            "SELECT ord, row FROM spill WHERE ?1 IS NULL OR ord > ?1 ORDER BY ord LIMIT ?2",
+        )?;
+        let page: Vec<(Vec<u8>, Vec<u8>)> = statement
+            .query_map(rusqlite::params![&self.after, CHUNK as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        drop(statement);
+        match page.last() {
+            None => return Ok(None),
+            Some((ord, _)) => self.after = Some(ord.clone()),
+        }
+        page.into_iter()
+            .map(|(ord, datum)| Ok((ord, self.decode(&datum)?)))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn decode(&self, datum: &[u8]) -> anyhow::Result<Row> {
+        match &self.plan {
+            Some(plan) => plan.decode(datum).map_err(anyhow::Error::msg),
+            None => Ok(decode_record(&self.avro.value_schema, datum, 0)?
+                .into_iter()
+                .map(|(_, value)| value)
+                .collect()),
+        }
+    }
+}

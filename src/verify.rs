@@ -29,6 +29,7 @@ mod merge;
 mod mysql_source;
 mod rebuilt;
 mod source;
+mod spill;
 
 use crate::rebuild::{self, RebuildOptions, Target};
 use anyhow::bail;

@@ -158,17 +158,25 @@ enum Command {
         show: usize,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
-        /// The connector's replication slot, when it may be streaming:
-        /// verify waits until the slot confirms the source snapshot point and
-        /// reports differences caused by lag separately.
-        #[arg(long)]
+        /// PostgreSQL: the connector's replication slot, when it may be
+        /// streaming: verify waits until the slot confirms the source
+        /// snapshot point and reports differences caused by lag separately.
+        #[arg(long, conflicts_with = "wait_for_connector")]
         slot: Option<String>,
+        /// The connector of --config may be streaming: wait until it has
+        /// confirmed the source snapshot point and report differences caused
+        /// by lag separately. PostgreSQL: the config's slot (as --slot).
+        /// MySQL/MariaDB: the binlog position in the connector's offsets
+        /// record (key: the config's name, topic: [kafka] offsets_topic).
+        #[arg(long, requires = "config")]
+        wait_for_connector: bool,
         /// How long to wait for the connector to confirm the snapshot point.
         #[arg(long, default_value_t = 30)]
         lag_timeout: u64,
-        /// Seconds the slot's confirmed position must stand still, with the
-        /// server past the snapshot point, to count the connector as idle
-        /// (nothing of the table pending) rather than lagging.
+        /// PostgreSQL: seconds the slot's confirmed position must stand
+        /// still, with the server past the snapshot point, to count the
+        /// connector as idle (nothing of the table pending) rather than
+        /// lagging. (MySQL needs no such wait: its idleness is exact.)
         #[arg(long, default_value_t = 2)]
         idle_after: u64,
         /// Count and skip invalid records while rebuilding (see rebuild).
@@ -292,6 +300,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             show,
             format,
             slot,
+            wait_for_connector,
             lag_timeout,
             idle_after,
             skip_invalid,
@@ -334,6 +343,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ),
             };
             let masking = config.as_ref().map(config::Config::masking).transpose()?;
+            let connector = match (slot, wait_for_connector, &config) {
+                (Some(slot), _, _) => Some(verify::Connector::Slot(slot)),
+                (None, true, Some(config)) => Some(match config.source_kind()? {
+                    config::SourceKind::Postgres(_) => {
+                        verify::Connector::Slot(config.postgres()?.slot)
+                    }
+                    config::SourceKind::Mysql(_) => verify::Connector::Offsets {
+                        kafka: services.kafka(Some(config)),
+                        topic: config.kafka.offsets_topic.clone(),
+                        name: config.name.clone(),
+                    },
+                }),
+                (None, true, None) => anyhow::bail!(
+                    "--wait-for-connector takes the connector from its config: add --config kappa.toml"
+                ),
+                (None, false, _) => None,
+            };
             let options = verify::VerifyOptions {
                 topic,
                 source_url,
@@ -341,7 +367,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 table,
                 rebuilt: rebuilt.as_deref().map(rebuild::parse_target).transpose()?,
                 show,
-                slot,
+                connector,
                 connector_wait: verify::ConnectorWait {
                     timeout: std::time::Duration::from_secs(lag_timeout),
                     idle_after: std::time::Duration::from_secs(idle_after),

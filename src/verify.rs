@@ -4,25 +4,38 @@
 //! and are merge-compared (see [`merge`] and [`source`]).
 //!
 //! ## Verifying while the connector streams
-//! With `--slot`, verify takes the source snapshot first and notes its WAL
-//! position S, then waits (up to `--lag-timeout`) until the connector's slot
-//! has confirmed S — every change the snapshot shows is then acknowledged
-//! in the topic — and only then fixes the topic's end offsets and rebuilds.
-//! The topic may hold changes newer than S, and a lagging connector may not
-//! have delivered all of them, so each difference found is re-checked
-//! against the row as committed *now*: a key whose row changed after the
-//! snapshot is "in flight" (the rebuilt row is newer or older than the
-//! snapshot because of timing, not loss) and is not counted; a difference on
-//! a key unchanged since the snapshot is real if the connector had confirmed
-//! S, and "lag" if it had not. Without `--slot` the connector is assumed
+//! With a connector to wait for (`--slot SLOT` for PostgreSQL,
+//! `--wait-for-connector` with the connector's `--config` for either source),
+//! verify takes the source snapshot first and notes its source position S,
+//! then waits (up to `--lag-timeout`) until the connector has confirmed S —
+//! every change the snapshot shows is then acknowledged in the topic — and
+//! only then fixes the topic's end offsets and rebuilds. The topic may hold
+//! changes newer than S, and a lagging connector may not have delivered all
+//! of them, so each difference found is re-checked against the row as
+//! committed *now*: a key whose row changed after the snapshot is "in
+//! flight" (the rebuilt row is newer or older than the snapshot because of
+//! timing, not loss) and is not counted; a difference on a key unchanged
+//! since the snapshot is real if the connector had confirmed S, and "lag" if
+//! it had not. Without a connector to wait for, the connector is assumed
 //! stopped, and every difference counts.
 //!
-//! The PostgreSQL reader confirms only commits of captured tables, so an
-//! idle connector's slot stays behind S although nothing is pending. Verify
-//! treats the connector as idle (like caught up) when the walsender has sent
-//! past S (`pg_stat_replication.sent_lsn`) and the slot's confirmed position
-//! has not moved for two seconds — a heuristic: a delivery stuck for longer
-//! would be reported as a difference, and a re-run tells.
+//! **PostgreSQL**: S is the WAL position read in the snapshot's first
+//! statement; the connector has confirmed S when its slot's
+//! `confirmed_flush_lsn` ≥ S. The PostgreSQL reader confirms only commits of
+//! captured tables, so an idle connector's slot stays behind S although
+//! nothing is pending. Verify treats the connector as idle (like caught up)
+//! when the walsender has sent past S (`pg_stat_replication.sent_lsn`) and
+//! the slot's confirmed position has not moved for `--idle-after` — a
+//! heuristic: a delivery stuck for longer would be reported as a
+//! difference, and a re-run tells.
+//!
+//! **MySQL/MariaDB**: S is the binlog position of the consistent snapshot
+//! (see [`mysql_source`]); the connector has confirmed S when the binlog
+//! position in its offsets record is at or past S, since that record is
+//! written only after the broker acknowledged every record of every commit
+//! up to its position, commits of other tables included. Idleness is exact
+//! here: a stored position behind S with only rotation and bookkeeping
+//! events (no transaction) between the two has nothing pending.
 
 mod masked;
 mod merge;
@@ -41,7 +54,7 @@ use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use mysql_source::MysqlOrdered;
 use serde::Serialize;
-pub use source::ConnectorWait;
+pub use source::{Connector, ConnectorWait};
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
 
 /// Differences kept in full (for detail and re-checks); past this they are
@@ -105,9 +118,10 @@ pub struct VerifyOptions {
     /// `kappa rebuild --into postgres://…`); `None` rebuilds the topic now.
     pub rebuilt: Option<Target>,
     pub show: usize,
-    /// The connector's replication slot, when it may be streaming.
-    pub slot: Option<String>,
-    /// How long to wait for the connector at `slot`.
+    /// The connector, when it may be streaming: verify waits for it to
+    /// confirm the snapshot point and tells lag from differences.
+    pub connector: Option<Connector>,
+    /// How long to wait for `connector`.
     pub connector_wait: ConnectorWait,
     pub skip_invalid: bool,
     /// The connector's masking rules (from its config): source rows are
@@ -123,16 +137,24 @@ pub async fn verify(
 ) -> anyhow::Result<VerifyReport> {
     let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
     if options.source_url.starts_with("mysql://") {
-        if options.slot.is_some() {
-            anyhow::bail!("--slot waits for a PostgreSQL slot; a MySQL source has none (stop the connector, or let it catch up, before verify)");
+        if let Some(Connector::Slot(_)) = options.connector {
+            bail!("--slot names a PostgreSQL replication slot; a MySQL source has none: pass the connector's config instead, --config kappa.toml --wait-for-connector (verify then waits on the binlog position in its offsets record)");
         }
         let password = options
             .password
             .clone()
             .or_else(|| std::env::var("KAPPA_MYSQL_PASSWORD").ok());
-        let source =
-            MysqlOrdered::open(&options.source_url, password.as_deref(), &options.table).await?;
+        let source = MysqlOrdered::open(
+            &options.source_url,
+            password.as_deref(),
+            &options.table,
+            options.connector.is_some(),
+        )
+        .await?;
         return verify_source(source, kafka, registry, options, &scratch).await;
+    }
+    if let Some(Connector::Offsets { .. }) = options.connector {
+        bail!("the config names a MySQL connector but the source is PostgreSQL: pass the PostgreSQL connector's config, or its slot with --slot");
     }
     let source = PostgresTable::open(
         &options.source_url,
@@ -160,9 +182,9 @@ async fn verify_source<S: OrderedSource>(
     match mask {
         None => compare(source, kafka, registry, options, scratch.path()).await,
         Some(mask) => {
-            if mask.hashes_key() && options.slot.is_some() {
+            if mask.hashes_key() && options.connector.is_some() {
                 bail!(
-                    "table {}: its key column is hashed, so rows cannot be looked up by key to tell lag from differences; verify without --slot, with the connector stopped",
+                    "table {}: its key column is hashed, so rows cannot be looked up by key to tell lag from differences; verify without --slot or --wait-for-connector, with the connector stopped",
                     options.table
                 );
             }
@@ -190,10 +212,10 @@ async fn compare<S: OrderedSource>(
     scratch: &std::path::Path,
 ) -> anyhow::Result<VerifyReport> {
     source.begin_snapshot().await?;
-    let connector = match &options.slot {
-        Some(slot) => Some(
+    let connector = match &options.connector {
+        Some(connector) => Some(
             source
-                .wait_for_connector(slot, options.connector_wait)
+                .wait_for_connector(connector, options.connector_wait)
                 .await?,
         ),
         None => None,
@@ -360,8 +382,9 @@ pub fn print_report(report: &VerifyReport, topic: &str) {
     println!("verify {} against topic {topic}", report.table);
     if let Some(c) = &report.connector {
         println!(
-            "connector: source snapshot at {}, slot confirmed {} ({}, waited {:.1}s)",
+            "connector: source snapshot at {}, {} {} ({}, waited {:.1}s)",
             c.snapshot,
+            c.confirmed_by,
             c.confirmed.as_deref().unwrap_or("nothing"),
             if c.caught_up {
                 "caught up"

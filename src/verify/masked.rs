@@ -11,9 +11,10 @@
 //! SQLite file (order key → row as an Avro datum of the masked shape) and
 //! read back in order-key order — disk, not memory, grows with the table.
 //! Rows cannot be looked up by a hashed key, so re-checking differences
-//! against the current rows (`--slot`) is refused for such tables.
+//! against the current rows (`--slot`, `--wait-for-connector`) is refused for
+//! such tables.
 
-use super::source::{ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource};
+use super::source::{Connector, ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource};
 use super::spill::SpillSort;
 use anyhow::bail;
 use kappa_schemas::mask::TableMask;
@@ -76,7 +77,7 @@ impl<S: OrderedSource> OrderedSource for Masked<S> {
 
     async fn wait_for_connector(
         &self,
-        connector: &str,
+        connector: &Connector,
         wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition> {
         self.inner.wait_for_connector(connector, wait).await
@@ -102,7 +103,7 @@ impl<S: OrderedSource> OrderedSource for Masked<S> {
     async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {
         if self.mask.hashes_key() {
             bail!(
-                "table {}: a hashed key column cannot be looked up in the source, so differences cannot be re-checked against current rows (verify without --slot, with the connector stopped)",
+                "table {}: a hashed key column cannot be looked up in the source, so differences cannot be re-checked against current rows (verify without --slot or --wait-for-connector, with the connector stopped)",
                 self.mask.schema().name
             );
         }

@@ -7,22 +7,87 @@
 //! memory bounded by the page). Keys the server orders by a collation (text,
 //! enum, set) are read whole and sorted by order key in memory: memory grows
 //! with such a table (a scratch-file spill as for PostgreSQL is not done yet).
+//!
+//! ## Verifying while the connector streams
+//! When verify waits for the connector, the snapshot's exact binlog position
+//! S is needed: every commit the snapshot shows lies before S, every later
+//! one after it.
+//! * MariaDB: `START TRANSACTION WITH CONSISTENT SNAPSHOT` fixes the InnoDB
+//!   read view and the binlog position together (commits enter the binlog
+//!   and become visible in one order), and `SHOW STATUS LIKE
+//!   'binlog_snapshot_%'` reads that position inside the transaction — how
+//!   MariaDB's `mysqldump --single-transaction --master-data` does without a
+//!   lock. No lock is taken.
+//! * MySQL 8 has no such status: the transaction is started again under a
+//!   brief `FLUSH TABLES WITH READ LOCK`, the reader's own
+//!   [`kappa_source::mysql::snapshot::begin`] (no commit can happen between
+//!   the read view and `SHOW MASTER STATUS`; needs `RELOAD`).
+//!
+//! The connector has confirmed S when the binlog position in its offsets
+//! record is at or past S (file sequence number, then offset): the record is
+//! written only after the broker acknowledged the records of every commit
+//! up to its position, and the reader stores positions of commits of other
+//! tables too, so a busy server moves it past S. On an idle server it stops
+//! at the end of the last commit, which equals S — unless the binlog holds
+//! events after that commit that are not transactions (a rotation to a new
+//! file, MariaDB's binlog checkpoints): then the binlog between the stored
+//! position and S is read (`SHOW BINLOG EVENTS`, a bounded number of events
+//! per file), and if it holds only such events, nothing is pending and the
+//! connector is idle — exact, not a heuristic.
+//!
+//! Re-checks read rows by key as committed now on a second session
+//! (autocommit: each look-up sees the newest commits). Key values are
+//! passed back as MySQL values (decimals through `CAST(? AS DECIMAL(p,s))`,
+//! exact) and the row found must convert to the same canonical key: a
+//! collation that calls `'a'` and `'A'` equal cannot hand back the wrong row.
 
-use super::source::{ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK};
-use anyhow::{bail, Context};
-use kappa_schemas::{ColumnType, Row, TableName, TableSchema, Value};
+use super::source::{
+    Connector, ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK,
+};
+use crate::state::ConnectorState;
+use anyhow::{anyhow, bail, Context};
+use kappa_schemas::{BinlogPosition, ColumnType, Row, TableName, TableSchema, Value};
 use kappa_sink::order_key::encode_key;
 use kappa_source::mysql::catalog::{load_table, MysqlTable};
-use kappa_source::mysql::snapshot::select_sql;
+use kappa_source::mysql::kind::MysqlColumn;
+use kappa_source::mysql::snapshot::{begin, select_sql};
 use kappa_source::mysql::types::{convert_row, MysqlKind, Origin};
 use kappa_source::mysql::{connect, quote_ident, quote_table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
+use std::cmp::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Binlog events that are not transactions: the only ones an idle
+/// connector's stored position may be behind (`SHOW BINLOG EVENTS` names,
+/// MariaDB and MySQL 8).
+const BOOKKEEPING_EVENTS: &[&str] = &[
+    "Format_desc",
+    "Rotate",
+    "Stop",
+    "Gtid_list",
+    "Binlog_checkpoint",
+    "Start_encryption",
+    "Previous_gtids",
+];
+
+/// Events read per binlog file when looking for a transaction between the
+/// stored position and the snapshot point; more means "not idle".
+const IDLE_SCAN_EVENTS: usize = 64;
+
+/// Binlog files read when looking for a transaction; more means "not idle".
+const IDLE_SCAN_FILES: usize = 8;
 
 /// A MySQL/MariaDB table read for `verify`.
 pub struct MysqlOrdered {
     conn: Conn,
+    /// A session outside the snapshot, for the connector's position and
+    /// current-row look-ups; only when verify waits for the connector.
+    side: Option<Mutex<Conn>>,
+    /// The binlog position of the snapshot, when `side` is open.
+    snapshot_position: Option<BinlogPosition>,
     table: MysqlTable,
     /// Keyset pagination: the raw key of the last row handed out.
     after: Option<Vec<My>>,
@@ -32,11 +97,26 @@ pub struct MysqlOrdered {
 }
 
 impl MysqlOrdered {
-    pub async fn open(url: &str, password: Option<&str>, name: &TableName) -> anyhow::Result<Self> {
+    /// Connects (twice when `watch_connector`: verify waits for the
+    /// connector, which needs the snapshot's binlog position and a session
+    /// for the connector's position and current rows) and reads the table's
+    /// shape.
+    pub async fn open(
+        url: &str,
+        password: Option<&str>,
+        name: &TableName,
+        watch_connector: bool,
+    ) -> anyhow::Result<Self> {
         let mut conn = connect(url, password).await?;
         let table = load_table(&mut conn, name).await?;
+        let side = match watch_connector {
+            true => Some(Mutex::new(connect(url, password).await?)),
+            false => None,
+        };
         Ok(Self {
             conn,
+            side,
+            snapshot_position: None,
             table,
             after: None,
             sorted: None,
@@ -133,15 +213,86 @@ impl OrderedSource for MysqlOrdered {
             )
             .await
             .context("opening the verify snapshot")?;
+        if self.side.is_none() {
+            return Ok(());
+        }
+        // The binlog position of this snapshot (see the module docs).
+        let status: Vec<(String, String)> = self
+            .conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .context("reading the snapshot's binlog position")?;
+        let position = match snapshot_status(&status) {
+            Some(position) => position,
+            None => {
+                // MySQL 8: start the snapshot again, under the lock.
+                self.conn
+                    .query_drop("ROLLBACK")
+                    .await
+                    .context("closing the snapshot to take it under a read lock")?;
+                begin(&mut self.conn)
+                    .await
+                    .context("taking the verify snapshot with its binlog position")?
+            }
+        };
+        self.snapshot_position = Some(position);
         Ok(())
     }
 
     async fn wait_for_connector(
         &self,
-        _connector: &str,
-        _wait: ConnectorWait,
+        connector: &Connector,
+        wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition> {
-        bail!("waiting for a connector position is PostgreSQL-only")
+        let Connector::Offsets { kafka, topic, name } = connector else {
+            bail!("a MySQL source is waited for through the connector's offsets record, not a replication slot (--config kappa.toml --wait-for-connector)");
+        };
+        let (Some(side), Some(snapshot)) = (&self.side, &self.snapshot_position) else {
+            bail!("wait_for_connector before begin_snapshot, or on a source opened without a connector to watch");
+        };
+        let table = &self.table.schema.name;
+        let started = Instant::now();
+        let mut idle_check_failed = false;
+        loop {
+            let state = stored_state(kafka, topic, name).await?;
+            let Some(stored) = state.binlog else {
+                bail!("the offsets record of connector {name} (topic {topic}) holds no binlog position: it is not a MySQL connector's (check the config's name)");
+            };
+            let delivered = state.snapshotted.contains(table);
+            let caught_up = delivered && at_or_past(&stored, snapshot);
+            let idle = if delivered && !caught_up {
+                let mut side = side.lock().await;
+                match nothing_committed_between(&mut side, &stored, snapshot).await {
+                    Ok(idle) => idle,
+                    Err(e) => {
+                        if !idle_check_failed {
+                            tracing::warn!(error = %format!("{e:#}"), "cannot read the binlog between the stored position and the snapshot point; an idle connector will show as lagging");
+                            idle_check_failed = true;
+                        }
+                        false
+                    }
+                }
+            } else {
+                false
+            };
+            if caught_up || idle || started.elapsed() >= wait.timeout {
+                let mut confirmed = format!("{}:{}", stored.file, stored.pos);
+                if !delivered {
+                    confirmed.push_str(&format!(
+                        " (the initial snapshot of {table} is not delivered)"
+                    ));
+                }
+                return Ok(ConnectorPosition {
+                    snapshot: format!("{}:{}", snapshot.file, snapshot.pos),
+                    confirmed_by: "offsets record stores",
+                    confirmed: Some(confirmed),
+                    caught_up,
+                    idle,
+                    waited_seconds: started.elapsed().as_secs_f64(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<OrderedRow>>> {
@@ -174,7 +325,398 @@ impl OrderedSource for MysqlOrdered {
         Ok((!chunk.is_empty()).then_some(chunk))
     }
 
-    async fn current_rows(&self, _keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {
-        bail!("re-reading rows by key is only used with --slot (PostgreSQL)")
+    async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {
+        let Some(side) = &self.side else {
+            bail!("current rows read on a source opened without a connector to watch");
+        };
+        let schema = &self.table.schema;
+        let columns: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let condition: Vec<String> = schema
+            .key_columns
+            .iter()
+            .map(|&i| {
+                let placeholder = match self.table.columns[i].kind {
+                    MysqlKind::Decimal { precision, scale } => {
+                        format!("CAST(? AS DECIMAL({precision},{scale}))")
+                    }
+                    _ => "?".into(),
+                };
+                format!("{} = {placeholder}", quote_ident(&schema.columns[i].name))
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            columns.join(", "),
+            quote_table(&schema.name),
+            condition.join(" AND ")
+        );
+        let mut side = side.lock().await;
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let params = schema
+                .key_columns
+                .iter()
+                .zip(key)
+                .map(|(&i, value)| key_param(&self.table.columns[i], value))
+                .collect::<anyhow::Result<Vec<My>>>()?;
+            let rows: Vec<mysql_async::Row> = side
+                .exec(&sql, params)
+                .await
+                .with_context(|| format!("reading current rows of {}", schema.name))?;
+            let mut current = None;
+            for row in rows {
+                let row = convert_row(
+                    &schema.name,
+                    &self.table.columns,
+                    row.unwrap(),
+                    Origin::Query,
+                )?;
+                // Equal under the key's collation is not enough: the same
+                // canonical key is.
+                if schema
+                    .key_columns
+                    .iter()
+                    .zip(key)
+                    .all(|(&i, k)| &row[i] == k)
+                {
+                    current = Some(row);
+                }
+            }
+            found.push(current);
+        }
+        Ok(found)
+    }
+}
+
+/// The connector's newest offsets record.
+async fn stored_state(
+    kafka: &kappa_sink::KafkaConfig,
+    topic: &str,
+    name: &str,
+) -> anyhow::Result<ConnectorState> {
+    let bytes = kappa_sink::offsets::read_state(kafka, topic, name)
+        .await
+        .with_context(|| format!("reading the offsets record of connector {name}"))?;
+    let Some(bytes) = bytes else {
+        bail!("connector {name} has no offsets record in topic {topic}: it has not delivered its initial snapshot yet, or the config's name or [kafka] offsets_topic differ from the running connector's");
+    };
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!("the offsets record of connector {name} in topic {topic} is not a kappa connector state")
+    })
+}
+
+/// MariaDB's `Binlog_snapshot_file` / `Binlog_snapshot_position`; `None`
+/// when the server has no such status (MySQL) or no binlog.
+fn snapshot_status(status: &[(String, String)]) -> Option<BinlogPosition> {
+    let get = |name: &str| {
+        status
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let file = get("Binlog_snapshot_file").filter(|f| !f.is_empty())?;
+    let pos = get("Binlog_snapshot_position")?.parse().ok()?;
+    Some(BinlogPosition {
+        file: file.to_string(),
+        pos,
+        gtid: None,
+    })
+}
+
+/// The sequence number of a binlog file (`mysql-bin.000012` → 12) and the
+/// name before it.
+fn sequence(file: &str) -> Option<(&str, u64)> {
+    let (base, number) = file.rsplit_once('.')?;
+    Some((base, number.parse().ok()?))
+}
+
+/// Binlog order: by file sequence number (six digits grow to seven after
+/// `.999999`, so names alone do not order), then offset.
+fn binlog_cmp(a: &BinlogPosition, b: &BinlogPosition) -> Ordering {
+    match (sequence(&a.file), sequence(&b.file)) {
+        (Some((base_a, seq_a)), Some((base_b, seq_b))) if base_a == base_b => {
+            (seq_a, a.pos).cmp(&(seq_b, b.pos))
+        }
+        _ => a.cmp(b),
+    }
+}
+
+fn at_or_past(stored: &BinlogPosition, snapshot: &BinlogPosition) -> bool {
+    binlog_cmp(stored, snapshot) != Ordering::Less
+}
+
+/// Whether the binlog from `from` up to `to` holds only bookkeeping events
+/// (no transaction): then a connector stored at `from` has everything a
+/// snapshot at `to` shows. Reads at most [`IDLE_SCAN_EVENTS`] events of at
+/// most [`IDLE_SCAN_FILES`] files; past that it answers no.
+async fn nothing_committed_between(
+    conn: &mut Conn,
+    from: &BinlogPosition,
+    to: &BinlogPosition,
+) -> anyhow::Result<bool> {
+    let files: Vec<String> = if from.file == to.file {
+        vec![from.file.clone()]
+    } else {
+        let logs: Vec<mysql_async::Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .context("listing the binlog files (SHOW BINARY LOGS)")?;
+        let at = |file: &str| BinlogPosition {
+            file: file.to_string(),
+            pos: 0,
+            gtid: None,
+        };
+        logs.into_iter()
+            .filter_map(|row| row.get_opt::<String, _>(0)?.ok())
+            .filter(|file| {
+                binlog_cmp(&at(file), &at(&from.file)) != Ordering::Less
+                    && binlog_cmp(&at(file), &at(&to.file)) != Ordering::Greater
+            })
+            .collect()
+    };
+    if files.first() != Some(&from.file) || files.last() != Some(&to.file) {
+        return Ok(false);
+    }
+    if files.len() > IDLE_SCAN_FILES {
+        return Ok(false);
+    }
+    for file in &files {
+        let start = if *file == from.file { from.pos } else { 4 };
+        let last = *file == to.file;
+        let events: Vec<mysql_async::Row> = conn
+            .query(format!(
+                "SHOW BINLOG EVENTS IN '{}' FROM {start} LIMIT {IDLE_SCAN_EVENTS}",
+                file.replace('\\', "\\\\").replace('\'', "''")
+            ))
+            .await
+            .with_context(|| format!("reading binlog events of {file} from {start}"))?;
+        let count = events.len();
+        for event in events {
+            let pos: u64 = event
+                .get_opt(1)
+                .and_then(Result::ok)
+                .ok_or_else(|| anyhow!("SHOW BINLOG EVENTS: no position"))?;
+            let kind: String = event
+                .get_opt(2)
+                .and_then(Result::ok)
+                .ok_or_else(|| anyhow!("SHOW BINLOG EVENTS: no event type"))?;
+            if last && pos >= to.pos {
+                return Ok(true);
+            }
+            if !BOOKKEEPING_EVENTS.contains(&kind.as_str()) {
+                return Ok(false);
+            }
+        }
+        if count >= IDLE_SCAN_EVENTS {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A canonical key value as the MySQL value that selects it (the inverse of
+/// `convert` for the types a key can have).
+fn key_param(column: &MysqlColumn, value: &Value) -> anyhow::Result<My> {
+    let unsupported = || {
+        anyhow!(
+            "column {}: cannot look up the key value {value} in the source",
+            column.name
+        )
+    };
+    let datetime = |micros: i64| -> anyhow::Result<My> {
+        if micros == i64::MIN {
+            return Ok(My::Date(0, 0, 0, 0, 0, 0, 0));
+        }
+        let t = chrono::DateTime::from_timestamp_micros(micros)
+            .ok_or_else(unsupported)?
+            .naive_utc();
+        date_value(t.date(), t.time())
+    };
+    Ok(match (&column.kind, value) {
+        (
+            MysqlKind::Int {
+                bits: 64,
+                unsigned: true,
+            },
+            Value::Decimal { unscaled, scale: 0 },
+        ) => My::UInt(unscaled.to_string().parse().map_err(|_| unsupported())?),
+        (MysqlKind::Int { .. } | MysqlKind::Year, Value::Int(n)) => My::Int(*n),
+        (MysqlKind::Decimal { .. }, Value::Decimal { .. }) => {
+            My::Bytes(value.to_string().into_bytes())
+        }
+        (MysqlKind::Float, Value::Float32(f)) => My::Float(*f),
+        (MysqlKind::Double, Value::Float64(f)) => My::Double(*f),
+        (MysqlKind::Bit { .. }, Value::Bytes(bytes)) if bytes.len() <= 8 => {
+            My::UInt(bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
+        }
+        (MysqlKind::Binary { .. }, Value::Bytes(bytes)) => My::Bytes(bytes.clone()),
+        (
+            MysqlKind::Text(_) | MysqlKind::Enum(_) | MysqlKind::Set(_) | MysqlKind::Json,
+            Value::Text(text),
+        ) => My::Bytes(text.as_bytes().to_vec()),
+        (MysqlKind::Date, Value::Date(i32::MIN)) => My::Date(0, 0, 0, 0, 0, 0, 0),
+        (MysqlKind::Date, Value::Date(days)) => {
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+                .ok_or_else(unsupported)?;
+            date_value(date, chrono::NaiveTime::MIN)?
+        }
+        (MysqlKind::DateTime, Value::Timestamp(micros)) => datetime(*micros)?,
+        (MysqlKind::Timestamp, Value::TimestampTz(micros)) => datetime(*micros)?,
+        (MysqlKind::Time, Value::Int(micros)) => {
+            let total = micros.unsigned_abs();
+            let seconds = total / 1_000_000;
+            My::Time(
+                *micros < 0,
+                u32::try_from(seconds / 86_400).map_err(|_| unsupported())?,
+                (seconds / 3600 % 24) as u8,
+                (seconds / 60 % 60) as u8,
+                (seconds % 60) as u8,
+                (total % 1_000_000) as u32,
+            )
+        }
+        _ => return Err(unsupported()),
+    })
+}
+
+fn date_value(date: chrono::NaiveDate, time: chrono::NaiveTime) -> anyhow::Result<My> {
+    use chrono::{Datelike, Timelike};
+    let year = u16::try_from(date.year())
+        .map_err(|_| anyhow!("year {} is outside MySQL's range", date.year()))?;
+    Ok(My::Date(
+        year,
+        date.month() as u8,
+        date.day() as u8,
+        time.hour() as u8,
+        time.minute() as u8,
+        time.second() as u8,
+        time.nanosecond() / 1000,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(file: &str, pos: u64) -> BinlogPosition {
+        BinlogPosition {
+            file: file.into(),
+            pos,
+            gtid: None,
+        }
+    }
+
+    #[test]
+    fn binlog_positions_order_by_sequence_number_then_offset() {
+        assert!(at_or_past(
+            &at("mysql-bin.000002", 581),
+            &at("mysql-bin.000002", 581)
+        ));
+        assert!(at_or_past(
+            &at("mysql-bin.000002", 600),
+            &at("mysql-bin.000002", 581)
+        ));
+        assert!(!at_or_past(
+            &at("mysql-bin.000002", 500),
+            &at("mysql-bin.000002", 581)
+        ));
+        assert!(at_or_past(
+            &at("mysql-bin.000003", 4),
+            &at("mysql-bin.000002", 9999)
+        ));
+        assert!(!at_or_past(
+            &at("mysql-bin.000001", 9999),
+            &at("mysql-bin.000002", 4)
+        ));
+        // Past six digits the names stop ordering like the files.
+        assert!(at_or_past(
+            &at("mysql-bin.1000000", 4),
+            &at("mysql-bin.999999", 9999)
+        ));
+    }
+
+    #[test]
+    fn mariadb_snapshot_status_gives_the_position() {
+        let status = vec![
+            (
+                "Binlog_snapshot_file".to_string(),
+                "mysql-bin.000002".to_string(),
+            ),
+            ("Binlog_snapshot_position".to_string(), "581".to_string()),
+        ];
+        assert_eq!(snapshot_status(&status), Some(at("mysql-bin.000002", 581)));
+        assert_eq!(snapshot_status(&[]), None);
+        let no_binlog = vec![
+            ("Binlog_snapshot_file".to_string(), String::new()),
+            ("Binlog_snapshot_position".to_string(), "0".to_string()),
+        ];
+        assert_eq!(snapshot_status(&no_binlog), None);
+    }
+
+    #[test]
+    fn key_values_go_back_to_the_mysql_values_that_read_as_them() {
+        use kappa_source::mysql::types::convert;
+        let table = TableName::parse("db.t").unwrap();
+        let cases = [
+            (MysqlKind::Date, My::Date(2022, 1, 8, 0, 0, 0, 0)),
+            (MysqlKind::Date, My::Date(0, 0, 0, 0, 0, 0, 0)),
+            (MysqlKind::Date, My::Date(1000, 1, 1, 0, 0, 0, 0)),
+            (
+                MysqlKind::DateTime,
+                My::Date(1969, 12, 31, 23, 59, 59, 999_999),
+            ),
+            (MysqlKind::DateTime, My::Date(0, 0, 0, 0, 0, 0, 0)),
+            (
+                MysqlKind::Timestamp,
+                My::Date(2038, 1, 19, 3, 14, 7, 500_000),
+            ),
+            (MysqlKind::Time, My::Time(true, 34, 22, 59, 59, 0)),
+            (MysqlKind::Time, My::Time(false, 0, 0, 0, 0, 1)),
+            (
+                MysqlKind::Int {
+                    bits: 64,
+                    unsigned: true,
+                },
+                My::UInt(u64::MAX),
+            ),
+            (
+                MysqlKind::Int {
+                    bits: 32,
+                    unsigned: false,
+                },
+                My::Int(-7),
+            ),
+            (MysqlKind::Bit { bytes: 2 }, My::UInt(258)),
+            (
+                MysqlKind::Decimal {
+                    precision: 12,
+                    scale: 2,
+                },
+                My::Bytes(b"-1.23".to_vec()),
+            ),
+            (MysqlKind::Binary { pad_to: None }, My::Bytes(vec![0, 255])),
+            (MysqlKind::Double, My::Double(-0.5)),
+        ];
+        for (kind, raw) in cases {
+            let column = MysqlColumn {
+                name: "k".into(),
+                kind: kind.clone(),
+            };
+            let value = convert(&table, &column, raw.clone(), Origin::Query).unwrap();
+            let param = key_param(&column, &value).unwrap();
+            assert_eq!(
+                convert(&table, &column, param, Origin::Query).unwrap(),
+                value,
+                "{kind:?} {raw:?}"
+            );
+        }
+        let date = MysqlColumn {
+            name: "k".into(),
+            kind: MysqlKind::Date,
+        };
+        assert!(key_param(&date, &Value::Text("x".into())).is_err());
     }
 }

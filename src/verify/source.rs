@@ -34,15 +34,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, CopyOutStream};
 
-/// How long `verify --slot` waits for the connector, and when it calls a
-/// connector idle rather than lagging.
+/// The connector `verify` waits for, when it may be streaming.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    /// PostgreSQL: the connector's replication slot.
+    Slot(String),
+    /// MySQL/MariaDB: the connector's offsets record (key `name` in the
+    /// compacted `topic`), which holds the binlog position after the last
+    /// commit whose records the broker acknowledged.
+    Offsets {
+        kafka: kappa_sink::KafkaConfig,
+        topic: String,
+        name: String,
+    },
+}
+
+/// How long `verify` waits for the connector, and when it calls a
+/// PostgreSQL connector idle rather than lagging.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectorWait {
     /// Give up (and report lag) after this long.
     pub timeout: Duration,
-    /// How long the connector's confirmed position must stand still, with the
-    /// source past the snapshot point, to count as idle: long enough that a
-    /// broker pausing its acknowledgements is not taken for idleness.
+    /// PostgreSQL only: how long the slot's confirmed position must stand
+    /// still, with the source past the snapshot point, to count as idle: long
+    /// enough that a broker pausing its acknowledgements is not taken for
+    /// idleness. (MySQL's idleness is exact, see `mysql_source`.)
     pub idle_after: Duration,
 }
 
@@ -55,16 +71,24 @@ pub type OrderedRow = (Vec<u8>, Row);
 /// Where the connector stood relative to the source snapshot.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConnectorPosition {
-    /// The source position of the snapshot (PostgreSQL: WAL LSN).
+    /// The source position of the snapshot (PostgreSQL: WAL LSN; MySQL:
+    /// binlog `file:pos`).
     pub snapshot: String,
+    /// Where `confirmed` comes from, for the report ("slot confirmed",
+    /// "offsets record stores").
+    pub confirmed_by: &'static str,
     /// How far the connector has confirmed (PostgreSQL: the slot's
-    /// `confirmed_flush_lsn`), if known.
+    /// `confirmed_flush_lsn`; MySQL: the binlog position in its offsets
+    /// record), if known.
     pub confirmed: Option<String>,
     /// The connector has confirmed everything the snapshot holds.
     pub caught_up: bool,
-    /// Not confirmed past the snapshot point, but with nothing in flight:
-    /// the source has sent past the point and the connector's confirmed
-    /// position has not moved for [`ConnectorWait::idle_after`].
+    /// Not confirmed past the snapshot point, but with nothing in flight.
+    /// PostgreSQL: the source has sent past the point and the slot's
+    /// confirmed position has not moved for [`ConnectorWait::idle_after`] (a
+    /// heuristic). MySQL: the binlog between the stored position and the
+    /// snapshot point holds no transaction, only rotation and bookkeeping
+    /// events (exact).
     pub idle: bool,
     pub waited_seconds: f64,
 }
@@ -76,11 +100,11 @@ pub trait OrderedSource {
     fn schema(&self) -> &Arc<TableSchema>;
     /// Opens the consistent snapshot every later read sees.
     async fn begin_snapshot(&mut self) -> anyhow::Result<()>;
-    /// Waits (up to `wait.timeout`) until the connector named `connector`
-    /// has confirmed everything in the snapshot.
+    /// Waits (up to `wait.timeout`) until `connector` has confirmed
+    /// everything in the snapshot.
     async fn wait_for_connector(
         &self,
-        connector: &str,
+        connector: &Connector,
         wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition>;
     /// The next rows of the snapshot, in strictly ascending order-key order;
@@ -263,9 +287,12 @@ impl OrderedSource for PostgresTable {
 
     async fn wait_for_connector(
         &self,
-        slot: &str,
+        connector: &Connector,
         wait: ConnectorWait,
     ) -> anyhow::Result<ConnectorPosition> {
+        let Connector::Slot(slot) = connector else {
+            bail!("a PostgreSQL source is waited for through its replication slot, not an offsets record (the config is not this source's connector)");
+        };
         let Some(snapshot) = self.snapshot_lsn else {
             bail!("wait_for_connector before begin_snapshot");
         };
@@ -309,6 +336,7 @@ impl OrderedSource for PostgresTable {
             if caught_up || idle || started.elapsed() >= wait.timeout {
                 return Ok(ConnectorPosition {
                     snapshot: snapshot.to_string(),
+                    confirmed_by: "slot confirmed",
                     confirmed,
                     caught_up,
                     idle,

@@ -149,6 +149,7 @@ pub async fn verify(
             password.as_deref(),
             &options.table,
             options.connector.is_some(),
+            scratch.path(),
         )
         .await?;
         return verify_source(source, kafka, registry, options, &scratch).await;

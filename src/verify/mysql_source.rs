@@ -5,8 +5,8 @@
 //! Keys whose `ORDER BY` is the order-key order (integers, decimals, dates,
 //! times, binary strings) are read in key-ordered pages (keyset pagination,
 //! memory bounded by the page). Keys the server orders by a collation (text,
-//! enum, set) are read whole and sorted by order key in memory: memory grows
-//! with such a table (a scratch-file spill as for PostgreSQL is not done yet).
+//! enum, set), JSON and floats are streamed once into a scratch file sorted
+//! by order key ([`super::spill`]): disk, not memory, grows with the table.
 //!
 //! ## Verifying while the connector streams
 //! When verify waits for the connector, the snapshot's exact binlog position
@@ -44,6 +44,7 @@
 use super::source::{
     Connector, ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK,
 };
+use super::spill::SpillSort;
 use crate::state::ConnectorState;
 use anyhow::{anyhow, bail, Context};
 use kappa_schemas::{BinlogPosition, ColumnType, Row, TableName, TableSchema, Value};
@@ -56,6 +57,7 @@ use kappa_source::mysql::{connect, quote_ident, quote_table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -91,8 +93,10 @@ pub struct MysqlOrdered {
     table: MysqlTable,
     /// Keyset pagination: the raw key of the last row handed out.
     after: Option<Vec<My>>,
-    /// In-memory mode: rows sorted by order key, handed out from the back.
-    sorted: Option<Vec<OrderedRow>>,
+    /// Where rows are spilled when the server's order is not the order key's.
+    spill_path: PathBuf,
+    /// Rows sorted by order key on disk (keys the server orders otherwise).
+    spilled: Option<SpillSort>,
     done: bool,
 }
 
@@ -106,6 +110,7 @@ impl MysqlOrdered {
         password: Option<&str>,
         name: &TableName,
         watch_connector: bool,
+        scratch_dir: &Path,
     ) -> anyhow::Result<Self> {
         let mut conn = connect(url, password).await?;
         let table = load_table(&mut conn, name).await?;
@@ -119,7 +124,8 @@ impl MysqlOrdered {
             snapshot_position: None,
             table,
             after: None,
-            sorted: None,
+            spill_path: scratch_dir.join("source-spill.sqlite"),
+            spilled: None,
             done: false,
         })
     }
@@ -134,14 +140,6 @@ impl MysqlOrdered {
                 ColumnType::Float32 | ColumnType::Float64
             )
         })
-    }
-
-    fn ordered(&self, raw: Vec<My>) -> anyhow::Result<(Vec<My>, OrderedRow)> {
-        let schema = &self.table.schema;
-        let key_raw: Vec<My> = schema.key_columns.iter().map(|&i| raw[i].clone()).collect();
-        let row: Row = convert_row(&schema.name, &self.table.columns, raw, Origin::Query)?;
-        let ord = encode_key(schema.key_columns.iter().map(|&i| &row[i]));
-        Ok((key_raw, (ord, row)))
     }
 
     async fn next_page(&mut self) -> anyhow::Result<Vec<OrderedRow>> {
@@ -177,27 +175,48 @@ impl MysqlOrdered {
             .with_context(|| format!("reading rows of {}", schema.name))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (key, ordered) = self.ordered(row.unwrap())?;
+            let (key, ordered) = ordered(&self.table, row.unwrap())?;
             self.after = Some(key);
             out.push(ordered);
         }
         Ok(out)
     }
 
-    async fn read_sorted(&mut self) -> anyhow::Result<Vec<OrderedRow>> {
-        let rows: Vec<mysql_async::Row> = self
+    /// Streams the whole snapshot once into the scratch file.
+    async fn spill(&mut self) -> anyhow::Result<SpillSort> {
+        let name = self.table.schema.name.clone();
+        let mut spill = SpillSort::create(&self.spill_path, &self.table.schema)?;
+        let mut result = self
             .conn
-            .exec(select_sql(&self.table), ())
+            .exec_iter(select_sql(&self.table), ())
             .await
-            .with_context(|| format!("reading rows of {}", self.table.schema.name))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.ordered(row.unwrap())?.1);
+            .with_context(|| format!("reading rows of {name}"))?;
+        let mut batch = Vec::with_capacity(CHUNK);
+        while let Some(row) = result
+            .next()
+            .await
+            .with_context(|| format!("reading rows of {name}"))?
+        {
+            batch.push(ordered(&self.table, row.unwrap())?.1);
+            if batch.len() == CHUNK {
+                spill.push(std::mem::take(&mut batch))?;
+            }
         }
-        // Descending, so chunks are taken off the end in ascending order.
-        out.sort_by(|a, b| b.0.cmp(&a.0));
-        Ok(out)
+        spill.push(batch)?;
+        let count = spill.finish()?;
+        tracing::info!(table = %name, rows = count, "source rows spilled to sort by the order key");
+        Ok(spill)
     }
+}
+
+/// A row as read from the server: its raw key (for keyset paging) and the
+/// row with its order key.
+fn ordered(table: &MysqlTable, raw: Vec<My>) -> anyhow::Result<(Vec<My>, OrderedRow)> {
+    let schema = &table.schema;
+    let key_raw: Vec<My> = schema.key_columns.iter().map(|&i| raw[i].clone()).collect();
+    let row: Row = convert_row(&schema.name, &table.columns, raw, Origin::Query)?;
+    let ord = encode_key(schema.key_columns.iter().map(|&i| &row[i]));
+    Ok((key_raw, (ord, row)))
 }
 
 impl OrderedSource for MysqlOrdered {
@@ -306,23 +325,13 @@ impl OrderedSource for MysqlOrdered {
             }
             return Ok((!page.is_empty()).then_some(page));
         }
-        if self.sorted.is_none() {
-            let rows = self.read_sorted().await?;
-            self.sorted = Some(rows);
+        if self.spilled.is_none() {
+            self.spilled = Some(self.spill().await?);
         }
-        let Some(sorted) = self.sorted.as_mut() else {
-            return Ok(None);
-        };
-        let take = sorted.len().min(CHUNK);
-        let chunk: Vec<OrderedRow> = sorted
-            .split_off(sorted.len() - take)
-            .into_iter()
-            .rev()
-            .collect();
-        if sorted.is_empty() {
-            self.done = true;
+        match self.spilled.as_mut() {
+            Some(spill) => spill.next_chunk(),
+            None => Ok(None),
         }
-        Ok((!chunk.is_empty()).then_some(chunk))
     }
 
     async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>> {

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::state::ConnectorState;
 use anyhow::{bail, Context};
 use kappa_schemas::{ChangeBatch, Checkpoint, RecordEncoder, Registry};
-use kappa_sink::offsets::{read_state, write_state};
+use kappa_sink::offsets::write_state;
 use kappa_sink::producer::Pending;
 use kappa_sink::topics::{ensure_compacted_topic, table_topic};
 use kappa_sink::Producer;
@@ -93,15 +93,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await?;
     }
     let offsets_topic = config.kafka.offsets_topic.clone();
-    let state: ConnectorState = match read_state(&kafka, &offsets_topic, &config.name).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "offsets record of connector {} in {offsets_topic} is not valid",
-                config.name
-            )
-        })?,
-        None => ConnectorState::default(),
-    };
+    let state = ConnectorState::load(&kafka, &offsets_topic, &config.name)
+        .await?
+        .unwrap_or_default();
     if let Reader::Postgres(_, postgres) = &source {
         if !state.snapshotted.is_empty() && state.slot != postgres.slot {
             bail!(

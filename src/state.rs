@@ -1,6 +1,7 @@
 //! The connector's offsets record: what must survive a restart besides the
 //! replication slot itself.
 
+use anyhow::Context;
 use kappa_schemas::{BinlogPosition, TableName};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,27 @@ pub struct ConnectorState {
 }
 
 impl ConnectorState {
+    /// The newest offsets record of connector `name` in `topic`, if it has
+    /// one. A record that is not a connector state is an error naming both,
+    /// never taken for "no record" (that would re-snapshot or mislead).
+    pub async fn load(
+        kafka: &kappa_sink::KafkaConfig,
+        topic: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<Self>> {
+        let bytes = kappa_sink::offsets::read_state(kafka, topic, name)
+            .await
+            .with_context(|| {
+                format!("reading the offsets record of connector {name} in {topic}")
+            })?;
+        bytes
+            .map(|bytes| serde_json::from_slice(&bytes))
+            .transpose()
+            .with_context(|| {
+                format!("the offsets record of connector {name} in {topic} is not a kappa connector state")
+            })
+    }
+
     /// Records that the initial snapshot of `tables` is in their topics.
     pub fn mark_snapshotted(&mut self, tables: Vec<TableName>) {
         for table in tables {

@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::state::ConnectorState;
-use kappa_sink::offsets::read_state;
 use kappa_sink::topics::table_topic;
 use kappa_source::postgres::{connect, setup, PostgresSource};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -39,10 +38,7 @@ pub async fn status(config: &Config) -> anyhow::Result<bool> {
         }
     }
     let kafka = config.kafka();
-    let state: Option<ConnectorState> =
-        read_state(&kafka, &config.kafka.offsets_topic, &config.name)
-            .await?
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let state = ConnectorState::load(&kafka, &config.kafka.offsets_topic, &config.name).await?;
     match &state {
         Some(state) => println!(
             "snapshot   complete for {} table(s): {}",
@@ -90,11 +86,8 @@ pub async fn status(config: &Config) -> anyhow::Result<bool> {
 async fn mysql_status(config: &Config) -> anyhow::Result<bool> {
     let mysql = config.mysql()?;
     println!("connector  {}", config.name);
-    let state: Option<ConnectorState> =
-        read_state(&config.kafka(), &config.kafka.offsets_topic, &config.name)
-            .await?
-            .map(|bytes| serde_json::from_slice(&bytes))
-            .transpose()?;
+    let state =
+        ConnectorState::load(&config.kafka(), &config.kafka.offsets_topic, &config.name).await?;
     let mut conn = kappa_source::mysql::connect(&mysql.url, mysql.password.as_deref()).await?;
     let current = kappa_source::mysql::snapshot::current_position(&mut conn).await?;
     println!("server     binlog at {current}");

@@ -138,7 +138,7 @@ pub async fn verify(
     let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
     if options.source_url.starts_with("mysql://") {
         if let Some(Connector::Slot(_)) = options.connector {
-            bail!("--slot names a PostgreSQL replication slot; a MySQL source has none: pass the connector's config instead, --config kappa.toml --wait-for-connector (verify then waits on the binlog position in its offsets record)");
+            bail!("the source is MySQL, but verify was told to wait on a PostgreSQL replication slot (--slot, or --wait-for-connector with a PostgreSQL connector's config); a MySQL source has none: pass the MySQL connector's config, --config kappa.toml --wait-for-connector (verify then waits on the binlog position in its offsets record)");
         }
         let password = options
             .password

@@ -48,10 +48,39 @@ impl PartialOrd for BinlogPosition {
 }
 
 impl Ord for BinlogPosition {
-    /// Binlog files are numbered with a fixed-width suffix
-    /// (`mysql-bin.000012`), so file names order like the files.
+    /// Binlog order: by base name, then file sequence number (the six-digit
+    /// suffix grows to seven after `.999999`, so names alone do not order),
+    /// then offset. A name without a numeric suffix orders by its text.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&self.file, self.pos).cmp(&(&other.file, other.pos))
+        let key = |p: &Self| {
+            let (base, sequence) = match p.sequence() {
+                Some((base, n)) => (base.to_string(), Some(n)),
+                None => (p.file.clone(), None),
+            };
+            (base, sequence, p.pos)
+        };
+        key(self).cmp(&key(other))
+    }
+}
+
+impl BinlogPosition {
+    /// The file's base name and sequence number: `mysql-bin.000012` →
+    /// (`mysql-bin`, 12).
+    pub fn sequence(&self) -> Option<(&str, u64)> {
+        let (base, number) = self.file.rsplit_once('.')?;
+        Some((base, number.parse().ok()?))
+    }
+
+    /// At or past `other` in one server's binlog. Positions in files of
+    /// different base names (log-bin renamed, another server) are not
+    /// comparable: never "at or past", so a waiter keeps waiting rather
+    /// than believe it caught up.
+    pub fn at_or_past(&self, other: &Self) -> bool {
+        let same_base = match (self.sequence(), other.sequence()) {
+            (Some((a, _)), Some((b, _))) => a == b,
+            _ => self.file == other.file,
+        };
+        same_base && self >= other
     }
 }
 

@@ -56,7 +56,6 @@ use kappa_source::mysql::types::{convert_row, MysqlKind, Origin};
 use kappa_source::mysql::{connect, quote_ident, quote_table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
-use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -272,8 +271,38 @@ impl OrderedSource for MysqlOrdered {
         let table = &self.table.schema.name;
         let started = Instant::now();
         let mut idle_check_failed = false;
+        let mut read_failed = false;
         loop {
-            let state = stored_state(kafka, topic, name).await?;
+            // A connector just started has no record yet, and a broker may
+            // fail a read: both are waited out until the timeout.
+            let state = match ConnectorState::load(kafka, topic, name).await {
+                Ok(Some(state)) => state,
+                Ok(None) if started.elapsed() < wait.timeout => {
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                Ok(None) => {
+                    return Ok(ConnectorPosition {
+                        snapshot: format!("{}:{}", snapshot.file, snapshot.pos),
+                        confirmed_by: "offsets record stores",
+                        confirmed: Some(format!(
+                            "nothing: connector {name} has no offsets record in topic {topic} (not started, or the config's name or [kafka] offsets_topic differ from the running connector's)"
+                        )),
+                        caught_up: false,
+                        idle: false,
+                        waited_seconds: started.elapsed().as_secs_f64(),
+                    });
+                }
+                Err(e) if started.elapsed() < wait.timeout => {
+                    if !read_failed {
+                        tracing::warn!(error = %format!("{e:#}"), "reading the connector's offsets record failed; retrying until --lag-timeout");
+                        read_failed = true;
+                    }
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let Some(stored) = state.binlog else {
                 bail!("the offsets record of connector {name} (topic {topic}) holds no binlog position: it is not a MySQL connector's (check the config's name)");
             };
@@ -310,7 +339,7 @@ impl OrderedSource for MysqlOrdered {
                     waited_seconds: started.elapsed().as_secs_f64(),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -401,22 +430,9 @@ impl OrderedSource for MysqlOrdered {
     }
 }
 
-/// The connector's newest offsets record.
-async fn stored_state(
-    kafka: &kappa_sink::KafkaConfig,
-    topic: &str,
-    name: &str,
-) -> anyhow::Result<ConnectorState> {
-    let bytes = kappa_sink::offsets::read_state(kafka, topic, name)
-        .await
-        .with_context(|| format!("reading the offsets record of connector {name}"))?;
-    let Some(bytes) = bytes else {
-        bail!("connector {name} has no offsets record in topic {topic}: it has not delivered its initial snapshot yet, or the config's name or [kafka] offsets_topic differ from the running connector's");
-    };
-    serde_json::from_slice(&bytes).with_context(|| {
-        format!("the offsets record of connector {name} in topic {topic} is not a kappa connector state")
-    })
-}
+/// How often the connector's offsets record is read while waiting: each read
+/// replays the offsets topic, and the connector stores at most once a second.
+const POLL: Duration = Duration::from_secs(1);
 
 /// MariaDB's `Binlog_snapshot_file` / `Binlog_snapshot_position`; `None`
 /// when the server has no such status (MySQL) or no binlog.
@@ -436,26 +452,8 @@ fn snapshot_status(status: &[(String, String)]) -> Option<BinlogPosition> {
     })
 }
 
-/// The sequence number of a binlog file (`mysql-bin.000012` → 12) and the
-/// name before it.
-fn sequence(file: &str) -> Option<(&str, u64)> {
-    let (base, number) = file.rsplit_once('.')?;
-    Some((base, number.parse().ok()?))
-}
-
-/// Binlog order: by file sequence number (six digits grow to seven after
-/// `.999999`, so names alone do not order), then offset.
-fn binlog_cmp(a: &BinlogPosition, b: &BinlogPosition) -> Ordering {
-    match (sequence(&a.file), sequence(&b.file)) {
-        (Some((base_a, seq_a)), Some((base_b, seq_b))) if base_a == base_b => {
-            (seq_a, a.pos).cmp(&(seq_b, b.pos))
-        }
-        _ => a.cmp(b),
-    }
-}
-
 fn at_or_past(stored: &BinlogPosition, snapshot: &BinlogPosition) -> bool {
-    binlog_cmp(stored, snapshot) != Ordering::Less
+    stored.at_or_past(snapshot)
 }
 
 /// Whether the binlog from `from` up to `to` holds only bookkeeping events
@@ -482,8 +480,7 @@ async fn nothing_committed_between(
         logs.into_iter()
             .filter_map(|row| row.get_opt::<String, _>(0)?.ok())
             .filter(|file| {
-                binlog_cmp(&at(file), &at(&from.file)) != Ordering::Less
-                    && binlog_cmp(&at(file), &at(&to.file)) != Ordering::Greater
+                at(file).at_or_past(&at(&from.file)) && at(&to.file).at_or_past(&at(file))
             })
             .collect()
     };
@@ -569,7 +566,9 @@ fn key_param(column: &MysqlColumn, value: &Value) -> anyhow::Result<My> {
         ) => My::Bytes(text.as_bytes().to_vec()),
         (MysqlKind::Date, Value::Date(i32::MIN)) => My::Date(0, 0, 0, 0, 0, 0, 0),
         (MysqlKind::Date, Value::Date(days)) => {
-            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+            let date = days
+                .checked_add(719_163)
+                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
                 .ok_or_else(unsupported)?;
             date_value(date, chrono::NaiveTime::MIN)?
         }
@@ -645,6 +644,17 @@ mod tests {
             &at("mysql-bin.1000000", 4),
             &at("mysql-bin.999999", 9999)
         ));
+        // Another base name (log-bin renamed) is never taken as caught up.
+        assert!(!at_or_past(
+            &at("other-bin.000009", 4),
+            &at("mysql-bin.000002", 4)
+        ));
+        assert!(!at_or_past(
+            &at("mysql-bin.000002", 4),
+            &at("other-bin.000009", 4)
+        ));
+        // The daemon's and tests' ordering (Ord) agrees.
+        assert!(at("mysql-bin.1000000", 4) > at("mysql-bin.999999", 9999));
     }
 
     #[test]

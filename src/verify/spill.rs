@@ -76,15 +76,22 @@ impl SpillSort {
 
     /// The next page of rows in ascending order-key order; `None` at the end.
     pub fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<OrderedRow>>> {
-        let mut statement = self.scratch.prepare_cached(
-            "SELECT ord, row FROM spill WHERE ?1 IS NULL OR ord > ?1 ORDER BY ord LIMIT ?2",
-        )?;
-        let page: Vec<(Vec<u8>, Vec<u8>)> = statement
-            .query_map(rusqlite::params![&self.after, CHUNK as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        drop(statement);
+        // Two statements, so that SQLite seeks in the primary key instead of
+        // scanning from the start for every page (`?1 IS NULL OR ord > ?1`
+        // is not a range it can use).
+        let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        let page: Vec<(Vec<u8>, Vec<u8>)> = match &self.after {
+            None => self
+                .scratch
+                .prepare_cached("SELECT ord, row FROM spill ORDER BY ord LIMIT ?1")?
+                .query_map([CHUNK as i64], row)?
+                .collect::<Result<_, _>>()?,
+            Some(after) => self
+                .scratch
+                .prepare_cached("SELECT ord, row FROM spill WHERE ord > ?1 ORDER BY ord LIMIT ?2")?
+                .query_map(rusqlite::params![after, CHUNK as i64], row)?
+                .collect::<Result<_, _>>()?,
+        };
         match page.last() {
             None => return Ok(None),
             Some((ord, _)) => self.after = Some(ord.clone()),

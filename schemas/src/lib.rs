@@ -13,6 +13,7 @@ pub mod error;
 pub mod framing;
 pub mod mask;
 pub mod registry;
+pub mod row_bytes;
 pub mod table;
 pub mod value;
 

@@ -8,7 +8,7 @@
 //! Works over any [`OrderedSource`]. Masking keeps key values as they are
 //! unless a key column is hashed; then the masked order keys no longer
 //! follow the source's order, so the masked rows are spilled into a scratch
-//! SQLite file (order key → row as an Avro datum of the masked shape) and
+//! SQLite file (order key → row, [`super::spill`]) and
 //! read back in order-key order — disk, not memory, grows with the table.
 //! Rows cannot be looked up by a hashed key, so re-checking differences
 //! against the current rows (`--slot`, `--wait-for-connector`) is refused for

@@ -6,21 +6,16 @@
 
 use super::source::{OrderedRow, CHUNK};
 use anyhow::Context;
-use kappa_schemas::avro::{encode_row, TableAvro};
-use kappa_schemas::decode::decode_record;
-use kappa_schemas::{Row, TableSchema};
-use kappa_sink::datum::DatumPlan;
+use kappa_schemas::{row_bytes, TableSchema};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Order key → row, on disk, read back in order-key order a page at a time.
-/// Rows are stored as Avro datums of the table's own shape.
+/// Rows are stored in [`row_bytes`] form, not as Avro: verify must not pass
+/// source rows through the encoder whose output it checks.
 pub struct SpillSort {
     scratch: rusqlite::Connection,
     table: Arc<TableSchema>,
-    avro: TableAvro,
-    /// The fast decoder, when it handles every column of the shape.
-    plan: Option<DatumPlan>,
     /// The last order key handed out (keyset paging).
     after: Option<Vec<u8>>,
     rows: u64,
@@ -29,9 +24,6 @@ pub struct SpillSort {
 impl SpillSort {
     /// A new, empty scratch file at `path` (an older one is replaced).
     pub fn create(path: &Path, table: &Arc<TableSchema>) -> anyhow::Result<Self> {
-        let avro = TableAvro::new(table, "kappa.verify")
-            .with_context(|| format!("table {}: the shape of its rows", table.name))?;
-        let plan = DatumPlan::new(&avro.value_schema, None);
         let _ = std::fs::remove_file(path);
         let scratch = rusqlite::Connection::open(path)
             .with_context(|| format!("opening the scratch file {}", path.display()))?;
@@ -42,8 +34,6 @@ impl SpillSort {
         Ok(Self {
             scratch,
             table: table.clone(),
-            avro,
-            plan,
             after: None,
             rows: 0,
         })
@@ -56,7 +46,7 @@ impl SpillSort {
             .scratch
             .prepare_cached("INSERT INTO spill (ord, row) VALUES (?1, ?2)")?;
         for (ord, row) in rows {
-            let datum = encode_row(&self.table, &self.avro, &row)?;
+            let datum = row_bytes::encode(&row);
             insert.execute(rusqlite::params![ord, datum]).with_context(|| {
                 format!(
                     "table {}: two rows share one order key (a hashed key colliding, or a key that is not unique)",
@@ -97,18 +87,13 @@ impl SpillSort {
             Some((ord, _)) => self.after = Some(ord.clone()),
         }
         page.into_iter()
-            .map(|(ord, datum)| Ok((ord, self.decode(&datum)?)))
+            .map(|(ord, bytes)| {
+                let row = row_bytes::decode(&bytes).map_err(|e| {
+                    anyhow::anyhow!("scratch file of table {}: {e}", self.table.name)
+                })?;
+                Ok((ord, row))
+            })
             .collect::<anyhow::Result<Vec<_>>>()
             .map(Some)
-    }
-
-    fn decode(&self, datum: &[u8]) -> anyhow::Result<Row> {
-        match &self.plan {
-            Some(plan) => plan.decode(datum).map_err(anyhow::Error::msg),
-            None => Ok(decode_record(&self.avro.value_schema, datum, 0)?
-                .into_iter()
-                .map(|(_, value)| value)
-                .collect()),
-        }
     }
 }

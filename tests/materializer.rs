@@ -5,7 +5,7 @@
 mod common;
 
 use common::RunsKappa;
-use common::{brokers, kappa, pg_url, registry_url, unique, Pipeline};
+use common::{brokers, kappa, pg_url, registry_url, text, unique, Pipeline};
 use kappa_schemas::avro::{encode_key, encode_row, TableAvro};
 use kappa_schemas::framing::frame;
 use kappa_schemas::{Column, ColumnType, Registry, TableName, TableSchema, Value};
@@ -13,15 +13,6 @@ use kappa_sink::topics::ensure_compacted_topic;
 use kappa_sink::{KafkaConfig, Producer};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// `kappa rebuild --topic … --into …` plus extra arguments.
 fn rebuild(topic: &str, into: &str, extra: &[&str]) -> Output {

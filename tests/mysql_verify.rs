@@ -6,7 +6,7 @@
 mod common;
 
 use common::mysql::{mysql, MysqlPipeline};
-use common::{brokers, kappa, registry_url, RunsKappa};
+use common::{brokers, kappa, registry_url, text, RunsKappa};
 use mysql_async::prelude::Queryable;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,14 +33,6 @@ async fn verify(p: &MysqlPipeline, table: &str, extra: &[&str]) -> Output {
     })
     .await
     .expect("verify ran")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

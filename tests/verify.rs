@@ -5,18 +5,9 @@
 mod common;
 
 use common::RunsKappa;
-use common::{brokers, kappa, pg_url, registry_url, Pipeline};
+use common::{brokers, kappa, pg_url, registry_url, text, Pipeline};
 use std::process::Output;
 use std::time::Duration;
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn verify(p: &Pipeline, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -426,6 +426,16 @@ pub async fn delete_topic(topic: &str) {
     }
 }
 
+/// A finished kappa command, whole, for assertions and their messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Runs the kappa binary to completion.
 pub fn kappa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kappa"))

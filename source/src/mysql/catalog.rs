@@ -69,6 +69,53 @@ impl MysqlTable {
             columns: indices.iter().map(|&i| self.columns[i].clone()).collect(),
         })
     }
+
+    /// Like [`MysqlTable::project`], for an event older than a DROP COLUMN:
+    /// columns the table no longer has come back `false` in the mask (their
+    /// values are read past and dropped, which is what the table holds now:
+    /// after compaction the record is the row as it is today). When the table
+    /// also has a column the event lacks, a column may have been renamed
+    /// since; dropping its value would write NULL under the new name, so that
+    /// is an error naming both.
+    pub fn project_dropping(
+        &self,
+        names: &[String],
+    ) -> Result<(MysqlTable, Vec<bool>), SourceError> {
+        let kept: Vec<bool> = names
+            .iter()
+            .map(|n| self.schema.column_index(n).is_some())
+            .collect();
+        let gone: Vec<&String> = names
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| !**k)
+            .map(|(n, _)| n)
+            .collect();
+        let lacking: Vec<&str> = self
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| !names.iter().any(|n| n == c))
+            .collect();
+        if !gone.is_empty() && !lacking.is_empty() {
+            return Err(SourceError::Unsupported {
+                table: self.schema.name.clone(),
+                reason: format!(
+                    "a binlog event has columns {gone:?}, which the table no longer has, and lacks {lacking:?}, which it has now: \
+                     a column was renamed (or dropped and another added) since that event, and kappa cannot tell which value \
+                     belongs where; re-snapshot the table (new connector name, delete its topics)"
+                ),
+            });
+        }
+        let known: Vec<String> = names
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| **k)
+            .map(|(n, _)| n.clone())
+            .collect();
+        Ok((self.project(&known)?, kept))
+    }
 }
 
 /// Base tables (not views) of every user database matching the patterns.

@@ -65,6 +65,9 @@ struct Column {
     metadata: Vec<u8>,
     unsigned: bool,
     fast: Option<Fast>,
+    /// `false` for a column the table no longer has (an event older than a
+    /// DROP COLUMN): its value is read past and dropped.
+    kept: bool,
 }
 
 /// How to decode each column of one table id's rows.
@@ -75,11 +78,23 @@ pub struct RowPlan {
 
 impl RowPlan {
     /// Column types, metadata and signedness from the TABLE_MAP; `kinds`
-    /// are the catalog's columns in the event's order (one per column).
-    pub fn new(tme: &TableMapEvent<'_>, kinds: &[MysqlColumn]) -> io::Result<Self> {
+    /// are the catalog's columns in the event's order, one per event column
+    /// marked kept in `kept` (all of them when `None`).
+    pub fn new(
+        tme: &TableMapEvent<'_>,
+        kinds: &[MysqlColumn],
+        kept: Option<&[bool]>,
+    ) -> io::Result<Self> {
         let meta = OptionalMetaExtractor::new(tme.iter_optional_meta())?;
         let mut signedness = meta.iter_signedness();
         let count = tme.columns_count() as usize;
+        if kept.is_some_and(|k| k.len() != count) {
+            return Err(io::Error::other(format!(
+                "column mask of {} for a TABLE_MAP of {count} columns",
+                kept.map_or(0, <[bool]>::len)
+            )));
+        }
+        let mut kinds = kinds.iter();
         let mut columns = Vec::with_capacity(count);
         for i in 0..count {
             let ty = tme
@@ -88,14 +103,19 @@ impl RowPlan {
                 .ok_or_else(|| io::Error::other(format!("no type for column {i}")))?;
             let metadata = tme.get_column_metadata(i).unwrap_or(&[]).to_vec();
             let unsigned = ty.is_numeric_type() && signedness.next().unwrap_or(false);
-            let fast = kinds
-                .get(i)
-                .and_then(|c| fast(ty, &metadata, unsigned, &c.kind));
+            let kept = kept.is_none_or(|k| k[i]);
+            let fast = match kept {
+                true => kinds
+                    .next()
+                    .and_then(|c| fast(ty, &metadata, unsigned, &c.kind)),
+                false => None,
+            };
             columns.push(Column {
                 ty,
                 metadata,
                 unsigned,
                 fast,
+                kept,
             });
         }
         Ok(Self { columns })
@@ -131,19 +151,40 @@ impl RowPlan {
         buf: &mut ParseBuf<'a>,
     ) -> Result<Vec<Value>, SourceError> {
         let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
-        if kinds.len() != self.columns.len() {
+        let kept = self.columns.iter().filter(|c| c.kept).count();
+        if kinds.len() != kept {
             return Err(SourceError::Protocol(format!(
-                "table {table}: a row has {} values for {} columns",
-                self.columns.len(),
+                "table {table}: a row has {kept} values for {} columns",
                 kinds.len()
             )));
         }
         let nulls: &[u8] = buf
             .parse(self.columns.len().div_ceil(8))
             .map_err(io_error)?;
-        let mut values = Vec::with_capacity(self.columns.len());
-        for (i, (column, kind)) in self.columns.iter().zip(kinds).enumerate() {
-            if nulls[i / 8] & (1 << (i % 8)) != 0 {
+        let mut values = Vec::with_capacity(kept);
+        let mut kinds = kinds.iter();
+        for (i, column) in self.columns.iter().enumerate() {
+            let null = nulls[i / 8] & (1 << (i % 8)) != 0;
+            if !column.kept {
+                if !null {
+                    // Read past the value of a column dropped since.
+                    let _: BinlogValue<'_> = buf
+                        .parse((
+                            column.ty,
+                            column.metadata.as_slice(),
+                            column.unsigned,
+                            false,
+                        ))
+                        .map_err(io_error)?;
+                }
+                continue;
+            }
+            let Some(kind) = kinds.next() else {
+                return Err(SourceError::Protocol(format!(
+                    "table {table}: more kept columns than catalog columns"
+                )));
+            };
+            if null {
                 values.push(Value::Null);
                 continue;
             }

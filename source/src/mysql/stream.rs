@@ -318,16 +318,21 @@ impl Streamer {
                 "TABLE_MAP of {name}: {e} (is binlog_row_metadata = FULL?)"
             ))
         })?;
-        let projected = match current.project(&names) {
-            Ok(projected) => projected,
+        let (projected, kept) = match current.project(&names) {
+            Ok(projected) => (projected, None),
             Err(_) => {
                 // A column the cached catalog does not know: DDL since the
-                // last load. Reload, then project again.
+                // last load. Reload, then project again; a column still
+                // unknown was dropped since this (replayed) event.
                 let reloaded = self.reload(&name).await?;
-                reloaded.project(&names)?
+                let (projected, kept) = reloaded.project_dropping(&names)?;
+                if kept.contains(&false) {
+                    tracing::warn!(table = %name, event_columns = ?names, "a replayed binlog event has columns dropped since; their values are left out (the row as the table holds it now)");
+                }
+                (projected, Some(kept))
             }
         };
-        let plan = RowPlan::new(tme, &projected.columns)
+        let plan = RowPlan::new(tme, &projected.columns, kept.as_deref())
             .map_err(|e| SourceError::Protocol(format!("TABLE_MAP of {name}: {e}")))?;
         self.by_id
             .insert(tme.table_id(), Some(Arc::new((projected, plan))));

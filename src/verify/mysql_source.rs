@@ -87,6 +87,10 @@ pub struct MysqlOrdered {
     /// A session outside the snapshot, for the connector's position and
     /// current-row look-ups; only when verify waits for the connector.
     side: Option<Mutex<Conn>>,
+    /// Where `side` reconnects to: it idles through the whole rebuild, and a
+    /// server's `wait_timeout` may close it meanwhile.
+    url: String,
+    password: Option<String>,
     /// The binlog position of the snapshot, when `side` is open.
     snapshot_position: Option<BinlogPosition>,
     table: MysqlTable,
@@ -120,6 +124,8 @@ impl MysqlOrdered {
         Ok(Self {
             conn,
             side,
+            url: url.to_string(),
+            password: password.map(str::to_string),
             snapshot_position: None,
             table,
             after: None,
@@ -393,6 +399,10 @@ impl OrderedSource for MysqlOrdered {
             condition.join(" AND ")
         );
         let mut side = side.lock().await;
+        if side.ping().await.is_err() {
+            tracing::info!("the side session to MySQL was closed while verify rebuilt the topic (wait_timeout?); reconnecting");
+            *side = connect(&self.url, self.password.as_deref()).await?;
+        }
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             let params = schema

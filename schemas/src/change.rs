@@ -52,18 +52,19 @@ impl Ord for BinlogPosition {
     /// suffix grows to seven after `.999999`, so names alone do not order),
     /// then offset. A name without a numeric suffix orders by its text.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let key = |p: &Self| {
-            let (base, sequence) = match p.sequence() {
-                Some((base, n)) => (base.to_string(), Some(n)),
-                None => (p.file.clone(), None),
-            };
-            (base, sequence, p.pos)
-        };
-        key(self).cmp(&key(other))
+        self.order_key().cmp(&other.order_key())
     }
 }
 
 impl BinlogPosition {
+    /// What [`Ord`] compares, borrowed (positions are compared per event).
+    fn order_key(&self) -> (&str, Option<u64>, u64) {
+        match self.sequence() {
+            Some((base, n)) => (base, Some(n), self.pos),
+            None => (self.file.as_str(), None, self.pos),
+        }
+    }
+
     /// The file's base name and sequence number: `mysql-bin.000012` →
     /// (`mysql-bin`, 12).
     pub fn sequence(&self) -> Option<(&str, u64)> {

@@ -74,6 +74,8 @@ struct Column {
 #[derive(Debug, Clone)]
 pub struct RowPlan {
     columns: Vec<Column>,
+    /// How many columns are kept (all, unless an event predates a DROP).
+    kept: usize,
 }
 
 impl RowPlan {
@@ -118,7 +120,8 @@ impl RowPlan {
                 kept,
             });
         }
-        Ok(Self { columns })
+        let kept = columns.iter().filter(|c| c.kept).count();
+        Ok(Self { columns, kept })
     }
 
     /// Whether a row image with these present columns can be decoded: every
@@ -150,41 +153,23 @@ impl RowPlan {
         kinds: &[MysqlColumn],
         buf: &mut ParseBuf<'a>,
     ) -> Result<Vec<Value>, SourceError> {
+        if self.kept != self.columns.len() {
+            return self.decode_dropping(table, kinds, buf);
+        }
         let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
-        let kept = self.columns.iter().filter(|c| c.kept).count();
-        if kinds.len() != kept {
+        if kinds.len() != self.columns.len() {
             return Err(SourceError::Protocol(format!(
-                "table {table}: a row has {kept} values for {} columns",
+                "table {table}: a row has {} values for {} columns",
+                self.columns.len(),
                 kinds.len()
             )));
         }
         let nulls: &[u8] = buf
             .parse(self.columns.len().div_ceil(8))
             .map_err(io_error)?;
-        let mut values = Vec::with_capacity(kept);
-        let mut kinds = kinds.iter();
-        for (i, column) in self.columns.iter().enumerate() {
-            let null = nulls[i / 8] & (1 << (i % 8)) != 0;
-            if !column.kept {
-                if !null {
-                    // Read past the value of a column dropped since.
-                    let _: BinlogValue<'_> = buf
-                        .parse((
-                            column.ty,
-                            column.metadata.as_slice(),
-                            column.unsigned,
-                            false,
-                        ))
-                        .map_err(io_error)?;
-                }
-                continue;
-            }
-            let Some(kind) = kinds.next() else {
-                return Err(SourceError::Protocol(format!(
-                    "table {table}: more kept columns than catalog columns"
-                )));
-            };
-            if null {
+        let mut values = Vec::with_capacity(self.columns.len());
+        for (i, (column, kind)) in self.columns.iter().zip(kinds).enumerate() {
+            if nulls[i / 8] & (1 << (i % 8)) != 0 {
                 values.push(Value::Null);
                 continue;
             }
@@ -193,22 +178,80 @@ impl RowPlan {
                     Failure::Io(e) => io_error(e),
                     Failure::Source(e) => e,
                 })?,
-                None => {
-                    let value: BinlogValue<'_> = buf
-                        .parse((
-                            column.ty,
-                            column.metadata.as_slice(),
-                            column.unsigned,
-                            false,
-                        ))
-                        .map_err(io_error)?;
-                    let value = My::try_from(value).map_err(|e| io_error(io::Error::other(e)))?;
-                    convert(table, kind, value, Origin::Binlog)?
-                }
+                None => column.generic_value(table, kind, buf)?,
             };
             values.push(value);
         }
         Ok(values)
+    }
+
+    /// [`RowPlan::decode`] for an event older than a DROP COLUMN: the values
+    /// of columns the table no longer has are read past and left out. Kept
+    /// apart, and on the generic decoder only, so that `decode_fast` keeps its
+    /// single call site and stays inlined in the common loop (a second caller
+    /// measured 10% slower decoding).
+    #[cold]
+    #[inline(never)]
+    fn decode_dropping<'a>(
+        &'a self,
+        table: &TableName,
+        kinds: &[MysqlColumn],
+        buf: &mut ParseBuf<'a>,
+    ) -> Result<Vec<Value>, SourceError> {
+        let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
+        if kinds.len() != self.kept {
+            return Err(SourceError::Protocol(format!(
+                "table {table}: a row has {} values for {} columns",
+                self.kept,
+                kinds.len()
+            )));
+        }
+        let nulls: &[u8] = buf
+            .parse(self.columns.len().div_ceil(8))
+            .map_err(io_error)?;
+        let mut values = Vec::with_capacity(self.kept);
+        let mut kinds = kinds.iter();
+        for (i, column) in self.columns.iter().enumerate() {
+            let null = nulls[i / 8] & (1 << (i % 8)) != 0;
+            if !column.kept {
+                if !null {
+                    column.binlog_value(buf).map_err(io_error)?;
+                }
+                continue;
+            }
+            let Some(kind) = kinds.next() else {
+                return Err(SourceError::Protocol(format!(
+                    "table {table}: more kept columns than catalog columns"
+                )));
+            };
+            values.push(match null {
+                true => Value::Null,
+                false => column.generic_value(table, kind, buf)?,
+            });
+        }
+        Ok(values)
+    }
+}
+
+impl Column {
+    /// One non-NULL value through `mysql_common`'s decoder and the shared
+    /// conversion (what the fast decoder does for the common forms).
+    fn generic_value<'a>(
+        &'a self,
+        table: &TableName,
+        kind: &MysqlColumn,
+        buf: &mut ParseBuf<'a>,
+    ) -> Result<Value, SourceError> {
+        let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
+        let value = self.binlog_value(buf).map_err(io_error)?;
+        let value = My::try_from(value).map_err(|e| io_error(io::Error::other(e)))?;
+        convert(table, kind, value, Origin::Binlog)
+    }
+
+    /// The value as `mysql_common` parses it from the column's TABLE_MAP
+    /// type, metadata and signedness alone.
+    fn binlog_value<'a>(&'a self, buf: &mut ParseBuf<'a>) -> io::Result<BinlogValue<'a>> {
+        buf.parse((self.ty, self.metadata.as_slice(), self.unsigned, false))
     }
 }
 

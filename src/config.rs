@@ -62,6 +62,9 @@ pub struct MysqlSection {
     /// Heartbeat period of the binlog stream, seconds.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u64,
+    /// `database.table` of the signal table `kappa snapshot` writes requests
+    /// into (and re-snapshots their watermarks); created when missing.
+    pub signal_table: Option<String>,
     /// Per-table options (column masking), keyed by `database.table`.
     #[serde(default)]
     pub table_options: BTreeMap<String, MaskOptions>,
@@ -290,6 +293,10 @@ impl Config {
             if mysql.heartbeat_secs == 0 {
                 bail!("[source.mysql] heartbeat_secs must be at least 1");
             }
+            if let Some(signal) = &mysql.signal_table {
+                TableName::parse(signal)
+                    .map_err(|e| anyhow::anyhow!("[source.mysql] signal_table: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -307,6 +314,13 @@ impl Config {
             server_id: mysql.server_id,
             snapshot_chunk_rows: mysql.snapshot_chunk_rows,
             heartbeat_secs: mysql.heartbeat_secs,
+            connector: self.name.clone(),
+            signal_table: mysql
+                .signal_table
+                .as_deref()
+                .map(TableName::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("[source.mysql] signal_table: {e}"))?,
         })
     }
 

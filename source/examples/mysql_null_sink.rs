@@ -32,6 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server_id: 4242,
         snapshot_chunk_rows: 10_000,
         heartbeat_secs: 5,
+        connector: "example".into(),
+        signal_table: None,
     })
     .await?;
     let start = MysqlStart {

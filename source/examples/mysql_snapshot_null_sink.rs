@@ -25,6 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server_id: 4243,
         snapshot_chunk_rows: 10_000,
         heartbeat_secs: 5,
+        connector: "example".into(),
+        signal_table: None,
     })
     .await?;
     let (tx, mut rx) = mpsc::channel(4);

@@ -13,6 +13,7 @@ pub mod charset;
 pub mod ddl;
 pub mod events;
 pub mod kind;
+pub mod resnapshot;
 pub mod rows;
 pub mod snapshot;
 pub mod stream;
@@ -44,6 +45,11 @@ pub struct MysqlSourceConfig {
     /// Seconds between the server's heartbeats on an idle binlog stream; a
     /// stream silent for three periods is reconnected.
     pub heartbeat_secs: u64,
+    /// The connector's name: signal rows naming another connector are ignored.
+    pub connector: String,
+    /// The signal table of `kappa snapshot` requests and re-snapshot
+    /// watermarks (see [`resnapshot`]); created when missing, never captured.
+    pub signal_table: Option<TableName>,
 }
 
 /// Where the reader starts, from the connector's offsets record.
@@ -145,8 +151,15 @@ impl MysqlSource {
     pub async fn open(config: MysqlSourceConfig) -> Result<Self, SourceError> {
         let mut conn = connect(&config.url, config.password.as_deref()).await?;
         check_server(&mut conn).await?;
-        let names =
+        if let Some(signal) = &config.signal_table {
+            resnapshot::ensure_signal_table(&mut conn, signal).await?;
+        }
+        let mut names =
             catalog::matching_tables(&mut conn, &config.tables, &config.exclude_tables).await?;
+        if let Some(signal) = &config.signal_table {
+            // Matched by a pattern (e.g. `kappa.*`): the signal table is never captured.
+            names.retain(|name| name != signal);
+        }
         crate::table_filter::check_matched(
             &names,
             &config.tables,

@@ -26,6 +26,7 @@
 use super::catalog::{load_table, MysqlTable};
 use super::ddl::{parse as parse_ddl, Ddl};
 use super::events::{column_names, mariadb_gtid, rotate_file, values, MARIADB_GTID_EVENT};
+use super::resnapshot::{self, Resnapshot, Signal};
 use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
 use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
@@ -38,7 +39,7 @@ use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use mysql_common::io::ParseBuf;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -102,6 +103,15 @@ pub struct Streamer {
     /// Whether the last session opened its binlog stream (then the next
     /// reconnect starts the backoff over).
     opened: bool,
+    /// The signal table's description (loaded at its first TABLE_MAP).
+    signal_table: Option<MysqlTable>,
+    /// Table ids whose row events are signal rows.
+    signal_ids: HashSet<u64>,
+    /// Signals of this connector in the current transaction, acted on at its
+    /// commit.
+    signals: Vec<Signal>,
+    /// The table being re-snapshotted (see [`super::resnapshot`]).
+    resnapshot: Option<Resnapshot>,
 }
 
 impl Streamer {
@@ -133,6 +143,10 @@ impl Streamer {
             checksums: true,
             described: false,
             opened: false,
+            signal_table: None,
+            signal_ids: HashSet::new(),
+            signals: Vec::new(),
+            resnapshot: None,
         }
     }
 
@@ -155,7 +169,9 @@ impl Streamer {
                     tracing::warn!(%reason, retry_in = ?wait, resume_from = %self.committed, "binlog connection lost; reconnecting");
                     self.pending.clear();
                     self.truncate.clear();
+                    self.signals.clear();
                     self.by_id.clear();
+                    self.signal_ids.clear();
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -256,6 +272,9 @@ impl Streamer {
                 };
                 let entry = entry.clone();
                 let (table, plan) = (&entry.0, &entry.1);
+                if self.signal_ids.contains(&rows.table_id()) {
+                    return self.signal_rows(table, plan, &rows);
+                }
                 if let RowsEventData::PartialUpdateRowsEvent(_) = rows {
                     let tme = stream.get_tme(rows.table_id()).ok_or_else(|| {
                         SourceError::Protocol(format!(
@@ -309,6 +328,10 @@ impl Streamer {
 
     async fn table_map(&mut self, tme: &TableMapEvent<'_>) -> Result<(), SourceError> {
         let name = TableName::new(tme.database_name(), tme.table_name());
+        self.signal_ids.remove(&tme.table_id());
+        if self.config.signal_table.as_ref() == Some(&name) {
+            return self.signal_table_map(tme, &name).await;
+        }
         let Some(current) = self.tables.get(&name) else {
             self.by_id.insert(tme.table_id(), None);
             return Ok(());
@@ -337,6 +360,79 @@ impl Streamer {
         self.by_id
             .insert(tme.table_id(), Some(Arc::new((projected, plan))));
         Ok(())
+    }
+
+    /// The signal table's TABLE_MAP: its rows are decoded as signals.
+    async fn signal_table_map(
+        &mut self,
+        tme: &TableMapEvent<'_>,
+        name: &TableName,
+    ) -> Result<(), SourceError> {
+        let names = column_names(tme).map_err(|e| {
+            SourceError::Protocol(format!(
+                "TABLE_MAP of the signal table {name}: {e} (is binlog_row_metadata = FULL?)"
+            ))
+        })?;
+        let cached = self.signal_table.as_ref().map(|t| t.project(&names));
+        let projected = match cached {
+            Some(Ok(projected)) => projected,
+            _ => {
+                let side = self.side_session().await?;
+                let table = load_table(side, name).await?;
+                self.signal_table = Some(table.clone());
+                table.project(&names)?
+            }
+        };
+        let plan = RowPlan::new(tme, &projected.columns, None).map_err(|e| {
+            SourceError::Protocol(format!("TABLE_MAP of the signal table {name}: {e}"))
+        })?;
+        self.by_id
+            .insert(tme.table_id(), Some(Arc::new((projected, plan))));
+        self.signal_ids.insert(tme.table_id());
+        Ok(())
+    }
+
+    /// Inserted rows of the signal table naming this connector: kept until
+    /// their transaction commits. They are never records.
+    fn signal_rows(
+        &mut self,
+        table: &MysqlTable,
+        plan: &RowPlan,
+        rows: &RowsEventData<'_>,
+    ) -> Result<(), SourceError> {
+        // Inserts only (WRITE_ROWS, v1 in MariaDB or v2): an after image alone.
+        if rows.columns_before_image().is_some() {
+            return Ok(());
+        }
+        let name = &table.schema.name;
+        let file = &self.file;
+        let error = |e: std::io::Error| {
+            SourceError::Protocol(format!(
+                "row event of the signal table {name} at {file}: {e}"
+            ))
+        };
+        let Some(after_cols) = rows.columns_after_image() else {
+            return Ok(());
+        };
+        plan.check_present(after_cols.iter().by_vals())
+            .map_err(error)?;
+        let mut buf = ParseBuf(rows.rows_data());
+        while !buf.is_empty() {
+            let row = plan.decode(name, &table.columns, &mut buf)?;
+            if let Some(signal) = resnapshot::signal_of(table, &row, &self.config.connector) {
+                self.signals.push(signal);
+            }
+        }
+        Ok(())
+    }
+
+    async fn side_session(&mut self) -> Result<&mut Conn, SourceError> {
+        if self.side.is_none() {
+            self.side = Some(connect(&self.config.url, self.config.password.as_deref()).await?);
+        }
+        self.side
+            .as_mut()
+            .ok_or_else(|| SourceError::Setup("no catalog session".into()))
     }
 
     async fn reload(&mut self, name: &TableName) -> Result<MysqlTable, SourceError> {
@@ -435,17 +531,128 @@ impl Streamer {
         }
     }
 
+    /// Ends a transaction: its changes, then its signals, then the
+    /// checkpoint (held at the request's position while a re-snapshot runs).
     async fn commit(&mut self, log_pos: u32) -> Result<(), SourceError> {
-        self.committed = BinlogPosition {
-            file: self.file.clone(),
-            pos: u64::from(log_pos),
-            gtid: self.gtid.clone(),
+        let before = std::mem::replace(
+            &mut self.committed,
+            BinlogPosition {
+                file: self.file.clone(),
+                pos: u64::from(log_pos),
+                gtid: self.gtid.clone(),
+            },
+        );
+        let signals = std::mem::take(&mut self.signals);
+        if !signals.is_empty() {
+            self.send(None).await?;
+            for signal in &signals {
+                self.on_signal(signal, &before).await?;
+            }
+        }
+        let position = match &self.resnapshot {
+            Some(running) => running.cap.clone(),
+            None => self.committed.clone(),
         };
-        let checkpoint = Checkpoint::Binlog(self.committed.clone());
-        self.send(Some(checkpoint)).await
+        self.send(Some(Checkpoint::Binlog(position))).await
+    }
+
+    /// A request or a watermark of this connector, at the commit of its
+    /// transaction; `before` is the position before that transaction.
+    async fn on_signal(
+        &mut self,
+        signal: &Signal,
+        before: &BinlogPosition,
+    ) -> Result<(), SourceError> {
+        if signal.kind == resnapshot::REQUEST {
+            let table = match TableName::parse(&signal.payload) {
+                Ok(table) => table,
+                Err(e) => {
+                    tracing::warn!(payload = %signal.payload, error = %e, "ignoring a malformed re-snapshot request");
+                    return Ok(());
+                }
+            };
+            if !self.tables.contains_key(&table) {
+                tracing::warn!(%table, "re-snapshot requested for a table this connector does not capture; ignored");
+                return Ok(());
+            }
+            if let Some(running) = &self.resnapshot {
+                tracing::warn!(%table, running = %running.table(), "a re-snapshot is already running; request ignored (request it again once it is complete)");
+                return Ok(());
+            }
+            let Some(signal_table) = self.config.signal_table.clone() else {
+                return Ok(());
+            };
+            let source = resnapshot::Source {
+                url: &self.config.url,
+                password: self.config.password.as_deref(),
+                signal: &signal_table,
+                connector: &self.config.connector,
+                chunk_rows: self.config.snapshot_chunk_rows,
+            };
+            tracing::info!(%table, at = %before, "re-snapshot started");
+            match Resnapshot::start(&source, &table, before.clone()).await {
+                Ok(running) => self.resnapshot = Some(running),
+                Err(e) => {
+                    tracing::error!(%table, error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)")
+                }
+            }
+            return Ok(());
+        }
+        let Some(running) = self.resnapshot.as_mut() else {
+            return Ok(());
+        };
+        match running.on_watermark(signal).await {
+            Ok(None) => {}
+            Ok(Some((rows, finished))) => {
+                let schema = rows.first().map(|c| c.table().clone());
+                let rows = match (schema, self.tables.get(running.table())) {
+                    // The streamer's own shape when it is the same.
+                    (Some(schema), Some(current)) if *schema == *current.schema => rows
+                        .into_iter()
+                        .map(|change| match change {
+                            Change::Upsert { row, .. } => Change::Upsert {
+                                table: current.schema.clone(),
+                                row,
+                            },
+                            other => other,
+                        })
+                        .collect(),
+                    _ => rows,
+                };
+                self.tx
+                    .send(ChangeBatch {
+                        changes: rows,
+                        ..ChangeBatch::default()
+                    })
+                    .await
+                    .map_err(|_| SourceError::ConsumerGone)?;
+                if finished {
+                    if let Some(done) = self.resnapshot.take() {
+                        tracing::info!(table = %done.table(), rows = done.emitted, chunks_from = %done.cap, "re-snapshot complete");
+                        done.close().await;
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(failed) = self.resnapshot.take() {
+                    tracing::error!(table = %failed.table(), error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)");
+                    failed.close().await;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn send(&mut self, checkpoint: Option<Checkpoint>) -> Result<(), SourceError> {
+        if let Some(running) = self.resnapshot.as_mut() {
+            running.observe(&self.pending);
+            if self.truncate.iter().any(|t| &t.name == running.table()) {
+                if let Some(done) = self.resnapshot.take() {
+                    tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
+                    done.close().await;
+                }
+            }
+        }
         let batch = ChangeBatch {
             truncate: std::mem::take(&mut self.truncate),
             changes: std::mem::take(&mut self.pending),

@@ -1,0 +1,399 @@
+//! Re-snapshot one table while the binlog keeps streaming, with DBLog's
+//! watermarks (Andreas Andreakis, Ioannis Papapanagiotou, "DBLog", 2020), as
+//! the PostgreSQL reader does (`postgres/resnapshot.rs`).
+//!
+//! MySQL and MariaDB have no logical messages, so requests and watermarks are
+//! rows of a signal table (`signal_table` under `[source.mysql]`, as
+//! Debezium's MySQL incremental snapshots do): `kappa snapshot --table T`
+//! INSERTs a `snapshot` row naming the connector and T. The reader decodes
+//! the signal table's row events (its own TABLE_MAP; it is never a captured
+//! table and produces no records) and acts on a signal at the commit of its
+//! transaction. Rows naming another connector are ignored. When the stream
+//! reaches the request, the reader copies T in key order, one chunk at a
+//! time, on a connection of its own:
+//!
+//! 1. INSERT a LOW watermark row (autocommit),
+//! 2. SELECT the next chunk (`(key) > (last key) ORDER BY key LIMIT n`, an
+//!    autocommit statement: its read view is taken when it starts),
+//! 3. INSERT a HIGH watermark row (autocommit).
+//!
+//! The stream keeps flowing. From the request on it notes every key of T that
+//! a committed change touched; when it reaches HIGH it drops those keys from
+//! the chunk and emits the rest, then issues the next chunk.
+//!
+//! Why that is exact. The binlog is written before the engine commits (two
+//! phase commit: binlog flush and sync, then the engine's commit), so every
+//! transaction the SELECT's read view sees is in the binlog before HIGH. A
+//! chunk row whose key no change touched between the request and HIGH
+//! therefore holds, at HIGH, the value the SELECT read: emitting it at that
+//! point of the stream never puts an older state after a newer one. A row
+//! changed since the request is represented by the stream's own full-row
+//! change (or delete), which is at least as new. Changes after HIGH follow in
+//! the stream as usual.
+//!
+//! Why from the request and not only between LOW and HIGH: with MySQL's
+//! `binlog_order_commits = ON` (the default) and always in MariaDB (whose
+//! engines commit in binlog order through `commit_ordered`), engine commit
+//! order equals binlog order, so once LOW's INSERT returned every transaction
+//! before LOW in the binlog is visible, and LOW..HIGH would be enough. With
+//! `binlog_order_commits = OFF` a transaction written to the binlog before
+//! LOW may become visible only after the SELECT started; such a transaction
+//! was written after the stream had read the request (LOW is written after
+//! that), so noting keys from the request covers it too. (A transaction
+//! before the request that is still invisible when the SELECT runs is
+//! possible only with OFF; kappa refuses to re-snapshot then, and says so.)
+//!
+//! A TRUNCATE of T during the re-snapshot ends it: every row T holds after
+//! the TRUNCATE was inserted after the request and comes through the stream,
+//! and a chunk read before it must not resurrect rows.
+//!
+//! Durability: while a re-snapshot runs, every commit's checkpoint is the
+//! position before the request's transaction, so the stored position does
+//! not pass the request; after a crash or a stop, the request is read again
+//! and the re-snapshot starts over (its records so far are harmless
+//! duplicates, each true at its point of the stream). One re-snapshot runs at
+//! a time: a request read while one runs is logged and ignored (run
+//! `kappa snapshot` again after "re-snapshot complete"). A re-snapshot that
+//! fails (its connection lost, a refused query) is abandoned with an error in
+//! the log, not fatal to streaming: otherwise a restart from the request
+//! would fail the same way again.
+
+use super::catalog::{load_table, MysqlTable};
+use super::types::{convert_row, Origin};
+use super::{connect, query_error, quote_ident, quote_table};
+use crate::error::SourceError;
+use kappa_schemas::{BinlogPosition, Change, TableName, Value};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value as My};
+use std::collections::HashSet;
+
+/// `kind` of a request row.
+pub const REQUEST: &str = "snapshot";
+/// `kind` of the watermark rows.
+pub const LOW: &str = "low";
+pub const HIGH: &str = "high";
+
+/// Creates the signal table (and its database) when missing.
+pub async fn ensure_signal_table(conn: &mut Conn, signal: &TableName) -> Result<(), SourceError> {
+    conn.query_drop(format!(
+        "CREATE DATABASE IF NOT EXISTS {}",
+        quote_ident(&signal.schema)
+    ))
+    .await
+    .map_err(query_error(format!(
+        "creating the signal table's database {}",
+        signal.schema
+    )))?;
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {} (
+             id BIGINT AUTO_INCREMENT PRIMARY KEY,
+             connector VARCHAR(255) NOT NULL,
+             kind VARCHAR(32) NOT NULL,
+             payload TEXT
+         ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+        quote_table(signal)
+    ))
+    .await
+    .map_err(query_error(format!("creating the signal table {signal}")))
+}
+
+/// INSERTs a signal row in its own (autocommit) transaction.
+async fn insert_signal(
+    conn: &mut Conn,
+    signal: &TableName,
+    connector: &str,
+    kind: &str,
+    payload: &str,
+) -> Result<(), SourceError> {
+    conn.exec_drop(
+        format!(
+            "INSERT INTO {} (connector, kind, payload) VALUES (?, ?, ?)",
+            quote_table(signal)
+        ),
+        (connector, kind, payload),
+    )
+    .await
+    .map_err(query_error(format!(
+        "writing a {kind} row into the signal table {signal}"
+    )))
+}
+
+/// `kappa snapshot`: INSERTs a request to re-snapshot `table` for the
+/// connector called `connector`; returns the binlog position after it.
+pub async fn request(
+    url: &str,
+    password: Option<&str>,
+    signal: &TableName,
+    connector: &str,
+    table: &TableName,
+) -> Result<BinlogPosition, SourceError> {
+    let mut conn = connect(url, password).await?;
+    let exists: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&signal.schema, &signal.table),
+        )
+        .await
+        .map_err(query_error("looking for the signal table"))?;
+    if exists != Some(1) {
+        return Err(SourceError::Setup(format!(
+            "the signal table {signal} does not exist: the connector creates it when it starts with \
+             signal_table = \"{signal}\" under [source.mysql]; (re)start `kappa run` with that config first"
+        )));
+    }
+    insert_signal(&mut conn, signal, connector, REQUEST, &table.to_string()).await?;
+    let position = super::snapshot::current_position(&mut conn).await?;
+    let _ = conn.disconnect().await;
+    Ok(position)
+}
+
+/// A signal row of this connector, as the stream decoded it.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub kind: String,
+    pub payload: String,
+}
+
+/// The signal of a decoded row of the signal table `table`, if it names
+/// `connector` (rows of other connectors are `None`).
+pub fn signal_of(table: &MysqlTable, row: &[Value], connector: &str) -> Option<Signal> {
+    let text = |name: &str| match table.schema.column_index(name).and_then(|i| row.get(i)) {
+        Some(Value::Text(text)) => Some(text.clone()),
+        Some(Value::Bytes(bytes)) => String::from_utf8(bytes.clone()).ok(),
+        _ => None,
+    };
+    if text("connector")? != connector {
+        return None;
+    }
+    Some(Signal {
+        kind: text("kind")?,
+        payload: text("payload").unwrap_or_default(),
+    })
+}
+
+fn key_string(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\u{1}")
+}
+
+/// A re-snapshot in progress.
+pub struct Resnapshot {
+    conn: Conn,
+    signal: TableName,
+    connector: String,
+    name: TableName,
+    /// The table's shape at the last chunk's SELECT.
+    table: Option<MysqlTable>,
+    id: String,
+    chunk_rows: usize,
+    chunk: u64,
+    /// The last emitted key, as the server returned it (bound as is into the
+    /// next chunk's `WHERE (key) > (?)`).
+    last_key: Option<Vec<My>>,
+    rows: Vec<Vec<Value>>,
+    changed: HashSet<String>,
+    done: bool,
+    /// The position before the request's transaction: checkpoints do not
+    /// pass it meanwhile.
+    pub cap: BinlogPosition,
+    pub emitted: u64,
+}
+
+/// Where a re-snapshot reads from and signals to.
+pub struct Source<'a> {
+    pub url: &'a str,
+    pub password: Option<&'a str>,
+    pub signal: &'a TableName,
+    pub connector: &'a str,
+    pub chunk_rows: usize,
+}
+
+impl Resnapshot {
+    /// Starts re-snapshotting `name` and issues the first chunk. Refuses a
+    /// MySQL server with `binlog_order_commits = OFF` (see the module docs).
+    pub async fn start(
+        source: &Source<'_>,
+        name: &TableName,
+        cap: BinlogPosition,
+    ) -> Result<Self, SourceError> {
+        let mut conn = connect(source.url, source.password).await?;
+        // MariaDB has no such variable (it always commits in binlog order).
+        if let Ok(Some(0)) = conn
+            .query_first::<i64, _>("SELECT @@global.binlog_order_commits")
+            .await
+        {
+            return Err(SourceError::Setup(
+                "the server has binlog_order_commits = OFF: engine commits may then become visible out of \
+                 binlog order and a chunk could carry a row older than the stream's; set it ON (the default)"
+                    .into(),
+            ));
+        }
+        conn.query_drop("SET autocommit = 1")
+            .await
+            .map_err(query_error("setting autocommit for a re-snapshot"))?;
+        let mut resnapshot = Self {
+            conn,
+            signal: source.signal.clone(),
+            connector: source.connector.to_string(),
+            name: name.clone(),
+            table: None,
+            id: format!("{cap}/{}/{}", std::process::id(), unique_suffix()),
+            chunk_rows: source.chunk_rows.max(1),
+            chunk: 0,
+            last_key: None,
+            rows: Vec::new(),
+            changed: HashSet::new(),
+            done: false,
+            cap,
+            emitted: 0,
+        };
+        resnapshot.next_chunk().await?;
+        Ok(resnapshot)
+    }
+
+    pub fn table(&self) -> &TableName {
+        &self.name
+    }
+
+    async fn watermark(&mut self, kind: &str) -> Result<(), SourceError> {
+        let payload = format!("{}:{}", self.id, self.chunk);
+        insert_signal(
+            &mut self.conn,
+            &self.signal,
+            &self.connector,
+            kind,
+            &payload,
+        )
+        .await
+    }
+
+    /// LOW watermark, the next chunk's SELECT, HIGH watermark.
+    async fn next_chunk(&mut self) -> Result<(), SourceError> {
+        self.chunk += 1;
+        self.watermark(LOW).await?;
+        // The shape as it is now: a DDL since the last chunk is picked up.
+        let table = load_table(&mut self.conn, &self.name).await?;
+        let schema = &table.schema;
+        let columns: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect();
+        let keys: Vec<String> = schema.key().map(|c| quote_ident(&c.name)).collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            quote_table(&self.name)
+        );
+        let params = match &self.last_key {
+            Some(last) if last.len() == keys.len() => {
+                let marks = vec!["?"; keys.len()].join(", ");
+                sql.push_str(&format!(" WHERE ({}) > ({marks})", keys.join(", ")));
+                last.clone()
+            }
+            Some(_) => {
+                return Err(SourceError::Unsupported {
+                    table: self.name.clone(),
+                    reason: "the primary key changed during the re-snapshot".into(),
+                })
+            }
+            None => Vec::new(),
+        };
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {}",
+            keys.join(", "),
+            self.chunk_rows
+        ));
+        let doing = format!("reading a re-snapshot chunk of {}", self.name);
+        let rows: Vec<mysql_async::Row> = self
+            .conn
+            .exec(sql, mysql_async::Params::Positional(params))
+            .await
+            .map_err(query_error(doing))?;
+        self.rows.clear();
+        let count = rows.len();
+        let mut last_key = None;
+        for row in rows {
+            let raw = row.unwrap();
+            last_key = Some(schema.key_columns.iter().map(|&i| raw[i].clone()).collect());
+            self.rows
+                .push(convert_row(&self.name, &table.columns, raw, Origin::Query)?);
+        }
+        if last_key.is_some() {
+            self.last_key = last_key;
+        }
+        self.done = count < self.chunk_rows;
+        self.table = Some(table);
+        self.watermark(HIGH).await
+    }
+
+    /// Notes the keys of changes to this table the stream hands over (from
+    /// the request on).
+    pub fn observe(&mut self, changes: &[Change]) {
+        for change in changes {
+            if change.table().name == self.name {
+                self.changed.insert(key_string(&change.key()));
+            }
+        }
+    }
+
+    /// Acts on a watermark row of this connector. At this chunk's HIGH it
+    /// returns the chunk's rows to emit (keys not changed since the request)
+    /// with the shape they were read with, and issues the next chunk unless
+    /// the table is done (`finished`).
+    pub async fn on_watermark(
+        &mut self,
+        signal: &Signal,
+    ) -> Result<Option<(Vec<Change>, bool)>, SourceError> {
+        let expected = format!("{}:{}", self.id, self.chunk);
+        if signal.payload == expected && signal.kind == LOW {
+            return Ok(None);
+        }
+        if signal.kind != HIGH || signal.payload != expected {
+            tracing::debug!(kind = %signal.kind, payload = %signal.payload, %expected, "watermark of another chunk");
+            return Ok(None);
+        }
+        let Some(table) = self.table.as_ref() else {
+            return Ok(None);
+        };
+        tracing::debug!(
+            chunk = self.chunk,
+            rows = self.rows.len(),
+            changed = self.changed.len(),
+            "high watermark"
+        );
+        let schema = table.schema.clone();
+        let changes: Vec<Change> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .filter(|row| {
+                let key: Vec<Value> = schema.key_columns.iter().map(|&i| row[i].clone()).collect();
+                !self.changed.contains(&key_string(&key))
+            })
+            .map(|row| Change::Upsert {
+                table: schema.clone(),
+                row,
+            })
+            .collect();
+        self.emitted += changes.len() as u64;
+        let finished = self.done;
+        if !finished {
+            self.next_chunk().await?;
+        }
+        Ok(Some((changes, finished)))
+    }
+
+    /// Closes the re-snapshot's connection.
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+/// Distinguishes re-snapshots of one process started at the same position.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}

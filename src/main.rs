@@ -71,8 +71,9 @@ enum Command {
         config: PathBuf,
     },
     /// Re-snapshot one table while `kappa run` keeps streaming: writes a
-    /// request into the WAL that the running connector picks up (DBLog
-    /// watermarks, no gap, no older state after a newer one).
+    /// request into the WAL (PostgreSQL) or the `signal_table` (MySQL/MariaDB)
+    /// that the running connector picks up (DBLog watermarks, no gap, no older
+    /// state after a newer one).
     Snapshot {
         /// The TOML config file of the running connector.
         #[arg(long, short)]
@@ -222,12 +223,31 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Snapshot { config, table } => {
             let config = config::Config::load(&config)?;
+            let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
             if let config::SourceKind::Mysql(_) = config.source_kind()? {
-                anyhow::bail!("kappa snapshot (re-snapshot while streaming) is not available for MySQL sources yet; \
-                               to re-read a table, start a new connector name with that table");
+                let mysql = config.mysql()?;
+                let Some(signal) = mysql.signal_table.clone() else {
+                    anyhow::bail!(
+                        "kappa snapshot of a MySQL/MariaDB source writes its request into a signal table, and the config \
+                         has none: add signal_table = \"kappa.kappa_signal\" under [source.mysql], restart `kappa run` \
+                         with it (it creates the table), then run kappa snapshot again"
+                    );
+                };
+                let position = kappa_source::mysql::resnapshot::request(
+                    &mysql.url,
+                    mysql.password.as_deref(),
+                    &signal,
+                    &config.name,
+                    &table,
+                )
+                .await?;
+                println!(
+                    "re-snapshot of {table} requested at {position} (signal table {signal}); connector {} runs it while streaming",
+                    config.name
+                );
+                return Ok(ExitCode::SUCCESS);
             }
             let postgres = config.postgres()?;
-            let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
             let lsn = kappa_source::postgres::resnapshot::request(
                 &postgres.url,
                 postgres.password.as_deref(),

@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ROWS: u64 = 4000;
 const WRITER_ROUNDS: u64 = 400;
@@ -73,6 +73,25 @@ fn started_at(log: &str) -> Option<Position> {
         file: file.to_string(),
         pos: pos.parse().ok()?,
     })
+}
+
+/// The positions of the daemon's "stored binlog position" log lines.
+fn stored_lines(log: &str) -> Vec<Position> {
+    log.lines()
+        .filter(|l| l.contains("stored binlog position"))
+        .filter_map(|l| {
+            let file = l.split("file: \"").nth(1)?.split('"').next()?;
+            let pos = l
+                .split("pos: ")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?;
+            Some(Position {
+                file: file.to_string(),
+                pos: pos.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,16 +178,46 @@ async fn resnapshot_repairs_a_broken_topic_while_a_writer_changes_rows() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("re-snapshot of"));
 
-    // kill -9 in the middle: the stored position must not have passed the request.
+    // kill -9 in the middle, once the daemon stored positions twice after
+    // the request was read (later commits were delivered meanwhile): no
+    // stored position may have passed the request.
     p.wait_for_current_log("re-snapshot started").await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let log = p.current_log();
+        let (_, after) = log.split_once("re-snapshot started").unwrap_or_default();
+        if log.contains("re-snapshot complete") || stored_lines(after).len() >= 2 {
+            break;
+        }
+        p.assert_running();
+        assert!(Instant::now() < deadline, "no progress:\n{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     p.kill9();
     let killed_log = p.current_log();
     let cap = started_at(&killed_log).expect("request position in the log");
     let stored = p.stored_position().await.expect("a stored position");
     let completed = killed_log.contains("re-snapshot complete");
-    assert!(
-        completed || stored <= cap,
-        "stored {stored:?} passed the request at {cap:?} before the re-snapshot completed"
+    if !completed {
+        let (_, after) = killed_log
+            .split_once("re-snapshot started")
+            .unwrap_or_default();
+        let stores = stored_lines(after);
+        assert!(stores.len() >= 2, "{killed_log}");
+        for position in &stores {
+            assert!(
+                *position <= cap,
+                "stored {position:?} passed the request at {cap:?} before the re-snapshot completed"
+            );
+        }
+        assert!(
+            stored <= cap,
+            "offsets record {stored:?} passed the request at {cap:?}"
+        );
+    }
+    eprintln!(
+        "killed mid re-snapshot: {}; stored {stored:?}, request at {cap:?}",
+        !completed
     );
     p.start().await;
     if stored <= cap {
@@ -180,6 +229,7 @@ async fn resnapshot_repairs_a_broken_topic_while_a_writer_changes_rows() {
     stop.store(true, Ordering::Relaxed);
     let rounds = writer.await.expect("writer");
     assert!(rounds > 0);
+    eprintln!("writer rounds: {rounds}");
     let last = p
         .commit(&format!("UPDATE {table} SET note = 'last' WHERE id = 2"))
         .await;

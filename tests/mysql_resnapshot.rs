@@ -241,6 +241,7 @@ async fn resnapshot_repairs_a_broken_topic_while_a_writer_changes_rows() {
     // repaired by the chunks, not by the stream.
     let emitted: u64 = log
         .lines()
+        .rev()
         .filter(|l| l.contains("re-snapshot complete"))
         .filter_map(|l| {
             l.split(" rows=")
@@ -250,7 +251,7 @@ async fn resnapshot_repairs_a_broken_topic_while_a_writer_changes_rows() {
                 .parse()
                 .ok()
         })
-        .last()
+        .next()
         .expect("the re-snapshot's row count in the log");
     eprintln!("re-snapshot emitted {emitted} rows");
     assert!(emitted > ROWS / 2, "{emitted} rows emitted:\n{log}");

@@ -59,6 +59,8 @@
 //! would fail the same way again.
 
 use super::catalog::{load_table, MysqlTable};
+use super::charset::Charset;
+use super::kind::MysqlKind;
 use super::types::{convert_row, Origin};
 use super::{connect, query_error, quote_ident, quote_table};
 use crate::error::SourceError;
@@ -171,12 +173,34 @@ pub fn signal_of(table: &MysqlTable, row: &[Value], connector: &str) -> Option<S
     })
 }
 
-fn key_string(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\u{1}")
+/// A key as exact bytes: two different keys never share them (a display
+/// form could, and would drop an unchanged key from a chunk).
+fn key_bytes(values: &[Value]) -> Vec<u8> {
+    kappa_schemas::row_bytes::encode(values)
+}
+
+/// Refuses key columns for which `(key) > (last key)` with the key read back
+/// as a parameter is not the order of `ORDER BY key`: ENUM and SET sort by
+/// their index but compare as text, and latin1 text comes back as latin1
+/// bytes that the utf8mb4 session would read as other characters. Either
+/// would skip rows silently.
+fn keyset_pageable(table: &MysqlTable) -> Result<(), SourceError> {
+    for &i in &table.schema.key_columns {
+        let reason = match &table.columns[i].kind {
+            MysqlKind::Enum(_) | MysqlKind::Set(_) => "an ENUM or SET",
+            MysqlKind::Text(Charset::Latin1) => "a latin1 text",
+            _ => continue,
+        };
+        return Err(SourceError::Unsupported {
+            table: table.schema.name.clone(),
+            reason: format!(
+                "key column {} is {reason} column, which kappa cannot page through in key order for a re-snapshot; \
+                 re-snapshot it with a new connector name instead",
+                table.schema.columns[i].name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A re-snapshot in progress.
@@ -194,7 +218,7 @@ pub struct Resnapshot {
     /// next chunk's `WHERE (key) > (?)`).
     last_key: Option<Vec<My>>,
     rows: Vec<Vec<Value>>,
-    changed: HashSet<String>,
+    changed: HashSet<Vec<u8>>,
     done: bool,
     /// The position before the request's transaction: checkpoints do not
     /// pass it meanwhile.
@@ -231,9 +255,14 @@ impl Resnapshot {
                     .into(),
             ));
         }
-        conn.query_drop("SET autocommit = 1")
-            .await
-            .map_err(query_error("setting autocommit for a re-snapshot"))?;
+        // Each chunk SELECT sees committed rows only: a row of a transaction
+        // that later rolls back never reaches the binlog, so no change would
+        // drop it from the chunk.
+        conn.query_drop(
+            "SET autocommit = 1; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+        .await
+        .map_err(query_error("setting autocommit for a re-snapshot"))?;
         let mut resnapshot = Self {
             conn,
             signal: source.signal.clone(),
@@ -277,6 +306,7 @@ impl Resnapshot {
         // The shape as it is now: a DDL since the last chunk is picked up.
         let table = load_table(&mut self.conn, &self.name).await?;
         let schema = &table.schema;
+        keyset_pageable(&table)?;
         let columns: Vec<String> = schema
             .columns
             .iter()
@@ -335,7 +365,7 @@ impl Resnapshot {
     pub fn observe(&mut self, changes: &[Change]) {
         for change in changes {
             if change.table().name == self.name {
-                self.changed.insert(key_string(&change.key()));
+                self.changed.insert(key_bytes(&change.key()));
             }
         }
     }
@@ -370,7 +400,7 @@ impl Resnapshot {
             .into_iter()
             .filter(|row| {
                 let key: Vec<Value> = schema.key_columns.iter().map(|&i| row[i].clone()).collect();
-                !self.changed.contains(&key_string(&key))
+                !self.changed.contains(&key_bytes(&key))
             })
             .map(|row| Change::Upsert {
                 table: schema.clone(),

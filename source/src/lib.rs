@@ -7,6 +7,7 @@
 //! know nothing about Kafka.
 
 pub mod calendar;
+pub mod changed_keys;
 pub mod durable;
 pub mod error;
 pub mod mysql;

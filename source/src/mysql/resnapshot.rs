@@ -63,11 +63,11 @@ use super::charset::Charset;
 use super::kind::MysqlKind;
 use super::types::{convert_row, Origin};
 use super::{connect, query_error, quote_ident, quote_table};
+use crate::changed_keys::ChangedKeys;
 use crate::error::SourceError;
 use kappa_schemas::{BinlogPosition, Change, TableName, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
-use std::collections::HashSet;
 
 /// `kind` of a request row.
 pub const REQUEST: &str = "snapshot";
@@ -173,12 +173,6 @@ pub fn signal_of(table: &MysqlTable, row: &[Value], connector: &str) -> Option<S
     })
 }
 
-/// A key as exact bytes: two different keys never share them (a display
-/// form could, and would drop an unchanged key from a chunk).
-fn key_bytes(values: &[Value]) -> Vec<u8> {
-    kappa_schemas::row_bytes::encode(values)
-}
-
 /// Refuses key columns for which `(key) > (last key)` with the key read back
 /// as a parameter is not the order of `ORDER BY key`: ENUM and SET sort by
 /// their index but compare as text, and latin1 text comes back as latin1
@@ -218,7 +212,7 @@ pub struct Resnapshot {
     /// next chunk's `WHERE (key) > (?)`).
     last_key: Option<Vec<My>>,
     rows: Vec<Vec<Value>>,
-    changed: HashSet<Vec<u8>>,
+    changed: ChangedKeys,
     done: bool,
     /// The position before the request's transaction: checkpoints do not
     /// pass it meanwhile.
@@ -274,7 +268,7 @@ impl Resnapshot {
             chunk: 0,
             last_key: None,
             rows: Vec::new(),
-            changed: HashSet::new(),
+            changed: ChangedKeys::new(name.clone()),
             done: false,
             cap,
             emitted: 0,
@@ -363,11 +357,7 @@ impl Resnapshot {
     /// Notes the keys of changes to this table the stream hands over (from
     /// the request on).
     pub fn observe(&mut self, changes: &[Change]) {
-        for change in changes {
-            if change.table().name == self.name {
-                self.changed.insert(key_bytes(&change.key()));
-            }
-        }
+        self.changed.observe(changes);
     }
 
     /// Acts on a watermark row of this connector. At this chunk's HIGH it
@@ -398,10 +388,7 @@ impl Resnapshot {
         let schema = table.schema.clone();
         let changes: Vec<Change> = std::mem::take(&mut self.rows)
             .into_iter()
-            .filter(|row| {
-                let key: Vec<Value> = schema.key_columns.iter().map(|&i| row[i].clone()).collect();
-                !self.changed.contains(&key_bytes(&key))
-            })
+            .filter(|row| !self.changed.touched(row, &schema.key_columns))
             .map(|row| Change::Upsert {
                 table: schema.clone(),
                 row,

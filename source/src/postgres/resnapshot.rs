@@ -36,9 +36,9 @@ use super::catalog::{load_table, CatalogTable};
 use super::setup::{quote_ident, quote_table};
 use super::text::{column_from_text, text_params};
 use super::{connect, pinned_session};
+use crate::changed_keys::ChangedKeys;
 use crate::error::SourceError;
-use kappa_schemas::{Change, Lsn, Row, TableName, TableSchema, Value};
-use std::collections::HashSet;
+use kappa_schemas::{Change, Lsn, Row, TableName, TableSchema};
 use std::sync::Arc;
 use tokio_postgres::Client;
 
@@ -93,19 +93,11 @@ pub struct Resnapshot {
     last_key: Option<Vec<String>>,
     rows: Vec<(Vec<String>, Row)>,
     window_open: bool,
-    changed: HashSet<String>,
+    changed: ChangedKeys,
     done: bool,
     /// The request's position: the slot is not confirmed past it meanwhile.
     pub cap: Lsn,
     pub emitted: u64,
-}
-
-fn key_string(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\u{1}")
 }
 
 impl Resnapshot {
@@ -136,7 +128,7 @@ impl Resnapshot {
             last_key: None,
             rows: Vec::new(),
             window_open: false,
-            changed: HashSet::new(),
+            changed: ChangedKeys::new(table.clone()),
             done: false,
             cap,
             emitted: 0,
@@ -235,11 +227,7 @@ impl Resnapshot {
     /// Notes the keys of changes to this table seen in the stream since the
     /// request (see the module comment for why not only within a window).
     pub fn observe(&mut self, changes: &[Change]) {
-        for change in changes {
-            if change.table().name == self.schema.name {
-                self.changed.insert(key_string(&change.key()));
-            }
-        }
+        self.changed.observe(changes);
     }
 
     /// Handles a watermark message. At this chunk's HIGH watermark it returns
@@ -274,10 +262,7 @@ impl Resnapshot {
         let key_columns = self.table.schema.key_columns.clone();
         let changes: Vec<Change> = std::mem::take(&mut self.rows)
             .into_iter()
-            .filter(|(_, row)| {
-                let key: Vec<Value> = key_columns.iter().map(|&i| row[i].clone()).collect();
-                !self.changed.contains(&key_string(&key))
-            })
+            .filter(|(_, row)| !self.changed.touched(row, &key_columns))
             .map(|(_, row)| Change::Upsert {
                 table: self.schema.clone(),
                 row,

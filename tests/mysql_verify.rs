@@ -6,7 +6,7 @@
 mod common;
 
 use common::mysql::{mysql, MysqlPipeline};
-use common::{brokers, kappa, registry_url, text, RunsKappa};
+use common::{text, RunsKappa};
 use mysql_async::prelude::Queryable;
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,21 +15,11 @@ use std::time::Duration;
 
 /// `kappa verify --config` of `table`, plus `extra` arguments.
 async fn verify(p: &MysqlPipeline, table: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "verify".to_string(),
-        "--config".into(),
-        p.config.display().to_string(),
-        "--table".into(),
-        table.into(),
-        "--brokers".into(),
-        brokers(),
-        "--registry".into(),
-        registry_url(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
+    let (config, table) = (p.config.clone(), table.to_string());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        kappa(&args)
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        common::verify_with_config(&config, &table, &extra)
     })
     .await
     .expect("verify ran")

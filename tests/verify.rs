@@ -234,20 +234,7 @@ async fn verify_while_streaming_reports_lag_instead_of_differences() {
 
 /// `kappa verify --config`: the connector's masking applied to the source.
 fn verify_with_config(p: &Pipeline, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "verify".to_string(),
-        "--config".into(),
-        p.config.display().to_string(),
-        "--table".into(),
-        p.table.clone(),
-        "--brokers".into(),
-        brokers(),
-        "--registry".into(),
-        registry_url(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    kappa(&args)
+    common::verify_with_config(&p.config, &p.table, extra)
 }
 
 #[tokio::test(flavor = "multi_thread")]

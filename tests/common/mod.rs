@@ -436,6 +436,26 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// `kappa verify --config CONFIG --table TABLE` against the test broker and
+/// registry, plus `extra` arguments.
+pub fn verify_with_config(config: &Path, table: &str, extra: &[&str]) -> Output {
+    let config = config.display().to_string();
+    let (brokers, registry) = (brokers(), registry_url());
+    let mut args = vec![
+        "verify",
+        "--config",
+        &config,
+        "--table",
+        table,
+        "--brokers",
+        &brokers,
+        "--registry",
+        &registry,
+    ];
+    args.extend_from_slice(extra);
+    kappa(&args)
+}
+
 /// Runs the kappa binary to completion.
 pub fn kappa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kappa"))

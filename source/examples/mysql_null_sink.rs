@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         if let Some(Checkpoint::Binlog(position)) = &batch.checkpoint {
-            if (&position.file, position.pos) >= (&end.file, end.pos) {
+            if position.at_or_past(&end) {
                 break;
             }
         }

@@ -43,6 +43,15 @@ impl ConnectorState {
             })
     }
 
+    /// The snapshotted tables, comma-separated (for `kappa status`).
+    pub fn snapshotted_list(&self) -> String {
+        self.snapshotted
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Records that the initial snapshot of `tables` is in their topics.
     pub fn mark_snapshotted(&mut self, tables: Vec<TableName>) {
         for table in tables {

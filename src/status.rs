@@ -43,12 +43,7 @@ pub async fn status(config: &Config) -> anyhow::Result<bool> {
         Some(state) => println!(
             "snapshot   complete for {} table(s): {}",
             state.snapshotted.len(),
-            state
-                .snapshotted
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            state.snapshotted_list()
         ),
         None => println!(
             "snapshot   not yet complete (no offsets record in {})",
@@ -95,15 +90,7 @@ async fn mysql_status(config: &Config) -> anyhow::Result<bool> {
         println!("stored     nothing yet (the initial snapshot is not delivered)");
         return Ok(true);
     };
-    println!(
-        "snapshots  {}",
-        state
-            .snapshotted
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    println!("snapshots  {}", state.snapshotted_list());
     match &state.binlog {
         Some(binlog) => {
             let exists =

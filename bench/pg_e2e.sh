@@ -9,7 +9,7 @@ set -euo pipefail
 ROWS=100000
 bench_args "ROWS" "$@"
 BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
-REGISTRY="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
+REGISTRY="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"
 bash dev/services up >/dev/null
 cargo build --quiet --release --bin kappa --example raw_produce -p kappa -p kappa-sink
 RUN="bench_e2e_$(date +%s)"

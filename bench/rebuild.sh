@@ -24,7 +24,7 @@ while (($#)); do
 done
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
-REGISTRY="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
+REGISTRY="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"
 psql_q() { psql "$PG_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
 
 bash dev/services up >/dev/null

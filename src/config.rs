@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context};
 use kappa_schemas::TableName;
+use kappa_sink::topics::TopicSpec;
 use kappa_sink::KafkaConfig;
 use kappa_source::postgres::PostgresSourceConfig;
 use serde::Deserialize;
@@ -164,6 +165,11 @@ pub struct KafkaSection {
     /// Extra librdkafka properties (security settings and the like).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Topic configs applied when kappa creates a table topic
+    /// (`segment.ms`, `min.compaction.lag.ms`, `delete.retention.ms`, …);
+    /// `cleanup.policy` is always `compact`.
+    #[serde(default)]
+    pub topic_config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +216,7 @@ impl Default for KafkaSection {
             replication_factor: default_replication_factor(),
             offsets_topic: default_offsets_topic(),
             properties: BTreeMap::new(),
+            topic_config: BTreeMap::new(),
         }
     }
 }
@@ -283,6 +290,7 @@ impl Config {
         if self.kafka.partitions < 1 {
             bail!("[kafka] partitions must be at least 1");
         }
+        check_topic_config(&self.kafka.topic_config)?;
         if chunk_rows == 0 {
             bail!("{section} snapshot_chunk_rows must be at least 1");
         }
@@ -398,11 +406,40 @@ impl Config {
         Ok(Masking::new(rules, salt))
     }
 
+    /// How kappa creates a table topic.
+    pub fn topic_spec(&self) -> TopicSpec {
+        TopicSpec {
+            partitions: self.kafka.partitions,
+            replication_factor: self.kafka.replication_factor,
+            configs: self.kafka.topic_config.clone(),
+        }
+    }
+
     pub fn kafka(&self) -> KafkaConfig {
         let mut kafka = KafkaConfig::new(self.kafka.brokers.clone());
         kafka.properties = self.kafka.properties.clone().into_iter().collect();
         kafka
     }
+}
+
+/// `[kafka.topic_config]` may set any topic config the broker knows (the
+/// broker checks names and values when the topic is created) except the one
+/// kappa's promise rests on: a table topic is compacted and nothing else, or
+/// retention would delete rows a rebuild needs.
+fn check_topic_config(configs: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    for (key, value) in configs {
+        if key.trim().is_empty() || value.trim().is_empty() {
+            bail!("[kafka.topic_config] {key:?} = {value:?}: names and values must not be empty");
+        }
+        if key == "cleanup.policy" && value != "compact" {
+            bail!(
+                "[kafka.topic_config] cleanup.policy = {value:?}: table topics are always \
+                 cleanup.policy=compact (with delete, retention would remove rows a rebuild needs); \
+                 remove the key"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -444,6 +481,27 @@ tables = ["public.demo"]
             Some("s3cret")
         );
         assert_eq!(config.kafka.brokers, "broker:9093");
+    }
+
+    #[test]
+    fn topic_config_reaches_the_topic_spec_and_cannot_drop_compaction() {
+        let text = format!(
+            "{MINIMAL}\n[kafka]\npartitions = 3\n[kafka.topic_config]\n\"segment.ms\" = \"60000\"\n\"delete.retention.ms\" = \"604800000\"\n"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.check().unwrap();
+        let spec = config.topic_spec();
+        assert_eq!(spec.partitions, 3);
+        assert_eq!(spec.configs["segment.ms"], "60000");
+        assert_eq!(spec.configs["delete.retention.ms"], "604800000");
+
+        let bad = format!("{text}\"cleanup.policy\" = \"compact,delete\"\n");
+        let config: Config = toml::from_str(&bad).unwrap();
+        let err = config.check().unwrap_err().to_string();
+        assert!(
+            err.contains("cleanup.policy") && err.contains("remove the key"),
+            "{err}"
+        );
     }
 
     #[test]

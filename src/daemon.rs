@@ -84,13 +84,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let source = Reader::open(&config).await?;
     for table in &source.tables() {
         let topic = table_topic(&config.kafka.topic_prefix, table);
-        ensure_compacted_topic(
-            &kafka,
-            &topic,
-            config.kafka.partitions,
-            config.kafka.replication_factor,
-        )
-        .await?;
+        ensure_compacted_topic(&kafka, &topic, &config.topic_spec()).await?;
     }
     let offsets_topic = config.kafka.offsets_topic.clone();
     let state = ConnectorState::load(&kafka, &offsets_topic, &config.name)

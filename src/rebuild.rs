@@ -69,6 +69,7 @@ pub async fn rebuild(
     let reader = latest_schema(registry, &format!("{topic}-value"))
         .await
         .map_err(anyhow::Error::msg)?;
+    let delete_retention_ms = delete_retention_ms(kafka, &topic).await;
     let plan = {
         let (kafka, topic, bound) = (kafka.clone(), topic.clone(), options.bound.clone());
         tokio::task::spawn_blocking(move || replay::plan(&kafka, &topic, &bound))
@@ -265,7 +266,25 @@ pub async fn rebuild(
         partitions,
         history,
         end_offsets,
+        delete_retention_ms,
     })
+}
+
+/// The topic's `delete.retention.ms`: how long the broker keeps a tombstone
+/// once compaction has reached it. A replay that takes longer may miss a
+/// tombstone written after it started reading that partition's older
+/// records, and keep the deleted row. `None` when the broker would not say
+/// (no DescribeConfigs permission): the check is then skipped, with a warning.
+async fn delete_retention_ms(kafka: &KafkaConfig, topic: &str) -> Option<u64> {
+    match kappa_sink::topics::topic_configs(kafka, topic).await {
+        Ok(configs) => configs
+            .get("delete.retention.ms")
+            .and_then(|v| v.parse::<u64>().ok()),
+        Err(e) => {
+            tracing::warn!(topic, error = %e, "could not read delete.retention.ms; the rebuild cannot tell whether it outlasted it");
+            None
+        }
+    }
 }
 
 /// The baseline for the rebuild benchmark: the same parallel replay with

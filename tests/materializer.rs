@@ -9,7 +9,7 @@ use common::{brokers, kappa, pg_url, registry_url, text, unique, Pipeline};
 use kappa_schemas::avro::{encode_key, encode_row, TableAvro};
 use kappa_schemas::framing::frame;
 use kappa_schemas::{Column, ColumnType, Registry, TableName, TableSchema, Value};
-use kappa_sink::topics::ensure_compacted_topic;
+use kappa_sink::topics::{ensure_compacted_topic, TopicSpec};
 use kappa_sink::{KafkaConfig, Producer};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -630,11 +630,45 @@ async fn postgres_target_round_trips_every_type_and_is_replaced_atomically() {
 /// A topic of valid records for (id bigint, name text) written by hand,
 /// with `poison` records put at the given positions.
 async fn topic_with_poison(poison: &[(usize, Vec<u8>)], total: usize) -> String {
+    topic_written_by_hand(&TopicSpec::new(1, 1), poison, total).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_that_outlasts_delete_retention_says_so() {
+    let mut spec = TopicSpec::new(1, 1);
+    spec.configs
+        .insert("delete.retention.ms".into(), "1".into());
+    let short = topic_written_by_hand(&spec, &[], 50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let into = format!("sqlite:{}", dir.path().join("t.sqlite").display());
+    let output = rebuild(&short, &into, &[]);
+    assert_ok(&output);
+    let all = text(&output);
+    assert!(
+        all.contains("longer than the topic's delete.retention.ms=1 ") && all.contains(&short),
+        "{all}"
+    );
+    // The broker's default (24 h) is far longer than this replay: no warning.
+    let default = topic_with_poison(&[], 50).await;
+    let output = rebuild(&default, &into, &[]);
+    assert_ok(&output);
+    let all = text(&output);
+    assert!(!all.contains("delete.retention.ms"), "{all}");
+    common::delete_topic(&short).await;
+    common::delete_topic(&default).await;
+}
+
+/// Like `topic_with_poison`, into a topic created with `spec`.
+async fn topic_written_by_hand(
+    spec: &TopicSpec,
+    poison: &[(usize, Vec<u8>)],
+    total: usize,
+) -> String {
     common::require_services();
     let name = unique("kappa_poison");
     let topic = format!("{name}.public.{name}");
     let kafka = KafkaConfig::new(brokers());
-    ensure_compacted_topic(&kafka, &topic, 1, 1)
+    ensure_compacted_topic(&kafka, &topic, spec)
         .await
         .expect("topic");
     let table = TableSchema {

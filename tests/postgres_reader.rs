@@ -255,6 +255,101 @@ async fn a_column_added_mid_stream_gets_a_new_schema_and_keeps_streaming() {
     p.cleanup().await;
 }
 
+/// The case the old stand-in registry hid: BACKWARD checks of value schemas
+/// whose nullable unions hold logical types (decimal, timestamp-micros). The
+/// registry keeps its default BACKWARD rule for the subject (nothing relaxed),
+/// the new version is accepted, and a truly incompatible one is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_beside_numeric_and_timestamptz_registers_under_backward() {
+    let mut p = Pipeline::new(
+        "kappa_addlogical",
+        "id int PRIMARY KEY, amount numeric(12,2), placed_at timestamptz, day date",
+    )
+    .await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g * 1.25, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour', \
+         date '2026-01-01' + g FROM generate_series(1, 40) g"
+    ))
+    .await;
+    p.start();
+    p.commit(&format!(
+        "UPDATE {table} SET amount = -amount WHERE id <= 10"
+    ))
+    .await;
+    p.commit(&format!(
+        "ALTER TABLE {table} ADD COLUMN price numeric(10,3), ADD COLUMN seen_at timestamptz"
+    ))
+    .await;
+    p.commit(&format!(
+        "UPDATE {table} SET price = id / 8.0, seen_at = placed_at + interval '1 day' WHERE id % 3 = 0"
+    ))
+    .await;
+    let lsn = p
+        .commit(&format!(
+            "INSERT INTO {table} VALUES (41, 99.99, now(), current_date, 0.001, now())"
+        ))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.assert_running();
+    p.stop();
+    p.assert_verified(41);
+
+    let subject = format!("{}-value", p.topic);
+    let versions: Vec<u32> = reqwest_versions(&subject).await;
+    assert_eq!(versions.len(), 2, "two value schema versions: {versions:?}");
+    let level = registry_get(&format!("/config/{subject}?defaultToGlobal=true"));
+    assert!(
+        level.contains("\"BACKWARD\""),
+        "the subject kept the registry's BACKWARD rule: {level}"
+    );
+    // The rule is enforced: a required field without a default is refused.
+    let latest = registry_get(&format!("/subjects/{subject}/versions/latest"));
+    let latest: serde_json::Value = serde_json::from_str(&latest).expect("latest json");
+    let mut schema: serde_json::Value =
+        serde_json::from_str(latest["schema"].as_str().expect("schema text")).expect("schema");
+    schema["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .push(serde_json::json!({"name": "required_without_default", "type": "string"}));
+    let body = serde_json::json!({ "schema": schema.to_string() }).to_string();
+    let url = format!("{}/subjects/{subject}/versions", common::registry_url());
+    let output = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/vnd.schemaregistry.v1+json",
+            "--data",
+            &body,
+            &url,
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "409",
+        "an incompatible schema is refused under BACKWARD"
+    );
+    p.cleanup().await;
+}
+
+/// The body of `GET {registry}{path}`.
+fn registry_get(path: &str) -> String {
+    let url = format!("{}{path}", common::registry_url());
+    let output = std::process::Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .expect("curl");
+    assert!(output.status.success(), "GET {url} failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// `GET /subjects/{subject}/versions` from the registry.
 async fn reqwest_versions(subject: &str) -> Vec<u32> {
     let url = format!("{}/subjects/{subject}/versions", common::registry_url());

@@ -12,18 +12,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Why a registration failed, with the fix when the registry refused the
-/// schema as incompatible: kappa only ever adds nullable columns with a null
-/// default (BACKWARD compatible), yet some registries' checkers reject any
-/// change to a schema holding logical types (rivven-schema 0.0.22 compares
-/// `decimal`/`timestamp-micros` fields as incompatible with themselves).
+/// schema as incompatible. Added columns are nullable with a null default
+/// (BACKWARD compatible), so a refusal means the table changed in a way old
+/// records cannot be read under (a column's type changed, say), or the
+/// subject's rule is stricter than BACKWARD (FULL, FORWARD_TRANSITIVE, …).
 fn registration_failure(url: &str, subject: &str, error: &str) -> String {
     let lower = error.to_ascii_lowercase();
     if lower.contains("409") || lower.contains("incompatible") {
         format!(
             "the registry refused a new schema for subject {subject} as incompatible ({error}). \
-             kappa's schema changes only add nullable columns with a null default, which BACKWARD \
-             compatibility allows; if your registry rejects that (rivven-schema 0.0.22 does for \
-             schemas with decimal or timestamp fields), relax that subject: curl -X PUT -H \
+             Columns kappa adds are nullable with a null default, which BACKWARD compatibility \
+             allows; a refusal means the table changed in a way older records cannot be read \
+             under (a column's type changed, say), or the subject's rule is stricter than BACKWARD \
+             (see it with curl {url}/config/{subject}?defaultToGlobal=true). If consumers of the \
+             topic can cope with the change, allow it for this subject: curl -X PUT -H \
              'Content-Type: application/vnd.schemaregistry.v1+json' --data '{{\"compatibility\": \"NONE\"}}' \
              {url}/config/{subject} — then restart kappa (it resumes where it stopped)"
         )

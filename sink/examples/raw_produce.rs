@@ -6,7 +6,7 @@
 //! usage: raw_produce BROKERS SOURCE_TOPIC TARGET_TOPIC
 
 use kappa_sink::replay::replay;
-use kappa_sink::topics::ensure_compacted_topic;
+use kappa_sink::topics::{ensure_compacted_topic, TopicSpec};
 use kappa_sink::{KafkaConfig, Producer};
 use std::time::Instant;
 
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|_| records)
     })
     .await??;
-    ensure_compacted_topic(&kafka, target, 1, 1).await?;
+    ensure_compacted_topic(&kafka, target, &TopicSpec::new(1, 1)).await?;
     let producer = Producer::new(&kafka)?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(records.len());

@@ -7,7 +7,7 @@ use crate::error::SinkError;
 use crate::kafka::KafkaConfig;
 use crate::producer::Producer;
 use crate::replay::replay;
-use crate::topics::ensure_compacted_topic;
+use crate::topics::{ensure_compacted_topic, TopicSpec};
 
 /// Reads the newest state record for `connector`, if any.
 pub async fn read_state(
@@ -15,7 +15,7 @@ pub async fn read_state(
     topic: &str,
     connector: &str,
 ) -> Result<Option<Vec<u8>>, SinkError> {
-    ensure_compacted_topic(kafka, topic, 1, 1).await?;
+    ensure_compacted_topic(kafka, topic, &TopicSpec::new(1, 1)).await?;
     let kafka = kafka.clone();
     let topic_name = topic.to_string();
     let connector_name = connector.to_string();

@@ -7,6 +7,7 @@ use kappa_schemas::TableName;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// `<prefix>.<schema>.<table>`: one topic per table.
@@ -14,14 +15,35 @@ pub fn table_topic(prefix: &str, table: &TableName) -> String {
     format!("{prefix}.{}.{}", table.schema, table.table)
 }
 
-/// Creates `topic` with `cleanup.policy=compact` if it is missing. An
-/// existing topic that is not compacted is an error: deletes would never
+/// How a topic kappa creates is laid out: partitions, replication, and any
+/// topic configs (`segment.ms`, `min.compaction.lag.ms`, `delete.retention.ms`,
+/// …) from `[kafka.topic_config]`. `cleanup.policy` is always `compact`.
+#[derive(Debug, Clone, Default)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicSpec {
+    /// A spec without topic configs beyond `cleanup.policy=compact`.
+    pub fn new(partitions: i32, replication_factor: i32) -> Self {
+        Self {
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        }
+    }
+}
+
+/// Creates `topic` with `cleanup.policy=compact` and the spec's configs if it
+/// is missing. An existing topic keeps its configs (they are the operator's
+/// from then on); one that is not compacted is an error: deletes would never
 /// shrink it and a rebuild from it could not be trusted to be bounded.
 pub async fn ensure_compacted_topic(
     kafka: &KafkaConfig,
     topic: &str,
-    partitions: i32,
-    replication_factor: i32,
+    spec: &TopicSpec,
 ) -> Result<(), SinkError> {
     let broker_error = |reason: String| SinkError::Broker {
         brokers: kafka.brokers.clone(),
@@ -32,12 +54,16 @@ pub async fn ensure_compacted_topic(
         .create()
         .map_err(|e| broker_error(e.to_string()))?;
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
-    let new_topic = NewTopic::new(
+    let mut new_topic = NewTopic::new(
         topic,
-        partitions,
-        TopicReplication::Fixed(replication_factor),
-    )
-    .set("cleanup.policy", "compact");
+        spec.partitions,
+        TopicReplication::Fixed(spec.replication_factor),
+    );
+    for (key, value) in &spec.configs {
+        new_topic = new_topic.set(key, value);
+    }
+    let new_topic = new_topic.set("cleanup.policy", "compact");
+    let partitions = spec.partitions;
     let results = admin
         .create_topics([&new_topic], &options)
         .await
@@ -49,14 +75,86 @@ pub async fn ensure_compacted_topic(
                 check_compacted(&admin, &options, topic, kafka).await?
             }
             Err((_, code)) => {
+                let configs: Vec<String> = spec
+                    .configs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 return Err(SinkError::Topic {
                     topic: topic.to_string(),
-                    reason: format!("could not be created: {code}"),
-                })
+                    reason: format!(
+                        "could not be created with {} partitions, replication factor {}{}: {code}{}",
+                        spec.partitions,
+                        spec.replication_factor,
+                        if configs.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and configs {}", configs.join(", "))
+                        },
+                        match code {
+                            RDKafkaErrorCode::InvalidConfig => {
+                                " (a key or value in [kafka.topic_config] is not a valid topic config for this broker)"
+                            }
+                            RDKafkaErrorCode::InvalidReplicationFactor => {
+                                " (more replicas than brokers: lower [kafka] replication_factor)"
+                            }
+                            RDKafkaErrorCode::TopicAuthorizationFailed
+                            | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                                " (the client may not create topics: create it yourself with cleanup.policy=compact, or grant CREATE)"
+                            }
+                            _ => "",
+                        }
+                    ),
+                });
             }
         }
     }
     Ok(())
+}
+
+/// The topic's effective configs (its own and the broker's defaults), by name.
+pub async fn topic_configs(
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> Result<HashMap<String, String>, SinkError> {
+    let admin: AdminClient<DefaultClientContext> =
+        kafka
+            .client_config()
+            .create()
+            .map_err(|e| SinkError::Broker {
+                brokers: kafka.brokers.clone(),
+                reason: e.to_string(),
+            })?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    describe(&admin, &options, topic, kafka).await
+}
+
+async fn describe(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &AdminOptions,
+    topic: &str,
+    kafka: &KafkaConfig,
+) -> Result<HashMap<String, String>, SinkError> {
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
+        .await
+        .map_err(|e| SinkError::Broker {
+            brokers: kafka.brokers.clone(),
+            reason: format!("describing topic {topic}: {e}"),
+        })?;
+    let mut configs = HashMap::new();
+    for resource in described {
+        let resource = resource.map_err(|code| SinkError::Topic {
+            topic: topic.to_string(),
+            reason: format!("could not be described: {code}"),
+        })?;
+        for entry in resource.entries {
+            if let Some(value) = entry.value {
+                configs.insert(entry.name, value);
+            }
+        }
+    }
+    Ok(configs)
 }
 
 async fn check_compacted(
@@ -65,32 +163,17 @@ async fn check_compacted(
     topic: &str,
     kafka: &KafkaConfig,
 ) -> Result<(), SinkError> {
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], options)
-        .await
-        .map_err(|e| SinkError::Broker {
-            brokers: kafka.brokers.clone(),
-            reason: format!("describing topic {topic}: {e}"),
-        })?;
-    for resource in described {
-        let resource = resource.map_err(|code| SinkError::Topic {
+    let configs = describe(admin, options, topic, kafka).await?;
+    let policy = configs.get("cleanup.policy").cloned().unwrap_or_default();
+    if !policy.contains("compact") {
+        return Err(SinkError::Topic {
             topic: topic.to_string(),
-            reason: format!("could not be described: {code}"),
-        })?;
-        let policy = resource
-            .get("cleanup.policy")
-            .and_then(|entry| entry.value.clone())
-            .unwrap_or_default();
-        if !policy.contains("compact") {
-            return Err(SinkError::Topic {
-                topic: topic.to_string(),
-                reason: format!(
-                    "exists with cleanup.policy={policy:?}, not compact: set it with \
-                     kafka-configs --alter --entity-type topics --entity-name {topic} --add-config cleanup.policy=compact, \
-                     or choose another topic_prefix"
-                ),
-            });
-        }
+            reason: format!(
+                "exists with cleanup.policy={policy:?}, not compact: set it with \
+                 kafka-configs --alter --entity-type topics --entity-name {topic} --add-config cleanup.policy=compact, \
+                 or choose another topic_prefix"
+            ),
+        });
     }
     Ok(())
 }

@@ -43,6 +43,28 @@ pub struct RebuildSummary {
     /// Set for `--as-of` and `--until-offsets`.
     pub history: Option<HistoryCheck>,
     pub end_offsets: Vec<(i32, i64)>,
+    /// The topic's `delete.retention.ms` when the rebuild started.
+    pub delete_retention_ms: Option<u64>,
+}
+
+impl RebuildSummary {
+    /// Set when the replay took longer than the topic keeps tombstones: a
+    /// row deleted while the rebuild read could have lost its tombstone to
+    /// compaction before the rebuild reached it, and so still be in the table.
+    pub fn outlasted_delete_retention(&self) -> Option<String> {
+        let retention = self.delete_retention_ms?;
+        let took_ms = (self.seconds * 1000.0) as u64;
+        (took_ms > retention).then(|| {
+            format!(
+                "the replay took {:.1}s, longer than the topic's delete.retention.ms={retention} ({:.1}s): \
+                 a row deleted meanwhile may have had its tombstone compacted away before it was read and still be in \
+                 the table. Run kappa verify, or rebuild again after raising delete.retention.ms on {} above the rebuild's time",
+                self.seconds,
+                retention as f64 / 1000.0,
+                self.topic
+            )
+        })
+    }
 }
 
 /// Facts stored with a rebuilt table.
@@ -103,6 +125,9 @@ pub fn print_summary(summary: &RebuildSummary) {
         summary.seconds,
         summary.records_per_second
     );
+    if let Some(warning) = summary.outlasted_delete_retention() {
+        println!("warning: {warning}");
+    }
     if summary.invalid > 0 {
         println!("invalid records skipped: {}", summary.invalid);
         for invalid in &summary.first_invalid {
@@ -133,5 +158,43 @@ pub fn print_summary(summary: &RebuildSummary) {
                 }
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(seconds: f64, delete_retention_ms: Option<u64>) -> RebuildSummary {
+        RebuildSummary {
+            topic: "kappa.public.t".into(),
+            target: "sqlite:/tmp/t.sqlite".into(),
+            records: 0,
+            upserts: 0,
+            tombstones: 0,
+            live_keys: 0,
+            invalid: 0,
+            first_invalid: Vec::new(),
+            seconds,
+            records_per_second: 0.0,
+            partitions: Vec::new(),
+            history: None,
+            end_offsets: Vec::new(),
+            delete_retention_ms,
+        }
+    }
+
+    #[test]
+    fn a_replay_longer_than_delete_retention_is_reported() {
+        let warning = summary(90.0, Some(60_000))
+            .outlasted_delete_retention()
+            .expect("90 s > 60 s");
+        assert!(warning.contains("delete.retention.ms=60000"), "{warning}");
+        assert!(warning.contains("kappa.public.t"), "{warning}");
+        assert_eq!(
+            summary(59.0, Some(60_000)).outlasted_delete_retention(),
+            None
+        );
+        assert_eq!(summary(1e6, None).outlasted_delete_retention(), None);
     }
 }

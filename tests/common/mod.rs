@@ -25,16 +25,20 @@ pub fn brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 pub fn registry_url() -> String {
-    std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into())
+    std::env::var("SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
 }
 
 /// Fails loudly when a service the tests need is not answering.
 pub fn require_services() {
     let broker = brokers();
     let registry = registry_url();
+    // host:port of http://host:port/path
     let registry_addr = registry
         .trim_start_matches("http://")
-        .trim_end_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
         .to_string();
     for (service, address) in [
         ("Kafka broker", broker.as_str()),

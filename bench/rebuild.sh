@@ -38,11 +38,7 @@ cleanup() {
   for name in "${RUN_ID}_big" "${RUN_ID}_small"; do
     psql_q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$name' AND NOT active" >/dev/null 2>&1 || true
     psql_q -c "DROP PUBLICATION IF EXISTS $name; DROP TABLE IF EXISTS public.$name, public.${name}_rb" >/dev/null 2>&1 || true
-    # The broker compacts every compacted topic record by record: leave none behind.
-    if command -v nisshi >/dev/null; then
-      nisshi topic delete --broker "tcp://$BROKERS" "$name.public.$name" >/dev/null 2>&1 || true
-      nisshi topic delete --broker "tcp://$BROKERS" "$name.public.$name.copy" >/dev/null 2>&1 || true
-    fi
+    delete_kafka_topics "$name.public.$name" "$name.public.$name.copy"
   done
   rm -rf "$WORK"
 }
@@ -155,7 +151,7 @@ if ((RECORD)); then
   {
     printf '\n## %s — rebuild: `bench/rebuild.sh --rows %s --partitions %s`\n\n' "$(date -u +%Y-%m-%d)" "$ROWS" "$PARTITIONS"
     printf 'Machine: %s cores, shared. One topic of %s records over %s partitions (written by `kappa run`'"'"'s snapshot),\n' "$(nproc)" "$ROWS" "$PARTITIONS"
-    printf 'read by each run in turn through the same broker (nisshi); ratios against the mean raw read (%s records/s).\n\n' "$RAW"
+    printf 'read by each run in turn through the same broker (Apache Kafka); ratios against the mean raw read (%s records/s).\n\n' "$RAW"
     cat "$RESULT"
   } >> bench/RESULTS-rebuild.md
 fi

@@ -411,6 +411,27 @@ fn end_offsets(topic: &str) -> Vec<(i32, i64)> {
 
 /// Removes the records of partition 0 of `topic` below `offset`, as
 /// retention (or compaction of a whole prefix) would.
+/// A topic with `cleanup.policy=compact,delete` and unlimited retention:
+/// kappa accepts it (it is compacted), and DeleteRecords works on it.
+async fn create_compact_delete_topic(topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact,delete")
+        .set("retention.ms", "-1");
+    let results = admin
+        .create_topics([&new_topic], &AdminOptions::new())
+        .await
+        .expect("create topic");
+    for result in results {
+        result.expect("topic created");
+    }
+}
+
 async fn delete_records_before(topic: &str, offset: i64) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
@@ -437,8 +458,12 @@ async fn delete_records_before(topic: &str, offset: i64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_point_before_the_retained_history_is_reported() {
-    // Records 0..10; the point is offset 6; records before 3 are then removed.
-    let topic = topic_with_poison(&[], 10).await;
+    // Records 0..10; the point is offset 6; records before 3 are then removed
+    // (DeleteRecords: Kafka allows it only on topics whose cleanup.policy
+    // includes delete, as an operator's compact,delete topic does).
+    let topic = fresh_topic();
+    create_compact_delete_topic(&topic).await;
+    write_by_hand(&topic, &TopicSpec::new(1, 1), &[], 10).await;
     let dir = tempfile::tempdir().unwrap();
     let into = format!("sqlite:{}", dir.path().join("t.sqlite").display());
     let output = rebuild(&topic, &into, &["--until-offsets", "0:6"]);
@@ -664,9 +689,23 @@ async fn topic_written_by_hand(
     poison: &[(usize, Vec<u8>)],
     total: usize,
 ) -> String {
-    common::require_services();
+    let topic = fresh_topic();
+    write_by_hand(&topic, spec, poison, total).await;
+    topic
+}
+
+/// A topic name of the form kappa gives table topics, unused so far.
+fn fresh_topic() -> String {
     let name = unique("kappa_poison");
-    let topic = format!("{name}.public.{name}");
+    format!("{name}.public.{name}")
+}
+
+/// Writes `total` records for (id bigint, name text) into `topic` (created
+/// with `spec` unless it exists), `poison` records at the given positions.
+async fn write_by_hand(topic: &str, spec: &TopicSpec, poison: &[(usize, Vec<u8>)], total: usize) {
+    common::require_services();
+    let topic = topic.to_string();
+    let name = topic.rsplit('.').next().expect("table name").to_string();
     let kafka = KafkaConfig::new(brokers());
     ensure_compacted_topic(&kafka, &topic, spec)
         .await
@@ -724,7 +763,6 @@ async fn topic_written_by_hand(
     for p in pending {
         p.delivered().await.unwrap();
     }
-    topic
 }
 
 /// A value framed with `id` whose datum stops in the middle of the record.

@@ -36,13 +36,11 @@ fn insert(db: &str, first: u64, count: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_and_stream_rebuild_exactly() {
-    // The column is added to a table of plain types: rivven-schema 0.0.22 (the test registry)
-    // refuses the BACKWARD check of a value schema whose nullable unions hold a logical type
-    // (decimal, timestamp-micros, …) — "Writer union variant … not compatible" — which
-    // Confluent's registry accepts.
+    // The column is added to a table holding logical types (decimal, timestamp-micros in
+    // nullable unions), registered under the registry's BACKWARD rule, unrelaxed.
     let setup = format!(
-        "{TABLE}; CREATE TABLE {{db0}}.evolving (id INT PRIMARY KEY, v VARCHAR(10));
-         INSERT INTO {{db0}}.evolving VALUES (1, 'old')"
+        "{TABLE}; CREATE TABLE {{db0}}.evolving (id INT PRIMARY KEY, v VARCHAR(10), amount DECIMAL(10,2), at DATETIME(6));
+         INSERT INTO {{db0}}.evolving VALUES (1, 'old', 12.50, '2026-01-02 03:04:05.678901')"
     );
     let mut p = MysqlPipeline::new("kmy_e2e", 1, &setup).await;
     let db = p.databases[0].clone();
@@ -63,14 +61,17 @@ async fn snapshot_and_stream_rebuild_exactly() {
     .await;
     // A column added mid-stream must not break the stream.
     let evolving = format!("{db}.evolving");
-    p.commit(&format!("INSERT INTO {evolving} VALUES (2, 'before')"))
-        .await;
+    p.commit(&format!(
+        "INSERT INTO {evolving} VALUES (2, 'before', -0.01, '1999-12-31 23:59:59.000001')"
+    ))
+    .await;
     p.exec(&format!(
-        "ALTER TABLE {evolving} ADD COLUMN extra VARCHAR(10) NULL"
+        "ALTER TABLE {evolving} ADD COLUMN extra VARCHAR(10) NULL, ADD COLUMN price DECIMAL(12,4) NULL"
     ))
     .await;
     p.commit(&format!(
-        "INSERT INTO {evolving} VALUES (3, 'after ddl', 'x'); UPDATE {evolving} SET extra = 'y' WHERE id = 1"
+        "INSERT INTO {evolving} VALUES (3, 'after ddl', 7.00, NOW(6), 'x', 1.2345); \
+         UPDATE {evolving} SET extra = 'y', price = 99.9999 WHERE id = 1"
     ))
     .await;
     let end = p
@@ -84,6 +85,13 @@ async fn snapshot_and_stream_rebuild_exactly() {
     assert_eq!(rows, 2000 + 300 - 230 + 1, "deleted every id ending in 4");
     p.assert_verified(&table, rows);
     p.assert_verified(&evolving, 3);
+    let subject = format!("{}-value", p.topic(&evolving));
+    let versions = common::registry_get(&format!("/subjects/{subject}/versions"));
+    assert_eq!(
+        versions.as_array().map(Vec::len),
+        Some(2),
+        "{subject}: the added columns are a second version: {versions}"
+    );
     let log = p.log();
     assert!(log.contains("lock_held_ms"), "{log}");
     assert!(log.contains("initial snapshot delivered"), "{log}");

@@ -298,14 +298,13 @@ async fn a_column_added_beside_numeric_and_timestamptz_registers_under_backward(
     let subject = format!("{}-value", p.topic);
     let versions: Vec<u32> = reqwest_versions(&subject).await;
     assert_eq!(versions.len(), 2, "two value schema versions: {versions:?}");
-    let level = registry_get(&format!("/config/{subject}?defaultToGlobal=true"));
+    let level = common::registry_get(&format!("/config/{subject}?defaultToGlobal=true"));
     assert!(
-        level.contains("\"BACKWARD\""),
+        level.to_string().contains("\"BACKWARD\""),
         "the subject kept the registry's BACKWARD rule: {level}"
     );
     // The rule is enforced: a required field without a default is refused.
-    let latest = registry_get(&format!("/subjects/{subject}/versions/latest"));
-    let latest: serde_json::Value = serde_json::from_str(&latest).expect("latest json");
+    let latest = common::registry_get(&format!("/subjects/{subject}/versions/latest"));
     let mut schema: serde_json::Value =
         serde_json::from_str(latest["schema"].as_str().expect("schema text")).expect("schema");
     schema["fields"]
@@ -339,26 +338,12 @@ async fn a_column_added_beside_numeric_and_timestamptz_registers_under_backward(
     p.cleanup().await;
 }
 
-/// The body of `GET {registry}{path}`.
-fn registry_get(path: &str) -> String {
-    let url = format!("{}{path}", common::registry_url());
-    let output = std::process::Command::new("curl")
-        .args(["-sf", &url])
-        .output()
-        .expect("curl");
-    assert!(output.status.success(), "GET {url} failed");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// `GET /subjects/{subject}/versions` from the registry.
 async fn reqwest_versions(subject: &str) -> Vec<u32> {
-    let url = format!("{}/subjects/{subject}/versions", common::registry_url());
-    let output = std::process::Command::new("curl")
-        .args(["-sf", &url])
-        .output()
-        .expect("curl");
-    assert!(output.status.success(), "GET {url} failed");
-    serde_json::from_slice(&output.stdout).expect("versions json")
+    serde_json::from_value(common::registry_get(&format!(
+        "/subjects/{subject}/versions"
+    )))
+    .expect("versions json")
 }
 
 #[tokio::test(flavor = "multi_thread")]

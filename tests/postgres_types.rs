@@ -7,10 +7,8 @@
 mod common;
 
 use common::RunsKappa;
-use common::{pg, registry_url, unique, Pipeline};
+use common::{pg, registry_get, unique, Pipeline};
 use serde_json::Value as Json;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 
 /// One column per type: (name, type, SQL expressions of its values). `ENUM`,
 /// `DOM_INT` and `DOM_TEXT` stand for the test's own enum and domains.
@@ -247,22 +245,6 @@ fn table_sql(types: &UserTypes) -> String {
         .map(|(name, ty, _)| format!("{name} {}", types.sql_type(ty)))
         .collect();
     format!("id bigint PRIMARY KEY, {}", columns.join(", "))
-}
-
-/// `GET path` on the Schema Registry (HTTP/1.0: the server closes the connection).
-fn registry_get(path: &str) -> Json {
-    let url = registry_url();
-    let address = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(address)
-        .unwrap_or_else(|e| panic!("Schema Registry at {url} is not reachable: {e}"));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("malformed response to GET {path}: {response}"));
-    assert!(head.contains(" 200 "), "GET {path}: {head}\n{body}");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
 /// The Avro type of each field of the topic's latest value schema.

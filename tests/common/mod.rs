@@ -29,6 +29,24 @@ pub fn registry_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
 }
 
+/// `GET {registry}{path}`, `path` as in the Confluent API (`/schemas/ids/1`):
+/// the JSON body of a 200 answer; anything else fails the test with the body.
+pub fn registry_get(path: &str) -> serde_json::Value {
+    let url = format!("{}{path}", registry_url());
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", &url])
+        .output()
+        .expect("curl (dev/services installs it)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    assert!(
+        output.status.success() && status == "200",
+        "GET {url}: HTTP {status} {body} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
 /// Fails loudly when a service the tests need is not answering.
 pub fn require_services() {
     let broker = brokers();

@@ -5,14 +5,11 @@
 //! offsets record), never on time.
 
 use super::daemon::{Daemon, RunsKappa};
-use super::{brokers, delete_topic, kappa, registry_url, require_services, unique};
+use super::{brokers, delete_topic, kappa, registry_get, registry_url, require_services, unique};
 use kappa_schemas::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::collections::HashMap;
-use std::io::Read;
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -323,18 +320,6 @@ impl Drop for MysqlPipeline {
         })
         .join();
     }
-}
-
-/// `GET path` on the Schema Registry.
-pub fn registry_get(path: &str) -> serde_json::Value {
-    let url = registry_url();
-    let address = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(address).expect("registry reachable");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
 /// The newest decoded row per `id` in the topic.

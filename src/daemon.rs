@@ -9,11 +9,11 @@
 //! harmless on a compacted topic keyed by primary key.
 
 use crate::config::Config;
+use crate::in_flight::{in_flight, Acknowledging, InFlight};
 use crate::state::ConnectorState;
 use anyhow::{bail, Context};
 use kappa_schemas::{ChangeBatch, Checkpoint, RecordEncoder, Registry};
 use kappa_sink::offsets::write_state;
-use kappa_sink::producer::Pending;
 use kappa_sink::topics::{ensure_compacted_topic, table_topic};
 use kappa_sink::Producer;
 use kappa_source::mysql::{MysqlSource, MysqlStart};
@@ -21,17 +21,6 @@ use kappa_source::postgres::{PostgresSource, PostgresSourceConfig, StartState};
 use kappa_source::DurablePosition;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// Batches produced but not yet acknowledged: bounds memory and the replay
-/// after a crash.
-const IN_FLIGHT_BATCHES: usize = 8;
-
-struct Produced {
-    deliveries: Vec<Pending>,
-    checkpoint: Option<Checkpoint>,
-    /// Signalled once every delivery before (and in) this one is acknowledged.
-    barrier: Option<oneshot::Sender<()>>,
-}
 
 /// Binlog positions are stored at most this often (plus once at stop, and
 /// once this long after the last commit when the stream goes quiet).
@@ -138,7 +127,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
 
-    let (produced_tx, produced_rx) = mpsc::channel::<Produced>(IN_FLIGHT_BATCHES);
+    let (produced_tx, produced_rx) = in_flight();
     let acks = tokio::spawn(acknowledge(
         produced_rx,
         durable.clone(),
@@ -187,17 +176,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 );
                 produced.increment(1);
             }
-            if produced_tx
-                .send(Produced {
-                    deliveries,
-                    checkpoint: batch.checkpoint,
-                    barrier: None,
-                })
-                .await
-                .is_err()
-            {
-                bail!("the acknowledgement task ended early");
-            }
+            produced_tx
+                .send(deliveries, batch.checkpoint, None)
+                .await?;
         }
         Ok(())
     }
@@ -229,7 +210,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn acknowledge(
-    mut produced: mpsc::Receiver<Produced>,
+    mut produced: Acknowledging,
     durable: DurablePosition,
     producer: Producer,
     offsets_topic: String,
@@ -337,18 +318,11 @@ impl OffsetsRecord {
 async fn truncate(
     kafka: &kappa_sink::KafkaConfig,
     producer: &Producer,
-    produced: &mpsc::Sender<Produced>,
+    produced: &InFlight,
     topic: &str,
 ) -> anyhow::Result<usize> {
     let (barrier, reached) = oneshot::channel();
-    produced
-        .send(Produced {
-            deliveries: Vec::new(),
-            checkpoint: None,
-            barrier: Some(barrier),
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
+    produced.send(Vec::new(), None, Some(barrier)).await?;
     reached
         .await
         .map_err(|_| anyhow::anyhow!("a delivery failed before TRUNCATE of {topic}"))?;
@@ -362,14 +336,7 @@ async fn truncate(
     for key in &keys {
         deliveries.push(producer.send(topic, key, None).await?);
     }
-    produced
-        .send(Produced {
-            deliveries,
-            checkpoint: None,
-            barrier: None,
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
+    produced.send(deliveries, None, None).await?;
     Ok(keys.len())
 }
 

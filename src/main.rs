@@ -3,6 +3,7 @@
 
 mod config;
 mod daemon;
+mod in_flight;
 mod rebuild;
 mod state;
 mod status;

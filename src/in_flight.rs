@@ -1,0 +1,126 @@
+//! Produced records awaiting the broker's acknowledgement, between the
+//! daemon's produce loop and its acknowledgement task.
+//!
+//! Bounded by records, not by batches: the source hands over one batch per
+//! transaction, so a bound of a few batches let only that many single-row
+//! transactions wait on one broker round trip (`linger.ms` plus the ack), a
+//! ceiling of a few hundred transactions per second on Apache Kafka. With a
+//! bound of [`IN_FLIGHT_RECORDS`], thousands of small transactions share a
+//! round trip, while a large transaction's pieces still take their full
+//! share. Memory stays bounded: a waiting batch holds only its delivery
+//! futures (the encoded bytes sit in librdkafka's queue, capped in bytes by
+//! the producer's settings), and at most this many records are replayed
+//! after a crash beyond the last confirmed commit.
+
+use kappa_schemas::Checkpoint;
+use kappa_sink::producer::Pending;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// Records produced and not yet acknowledged, at most (librdkafka's
+/// `queue.buffering.max.messages` in kappa's producer settings).
+pub const IN_FLIGHT_RECORDS: usize = 20_000;
+
+/// One batch's deliveries, and what to do once all of them (and every
+/// earlier one) are acknowledged.
+pub struct Produced {
+    pub deliveries: Vec<Pending>,
+    pub checkpoint: Option<Checkpoint>,
+    /// Signalled once every delivery before (and in) this one is acknowledged.
+    pub barrier: Option<oneshot::Sender<()>>,
+    /// This batch's share of [`IN_FLIGHT_RECORDS`], returned when dropped.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The produce loop's end: waits while [`IN_FLIGHT_RECORDS`] are pending.
+#[derive(Clone)]
+pub struct InFlight {
+    tx: mpsc::UnboundedSender<Produced>,
+    records: Arc<Semaphore>,
+}
+
+/// The acknowledgement task's end, in production order.
+pub type Acknowledging = mpsc::UnboundedReceiver<Produced>;
+
+pub fn in_flight() -> (InFlight, Acknowledging) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let records = Arc::new(Semaphore::new(IN_FLIGHT_RECORDS));
+    (InFlight { tx, records }, rx)
+}
+
+impl InFlight {
+    /// Hands a batch to the acknowledgement task once its records fit in the
+    /// bound (a batch counts as at least one record, at most the whole bound).
+    pub async fn send(
+        &self,
+        deliveries: Vec<Pending>,
+        checkpoint: Option<Checkpoint>,
+        barrier: Option<oneshot::Sender<()>>,
+    ) -> anyhow::Result<()> {
+        let share = deliveries.len().clamp(1, IN_FLIGHT_RECORDS);
+        let share = u32::try_from(share).unwrap_or(u32::MAX);
+        let permit = self
+            .records
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
+        self.tx
+            .send(Produced {
+                deliveries,
+                checkpoint,
+                barrier,
+                _permit: permit,
+            })
+            .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn many_small_batches_wait_together_and_the_bound_holds() {
+        let (in_flight, mut acknowledging) = in_flight();
+        // Far more single-record batches than the old bound of 8 batches go
+        // through without anything being acknowledged.
+        for _ in 0..1000 {
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                in_flight.send(Vec::new(), None, None),
+            )
+            .await
+            .expect("not held back")
+            .expect("sent");
+        }
+        assert_eq!(
+            in_flight.records.available_permits(),
+            IN_FLIGHT_RECORDS - 1000
+        );
+        // Once the bound is used up, the next batch waits for an acknowledgement.
+        let rest = u32::try_from(IN_FLIGHT_RECORDS - 1000).unwrap();
+        let held = in_flight
+            .records
+            .clone()
+            .acquire_many_owned(rest)
+            .await
+            .unwrap();
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(50),
+            in_flight.send(Vec::new(), None, None),
+        )
+        .await;
+        assert!(blocked.is_err(), "the bound holds");
+        drop(acknowledging.recv().await.expect("a batch"));
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            in_flight.send(Vec::new(), None, None),
+        )
+        .await
+        .expect("an acknowledged batch makes room")
+        .expect("sent");
+        drop(held);
+    }
+}

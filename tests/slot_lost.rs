@@ -1,7 +1,9 @@
 //! A slot PostgreSQL invalidated (`wal_status = lost`) is fatal, never
-//! silently replaced. In a binary of its own: it lowers the server-wide
-//! `max_slot_wal_keep_size` for a moment, which would invalidate the slots of
-//! tests running beside it (cargo runs test binaries one after another).
+//! silently replaced: at start, and under a running connector. In a binary
+//! of its own: it lowers the server-wide `max_slot_wal_keep_size` for a
+//! moment, which would invalidate the slots of tests running beside it
+//! (cargo runs test binaries one after another; the two tests here take
+//! turns through `SERIAL`).
 
 mod common;
 
@@ -31,8 +33,12 @@ impl Drop for KeepSizeReset {
     }
 }
 
+/// One test at a time lowers `max_slot_wal_keep_size`.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalidated_slot_is_fatal_with_the_fix() {
+    let _serial = SERIAL.lock().await;
     let mut p = Pipeline::new("kappa_lost", "id int PRIMARY KEY").await;
     let table = p.table.clone();
     p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
@@ -40,6 +46,66 @@ async fn an_invalidated_slot_is_fatal_with_the_fix() {
     p.wait_for_log("initial snapshot delivered").await;
     p.stop();
 
+    invalidate_slot(&p).await;
+
+    p.start();
+    assert_eq!(p.wait_exit().code(), Some(2));
+    let log = p.log();
+    assert!(log.contains("wal_status = lost"), "{log}");
+    assert!(log.contains("re-snapshot"), "{log}");
+    assert!(
+        log.contains(&format!("pg_drop_replication_slot('{}')", p.name)),
+        "the fix names the slot: {log}"
+    );
+    assert_eq!(
+        wal_status(&p).await.as_deref(),
+        Some("lost"),
+        "kappa must not replace the slot"
+    );
+    p.cleanup().await;
+}
+
+/// A connector that falls behind while running (here: stopped with SIGSTOP)
+/// until PostgreSQL invalidates its slot finds the slot unusable when it
+/// reconnects: it exits 2 with the fix at once, instead of retrying forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_invalidated_under_a_running_connector_is_fatal() {
+    let _serial = SERIAL.lock().await;
+    let mut p = Pipeline::new("kappa_lostrun", "id int PRIMARY KEY").await;
+    let table = p.table.clone();
+    p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
+    p.start();
+    p.wait_for_log("initial snapshot delivered").await;
+    let pid = p.pid().to_string();
+    signal("-STOP", &pid);
+    invalidate_slot(&p).await;
+    signal("-CONT", &pid);
+    let started = Instant::now();
+    assert_eq!(p.wait_exit().code(), Some(2), "{}", p.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "exited only after {:?}",
+        started.elapsed()
+    );
+    let log = p.log();
+    assert!(log.contains("is unusable"), "{log}");
+    assert!(log.contains("Re-snapshot"), "{log}");
+    assert_eq!(wal_status(&p).await.as_deref(), Some("lost"));
+    p.cleanup().await;
+}
+
+fn signal(which: &str, pid: &str) {
+    let status = Command::new("kill")
+        .args([which, pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+/// Lowers `max_slot_wal_keep_size`, writes and recycles WAL until a
+/// checkpoint invalidates the pipeline's slot, and puts the setting back.
+async fn invalidate_slot(p: &Pipeline) {
+    let table = p.table.clone();
     let reset = KeepSizeReset;
     p.client
         .batch_execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
@@ -61,7 +127,7 @@ async fn an_invalidated_slot_is_fatal_with_the_fix() {
             ))
             .await
             .expect("write WAL");
-        let status = wal_status(&p).await;
+        let status = wal_status(p).await;
         if status.as_deref() == Some("lost") {
             break;
         }
@@ -76,22 +142,6 @@ async fn an_invalidated_slot_is_fatal_with_the_fix() {
         .await
         .expect("drop scratch table");
     drop(reset);
-
-    p.start();
-    assert_eq!(p.wait_exit().code(), Some(2));
-    let log = p.log();
-    assert!(log.contains("wal_status = lost"), "{log}");
-    assert!(log.contains("re-snapshot"), "{log}");
-    assert!(
-        log.contains(&format!("pg_drop_replication_slot('{}')", p.name)),
-        "the fix names the slot: {log}"
-    );
-    assert_eq!(
-        wal_status(&p).await.as_deref(),
-        Some("lost"),
-        "kappa must not replace the slot"
-    );
-    p.cleanup().await;
 }
 
 /// The slot's `wal_status`; fails the test if the slot is gone.

@@ -341,6 +341,9 @@ impl PostgresSource {
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         match self.start_streaming().await {
                             Ok(client) => break client,
+                            // The slot was invalidated or dropped while we were away:
+                            // no retry brings its changes back.
+                            Err(e @ SourceError::Setup(_)) => return Err(e),
                             Err(e) => {
                                 tracing::warn!(error = %e, retry_in = ?backoff, "reconnecting failed")
                             }
@@ -359,7 +362,7 @@ impl PostgresSource {
     async fn start_streaming(&self) -> Result<ReplicationClient, SourceError> {
         let mut client = ReplicationClient::connect(self.replication_config()?)
             .await
-            .map_err(|e| SourceError::Replication(e.to_string()))?;
+            .map_err(|e| stream::replication_error(&self.config.slot, &e))?;
         client
             .wait_started()
             .await

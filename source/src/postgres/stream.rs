@@ -325,8 +325,12 @@ fn is_transient(error: &PgWireError) -> bool {
 /// Turns a replication error into the reader's, naming the slot-lost case.
 pub fn replication_error(slot: &str, error: &PgWireError) -> SourceError {
     let text = error.to_string();
+    // PostgreSQL 15 says "cannot read from logical replication slot" (SQLSTATE
+    // 55000, the detail naming the invalidation) for a slot invalidated while
+    // its connector was away; older and newer servers word it as below.
     if text.contains("invalidated")
         || text.contains("can no longer get changes")
+        || text.contains("cannot read from logical replication slot")
         || text.contains("does not exist")
     {
         return SourceError::Setup(format!(

@@ -54,15 +54,10 @@ drop_slots() {
   warn "could not drop replication slots $list: drop them by hand, they pin WAL"
 }
 
-# delete_topics TOPIC...: removes benchmark topics from the local stand-in broker (nisshi), which
-# compacts every compacted topic key by key: a big topic left behind slows every later test.
-delete_topics() {
-  local topic
-  for topic in "$@"; do
-    nisshi topic delete --broker "tcp://${KAFKA_BROKERS:-127.0.0.1:9092}" "$topic" >/dev/null 2>&1 ||
-      warn "could not delete topic $topic"
-  done
-}
+# delete_topics TOPIC...: removes benchmark topics from the broker (dev/lib.sh's
+# delete_kafka_topics: one JVM for all of them; missing topics are fine), so big topics do not
+# pile up on the test broker.
+delete_topics() { delete_kafka_topics "$@"; }
 
 # slot_pair_setup NAME COLUMNS: a fresh table public.NAME (COLUMNS inside CREATE TABLE (…)), a
 # publication NAME of it, and two pgoutput slots created at the same position, NAME_ours for

@@ -5,8 +5,10 @@
 //       timeout with the sum seen.
 //   tail BOOTSTRAP TOPIC N TIMEOUT_S OUT
 //       reads partition 0 of TOPIC from its current end until N records have arrived; writes
-//       "<offset> <receive time, epoch microseconds>" per record to OUT. Prints the start offset.
-//       The receive time is taken when poll() returns, before anything is decoded.
+//       "<id> <receive time, epoch microseconds>" per record to OUT, id being the record key's
+//       single bigint column: Avro in Confluent framing (magic 0, 4-byte schema id, zigzag
+//       varint: kappa, and Debezium through the registry) or JSON {"id":N}. Prints the start
+//       offset once assigned. The receive time is taken when poll() returns.
 import java.io.BufferedWriter;
 import java.io.FileWriter;
 import java.time.Duration;
@@ -92,12 +94,27 @@ public final class KafkaProbe {
         Instant t = Instant.now();
         long us = t.getEpochSecond() * 1_000_000L + t.getNano() / 1000;
         for (ConsumerRecord<byte[], byte[]> r : recs) {
-          w.write(r.offset() + " " + us + "\n");
+          w.write(keyId(r.key()) + " " + us + "\n");
           got++;
         }
       }
     }
     return got >= n ? 0 : 1;
+  }
+
+  private static long keyId(byte[] k) {
+    if (k.length > 5 && k[0] == 0) {
+      long raw = 0;
+      int shift = 0;
+      for (int i = 5; i < k.length; i++) {
+        raw |= (long) (k[i] & 0x7f) << shift;
+        if ((k[i] & 0x80) == 0) break;
+        shift += 7;
+      }
+      return (raw >>> 1) ^ -(raw & 1);
+    }
+    String json = new String(k, java.nio.charset.StandardCharsets.UTF_8);
+    return Long.parseLong(json.replaceAll("[^0-9-]", ""));
   }
 
   public static void main(String[] a) throws Exception {

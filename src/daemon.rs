@@ -76,6 +76,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ensure_compacted_topic(&kafka, &topic, &config.topic_spec()).await?;
     }
     let offsets_topic = config.kafka.offsets_topic.clone();
+    kappa_sink::offsets::ensure_offsets_topic(
+        &kafka,
+        &offsets_topic,
+        config.kafka.replication_factor,
+    )
+    .await?;
     let state = ConnectorState::load(&kafka, &offsets_topic, &config.name)
         .await?
         .unwrap_or_default();

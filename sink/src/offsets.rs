@@ -6,20 +6,35 @@
 use crate::error::SinkError;
 use crate::kafka::KafkaConfig;
 use crate::producer::Producer;
-use crate::replay::replay;
+use crate::replay::{replay, topic_exists};
 use crate::topics::{ensure_compacted_topic, TopicSpec};
 
-/// Reads the newest state record for `connector`, if any.
+/// Creates the offsets topic if it is missing: one partition (the records
+/// of one connector stay in order), compacted, with the configured
+/// replication factor like the table topics (a lost offsets record means a
+/// re-snapshot).
+pub async fn ensure_offsets_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+    replication_factor: i32,
+) -> Result<(), SinkError> {
+    ensure_compacted_topic(kafka, topic, &TopicSpec::new(1, replication_factor)).await
+}
+
+/// Reads the newest state record for `connector`, if any. A missing topic
+/// means no record: readers (status, verify) never create it.
 pub async fn read_state(
     kafka: &KafkaConfig,
     topic: &str,
     connector: &str,
 ) -> Result<Option<Vec<u8>>, SinkError> {
-    ensure_compacted_topic(kafka, topic, &TopicSpec::new(1, 1)).await?;
     let kafka = kafka.clone();
     let topic_name = topic.to_string();
     let connector_name = connector.to_string();
     tokio::task::spawn_blocking(move || {
+        if !topic_exists(&kafka, &topic_name)? {
+            return Ok(None);
+        }
         let mut latest: Option<Vec<u8>> = None;
         replay(&kafka, &topic_name, |record| {
             if record.key == Some(connector_name.as_bytes()) {

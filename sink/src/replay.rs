@@ -146,6 +146,19 @@ fn consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<ReplayContext>, SinkErro
         .map_err(|e| broker_error(kafka)(e.to_string()))
 }
 
+/// Whether the broker has `topic` (with at least one partition). Asks the
+/// metadata only: never creates it, whatever the broker's auto-creation.
+pub fn topic_exists(kafka: &KafkaConfig, topic: &str) -> Result<bool, SinkError> {
+    let consumer = consumer(kafka)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .map_err(|e| broker_error(kafka)(format!("reading metadata of topic {topic}: {e}")))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+}
+
 /// Fixes the partitions and end offsets of a replay of `topic`.
 pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPlan, SinkError> {
     let fail = broker_error(kafka);

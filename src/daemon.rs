@@ -14,7 +14,7 @@ use crate::state::ConnectorState;
 use anyhow::{bail, Context};
 use kappa_schemas::{ChangeBatch, Checkpoint, RecordEncoder, Registry};
 use kappa_sink::offsets::write_state;
-use kappa_sink::topics::{ensure_compacted_topic, table_topic};
+use kappa_sink::topics::{ensure_compacted_topic, table_topic, table_topics};
 use kappa_sink::Producer;
 use kappa_source::mysql::{MysqlSource, MysqlStart};
 use kappa_source::postgres::{PostgresSource, PostgresSourceConfig, StartState};
@@ -71,8 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let registry = Registry::new(&config.schema_registry.url);
     let producer = Producer::new(&kafka)?;
     let source = Reader::open(&config).await?;
-    for table in &source.tables() {
-        let topic = table_topic(&config.kafka.topic_prefix, table);
+    for (_, topic) in table_topics(&config.kafka.topic_prefix, &source.tables())? {
         ensure_compacted_topic(&kafka, &topic, &config.topic_spec()).await?;
     }
     let offsets_topic = config.kafka.offsets_topic.clone();

@@ -343,3 +343,48 @@ async fn restart_replays_events_older_than_a_drop_column_and_refuses_a_rename() 
     assert!(log.contains("re-snapshot the table"), "{log}");
     p.cleanup().await;
 }
+
+/// A SAVEPOINT inside a transaction is not a commit point (the rows of the
+/// transaction, less the part rolled back to the savepoint, arrive whole),
+/// and a two-phase XA transaction on a captured table stops the connector
+/// before any of its rows: this one is rolled back after XA PREPARE, so a
+/// row emitted at XA END would exist in the topic and nowhere else.
+#[tokio::test(flavor = "multi_thread")]
+async fn savepoints_stream_whole_and_two_phase_xa_is_refused_before_its_rows() {
+    let mut p = MysqlPipeline::new("kmy_xa", 1, TABLE).await;
+    let db = p.databases[0].clone();
+    let table = format!("{db}.orders");
+    p.commit(&insert(&db, 1, 10)).await;
+    p.start().await;
+    let end = p
+        .commit(&format!(
+            "INSERT INTO {table} (id, customer) VALUES (100, 'kept'); SAVEPOINT s1; \
+             INSERT INTO {table} (id, customer) VALUES (101, 'rolled back'); ROLLBACK TO SAVEPOINT s1; \
+             INSERT INTO {table} (id, customer) VALUES (102, 'kept too')"
+        ))
+        .await;
+    p.wait_stored(&end).await;
+    p.assert_running();
+    p.exec(&format!(
+        "XA START 'kappa_xa'; INSERT INTO {table} (id, customer) VALUES (200, 'prepared'); \
+         XA END 'kappa_xa'; XA PREPARE 'kappa_xa'; XA ROLLBACK 'kappa_xa'"
+    ))
+    .await;
+    let status = p.wait_exit();
+    let log = p.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("two-phase XA") && log.contains(&table),
+        "{log}"
+    );
+    assert!(log.contains("ONE PHASE"), "the fix is named: {log}");
+    let rows = topic_rows(&p.topic(&table));
+    assert!(
+        rows.contains_key(&100) && rows.contains_key(&102),
+        "{:?}",
+        rows.keys()
+    );
+    assert!(!rows.contains_key(&101), "rolled back to the savepoint");
+    assert!(!rows.contains_key(&200), "nothing of the XA transaction");
+    p.cleanup().await;
+}

@@ -15,6 +15,91 @@ pub fn table_topic(prefix: &str, table: &TableName) -> String {
     format!("{prefix}.{}.{}", table.schema, table.table)
 }
 
+/// The topic of every table, checked before anything is created: each name
+/// is one Kafka accepts (1–249 characters of `a-z A-Z 0-9 . _ -`), and no two
+/// tables share a topic — neither exactly (`a` + `b.c` and `a.b` + `c`) nor
+/// as Kafka compares names (`.` and `_` collide: `a_b` + `c` and `a.b` +
+/// `c`). Two tables on one topic would overwrite each other's keys.
+pub fn table_topics(
+    prefix: &str,
+    tables: &[TableName],
+) -> Result<Vec<(TableName, String)>, SinkError> {
+    let mut seen: HashMap<String, &TableName> = HashMap::new();
+    let mut topics = Vec::with_capacity(tables.len());
+    for table in tables {
+        let topic = table_topic(prefix, table);
+        if let Err(reason) = check_topic_name(&topic) {
+            return Err(SinkError::Topic {
+                topic,
+                reason: format!(
+                    "the topic of table {table} {reason}; rename the table, leave it out \
+                     (exclude_tables), or choose a topic_prefix that fits"
+                ),
+            });
+        }
+        let folded = topic.replace('.', "_");
+        if let Some(other) = seen.insert(folded, table) {
+            return Err(SinkError::Topic {
+                topic: topic.clone(),
+                reason: format!(
+                    "tables {other} and {table} map to the same topic ({} and {topic}; Kafka \
+                     treats '.' and '_' alike); capture one of them per connector, with another \
+                     topic_prefix",
+                    table_topic(prefix, other)
+                ),
+            });
+        }
+        topics.push((table.clone(), topic));
+    }
+    Ok(topics)
+}
+
+/// Kafka's rule for topic names, as an explanation when it is broken.
+fn check_topic_name(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic == "." || topic == ".." {
+        return Err(format!("would be {topic:?}, which Kafka does not allow"));
+    }
+    if topic.len() > 249 {
+        return Err(format!(
+            "would be {} characters long; Kafka allows 249",
+            topic.len()
+        ));
+    }
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "would contain {bad:?}; Kafka allows only ASCII letters, digits, '.', '_' and '-' in topic names"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_checked_and_never_shared() {
+        let t = |s: &str, n: &str| TableName::new(s, n);
+        let ok = table_topics("kappa", &[t("public", "orders"), t("sales", "orders")]).unwrap();
+        assert_eq!(ok[1].1, "kappa.sales.orders");
+
+        let exact = table_topics("k", &[t("a", "b.c"), t("a.b", "c")]).unwrap_err();
+        assert!(exact.to_string().contains("same topic"), "{exact}");
+        let folded = table_topics("k", &[t("a_b", "c"), t("a.b", "c")]).unwrap_err();
+        assert!(folded.to_string().contains("'.' and '_'"), "{folded}");
+
+        let spaced = table_topics("k", &[t("public", "my table")]).unwrap_err();
+        assert!(spaced.to_string().contains("' '"), "{spaced}");
+        assert!(spaced.to_string().contains("public.my table"), "{spaced}");
+        let long = "x".repeat(250);
+        let too_long = table_topics("k", &[t("public", &long)]).unwrap_err();
+        assert!(too_long.to_string().contains("249"), "{too_long}");
+    }
+}
+
 /// How a topic kappa creates is laid out: partitions, replication, and any
 /// topic configs (`segment.ms`, `min.compaction.lag.ms`, `delete.retention.ms`,
 /// …) from `[kafka.topic_config]`. `cleanup.policy` is always `compact`.

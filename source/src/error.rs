@@ -29,6 +29,13 @@ pub enum SourceError {
     BinlogPurged { position: String },
     #[error("replication connection: {0}")]
     Replication(String),
+    #[error("binlog position {position}: a two-phase XA transaction writes captured table {table} \
+             (XA START … XA END, XA PREPARE; committed or rolled back later). kappa does not capture \
+             two-phase XA yet: whether its rows will exist is decided after they are in the binlog. \
+             Nothing of it was emitted, and the stored position stays before it. Fix: commit such \
+             transactions with XA COMMIT … ONE PHASE or as ordinary transactions, or leave the table \
+             out (exclude_tables)")]
+    TwoPhaseXa { position: String, table: TableName },
     #[error("table {table} does not exist (or is not visible to this user); check `tables` in the config")]
     NoSuchTable { table: TableName },
     #[error("table {table} has no primary key and no replica identity index, so its records cannot be keyed: \

@@ -70,9 +70,80 @@ pub fn mariadb_gtid(data: &[u8], server_id: u32) -> Option<String> {
     Some(format!("{domain}-{server_id}-{seq}"))
 }
 
+/// MariaDB GTID event `flags2` (the byte after seq_no and domain_id): the
+/// group is one standalone statement (DDL), not a transaction.
+pub const FL_STANDALONE: u8 = 1;
+/// ... the group is the first half of a two-phase XA transaction
+/// (`XA START` … `XA END`, `XA PREPARE`): committed or rolled back later.
+pub const FL_PREPARED_XA: u8 = 64;
+
+/// The `flags2` byte of a MariaDB GTID event.
+pub fn mariadb_gtid_flags(data: &[u8]) -> Option<u8> {
+    data.get(12).copied()
+}
+
+/// What a QUERY event means for the event group around it. Only real ends
+/// of a group may checkpoint: a position stored at a `SAVEPOINT` would make
+/// a restart resume in the middle of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryRole {
+    /// `BEGIN` (MySQL; MariaDB puts it in the GTID event).
+    Begin,
+    /// `XA START` (MySQL): the rows that follow are only prepared.
+    XaStart,
+    /// Inside a transaction: `SAVEPOINT`, `ROLLBACK TO SAVEPOINT`, `XA END`,
+    /// `XA PREPARE`, …: not a resumable point.
+    InsideTransaction,
+    /// `COMMIT`, `ROLLBACK`, `XA COMMIT`/`XA ROLLBACK`, or a statement of
+    /// its own (DDL): the group is over, its end position is resumable.
+    EndsGroup,
+}
+
+pub fn query_role(sql: &str, in_transaction: bool) -> QueryRole {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let first = words.first().map(String::as_str).unwrap_or("");
+    let second = words.get(1).map(String::as_str).unwrap_or("");
+    match (first, second) {
+        ("BEGIN", "") => QueryRole::Begin,
+        ("XA", "START" | "BEGIN") => QueryRole::XaStart,
+        ("XA", "END" | "PREPARE") => QueryRole::InsideTransaction,
+        ("XA", _) | ("COMMIT", "") | ("ROLLBACK", "") => QueryRole::EndsGroup,
+        _ if in_transaction => QueryRole::InsideTransaction,
+        _ => QueryRole::EndsGroup,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_real_group_ends_are_commit_points() {
+        use QueryRole::*;
+        assert_eq!(query_role("BEGIN", false), Begin);
+        assert_eq!(query_role("SAVEPOINT `s1`", true), InsideTransaction);
+        assert_eq!(query_role("ROLLBACK TO `s1`", true), InsideTransaction);
+        assert_eq!(query_role("commit", true), EndsGroup);
+        assert_eq!(query_role("ROLLBACK", true), EndsGroup);
+        assert_eq!(query_role("XA START X'78',X'',1", false), XaStart);
+        assert_eq!(query_role("XA END X'78',X'',1", true), InsideTransaction);
+        assert_eq!(query_role("XA ROLLBACK X'78',X'',1", false), EndsGroup);
+        assert_eq!(query_role("ALTER TABLE t ADD c INT", false), EndsGroup);
+        assert_eq!(query_role("  ", false), EndsGroup);
+    }
+
+    #[test]
+    fn mariadb_gtid_flags_are_the_byte_after_the_domain() {
+        let mut data = 15u64.to_le_bytes().to_vec();
+        data.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(mariadb_gtid_flags(&data), None);
+        data.push(FL_PREPARED_XA | 8);
+        assert_eq!(mariadb_gtid_flags(&data), Some(72));
+    }
 
     #[test]
     fn the_first_rotate_loses_its_checksum() {

@@ -13,7 +13,12 @@
 //!   changes the key becomes a delete of the old key and an upsert.
 //! * XID (or a `COMMIT` query for non-transactional tables) ends a
 //!   transaction: its changes go out with [`Checkpoint::Binlog`] at the
-//!   position after it. A transaction's changes leave in pieces of
+//!   position after it. Other QUERY events inside a transaction (`SAVEPOINT`,
+//!   `ROLLBACK TO SAVEPOINT`, `XA END`) are not commit points
+//!   ([`QueryRole`]). A two-phase XA transaction (MariaDB: GTID flag
+//!   `FL_PREPARED_XA`; MySQL: `XA START`) on a captured table stops the
+//!   reader before its first row: its rows are in the binlog before anyone
+//!   knows whether they commit. A transaction's changes leave in pieces of
 //!   [`PIECE`] before its commit, so memory stays bounded; only the commit
 //!   carries a checkpoint. Commits of other tables still carry a checkpoint,
 //!   so an idle captured table does not leave the stored position behind.
@@ -25,7 +30,10 @@
 
 use super::catalog::{load_table, MysqlTable};
 use super::ddl::{parse as parse_ddl, Ddl};
-use super::events::{column_names, mariadb_gtid, rotate_file, values, MARIADB_GTID_EVENT};
+use super::events::{
+    column_names, mariadb_gtid, mariadb_gtid_flags, query_role, rotate_file, values, QueryRole,
+    FL_PREPARED_XA, FL_STANDALONE, MARIADB_GTID_EVENT,
+};
 use super::resnapshot::{self, Resnapshot, Signal};
 use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
@@ -92,6 +100,11 @@ pub struct Streamer {
     committed: BinlogPosition,
     file: String,
     gtid: Option<String>,
+    /// Inside an event group that is a transaction (MariaDB: its GTID event
+    /// is not standalone; MySQL: after `BEGIN`), until XID/COMMIT/ROLLBACK.
+    in_transaction: bool,
+    /// Inside the prepared half of a two-phase XA transaction.
+    prepared_xa: bool,
     pending: Vec<Change>,
     truncate: Vec<Arc<TableSchema>>,
     /// A session for catalog reloads after DDL.
@@ -137,6 +150,8 @@ impl Streamer {
             },
             file: String::new(),
             gtid: None,
+            in_transaction: false,
+            prepared_xa: false,
             pending: Vec::new(),
             truncate: Vec::new(),
             side: None,
@@ -244,6 +259,9 @@ impl Streamer {
         let header = event.header();
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             self.gtid = mariadb_gtid(event.data(), header.server_id());
+            let flags = mariadb_gtid_flags(event.data()).unwrap_or(0);
+            self.in_transaction = flags & FL_STANDALONE == 0;
+            self.prepared_xa = flags & FL_PREPARED_XA != 0;
             return Ok(());
         }
         let data = event.read_data().map_err(|e| {
@@ -272,6 +290,12 @@ impl Streamer {
                 };
                 let entry = entry.clone();
                 let (table, plan) = (&entry.0, &entry.1);
+                if self.prepared_xa {
+                    return Err(SourceError::TwoPhaseXa {
+                        position: format!("{}:{}", self.file, header.log_pos()),
+                        table: table.schema.name.clone(),
+                    });
+                }
                 if self.signal_ids.contains(&rows.table_id()) {
                     return self.signal_rows(table, plan, &rows);
                 }
@@ -290,23 +314,38 @@ impl Streamer {
                     self.send(None).await?;
                 }
             }
-            Some(EventData::XidEvent(_)) => self.commit(header.log_pos()).await?,
+            Some(EventData::XidEvent(_)) => {
+                self.end_group();
+                self.commit(header.log_pos()).await?
+            }
             Some(EventData::QueryEvent(query)) => {
                 let sql = query.query();
                 let trimmed = sql.trim();
-                if trimmed.eq_ignore_ascii_case("BEGIN") {
-                    return Ok(());
+                match query_role(trimmed, self.in_transaction) {
+                    QueryRole::Begin => self.in_transaction = true,
+                    QueryRole::XaStart => {
+                        self.in_transaction = true;
+                        self.prepared_xa = true;
+                    }
+                    // A SAVEPOINT, XA END, …: the transaction goes on.
+                    QueryRole::InsideTransaction => {}
+                    // COMMIT of non-transactional changes, a DDL statement
+                    // (its own group), XA COMMIT/ROLLBACK: resumable.
+                    QueryRole::EndsGroup => {
+                        self.ddl(&query.schema(), trimmed);
+                        self.end_group();
+                        self.commit(header.log_pos()).await?;
+                    }
                 }
-                if !trimmed.eq_ignore_ascii_case("COMMIT") {
-                    self.ddl(&query.schema(), trimmed);
-                }
-                // COMMIT of non-transactional changes, or a DDL statement
-                // (its own transaction): a resumable point either way.
-                self.commit(header.log_pos()).await?;
             }
             _ => {}
         }
         Ok(())
+    }
+
+    fn end_group(&mut self) {
+        self.in_transaction = false;
+        self.prepared_xa = false;
     }
 
     /// Acts on DDL of captured tables: TRUNCATE tombstones the table's

@@ -77,6 +77,19 @@ pub const FL_STANDALONE: u8 = 1;
 /// (`XA START` … `XA END`, `XA PREPARE`): committed or rolled back later.
 pub const FL_PREPARED_XA: u8 = 64;
 
+/// Why an event of this type cannot be decoded, when it holds changes kappa
+/// would otherwise skip in silence: MariaDB's compressed query and row
+/// events (`log_bin_compress = ON`, types 165–171) and MySQL 8's
+/// TRANSACTION_PAYLOAD (`binlog_transaction_compression = ON`, type 40,
+/// whose inner events carry log position 0).
+pub fn undecodable_event(event_type: u8) -> Option<&'static str> {
+    match event_type {
+        165..=171 => Some("a MariaDB compressed binlog event (log_bin_compress = ON)"),
+        40 => Some("a MySQL compressed transaction (binlog_transaction_compression = ON)"),
+        _ => None,
+    }
+}
+
 /// The `flags2` byte of a MariaDB GTID event.
 pub fn mariadb_gtid_flags(data: &[u8]) -> Option<u8> {
     data.get(12).copied()
@@ -134,6 +147,18 @@ mod tests {
         assert_eq!(query_role("XA ROLLBACK X'78',X'',1", false), EndsGroup);
         assert_eq!(query_role("ALTER TABLE t ADD c INT", false), EndsGroup);
         assert_eq!(query_role("  ", false), EndsGroup);
+    }
+
+    #[test]
+    fn compressed_events_are_named_not_skipped() {
+        for t in 165..=171 {
+            assert!(undecodable_event(t).unwrap().contains("log_bin_compress"));
+        }
+        assert!(undecodable_event(40)
+            .unwrap()
+            .contains("binlog_transaction_compression"));
+        assert_eq!(undecodable_event(30), None); // WRITE_ROWS_V2
+        assert_eq!(undecodable_event(162), None); // MariaDB GTID
     }
 
     #[test]

@@ -201,7 +201,18 @@ pub fn decode(bytes: &[u8]) -> Result<PgOutput, String> {
                 restart_identity: options & 2 != 0,
             }
         }
-        other => return Ok(PgOutput::Ignored(other)),
+        // Type and Origin messages, and Begin/Commit/Message should the
+        // transport pass them on: nothing to act on.
+        b'Y' | b'O' | b'B' | b'C' | b'M' => return Ok(PgOutput::Ignored(tag)),
+        // Anything else (protocol v2 stream messages, a newer server's
+        // additions) could carry changes: never skipped in silence.
+        other => {
+            return Err(format!(
+            "unknown pgoutput message {:?} (byte {other:#04x}): kappa speaks protocol version 1 \
+                 and cannot tell whether it carries changes",
+            other as char
+        ))
+        }
     };
     if r.at != bytes.len() {
         return Err(format!(
@@ -326,5 +337,15 @@ mod tests {
         assert!(decode(&msg).is_err());
         assert!(decode(&[]).is_err());
         assert!(decode(&[b'D', 0, 0, 0, 1, b'X']).is_err());
+    }
+
+    #[test]
+    fn an_unknown_tag_is_an_error_never_skipped() {
+        let err = decode(&[b'S', 0, 0, 0, 7, 1]).unwrap_err();
+        assert!(err.contains("unknown pgoutput message 'S'"), "{err}");
+        assert!(matches!(
+            decode(&[b'Y', 0, 0, 0, 1]),
+            Ok(PgOutput::Ignored(b'Y'))
+        ));
     }
 }

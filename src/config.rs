@@ -165,6 +165,10 @@ pub struct KafkaSection {
     /// Extra librdkafka properties (security settings and the like).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// The largest record (key + value bytes) kappa writes; a row whose
+    /// record would be larger stops the connector naming table, key and size.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
     /// Topic configs applied when kappa creates a table topic
     /// (`segment.ms`, `min.compaction.lag.ms`, `delete.retention.ms`, …);
     /// `cleanup.policy` is always `compact`.
@@ -200,6 +204,9 @@ fn default_partitions() -> i32 {
 fn default_replication_factor() -> i32 {
     1
 }
+fn default_max_record_bytes() -> usize {
+    kappa_sink::kafka::DEFAULT_MAX_RECORD_BYTES
+}
 fn default_offsets_topic() -> String {
     "kappa-offsets".into()
 }
@@ -217,6 +224,7 @@ impl Default for KafkaSection {
             offsets_topic: default_offsets_topic(),
             properties: BTreeMap::new(),
             topic_config: BTreeMap::new(),
+            max_record_bytes: default_max_record_bytes(),
         }
     }
 }
@@ -291,6 +299,12 @@ impl Config {
             bail!("[kafka] partitions must be at least 1");
         }
         check_topic_config(&self.kafka.topic_config)?;
+        if !(1024..=900_000_000).contains(&self.kafka.max_record_bytes) {
+            bail!(
+                "[kafka] max_record_bytes = {}: choose between 1024 and 900000000 (librdkafka's limit, less framing)",
+                self.kafka.max_record_bytes
+            );
+        }
         if chunk_rows == 0 {
             bail!("{section} snapshot_chunk_rows must be at least 1");
         }
@@ -407,17 +421,29 @@ impl Config {
     }
 
     /// How kappa creates a table topic.
+    /// The topic's `max.message.bytes` admits the largest record (brokers
+    /// default to 1 MB) unless `[kafka.topic_config]` sets it.
     pub fn topic_spec(&self) -> TopicSpec {
+        let mut configs = self.kafka.topic_config.clone();
+        configs
+            .entry("max.message.bytes".into())
+            .or_insert_with(|| {
+                self.kafka
+                    .max_record_bytes
+                    .saturating_add(kappa_sink::kafka::FRAMING_BYTES)
+                    .to_string()
+            });
         TopicSpec {
             partitions: self.kafka.partitions,
             replication_factor: self.kafka.replication_factor,
-            configs: self.kafka.topic_config.clone(),
+            configs,
         }
     }
 
     pub fn kafka(&self) -> KafkaConfig {
         let mut kafka = KafkaConfig::new(self.kafka.brokers.clone());
         kafka.properties = self.kafka.properties.clone().into_iter().collect();
+        kafka.max_record_bytes = self.kafka.max_record_bytes;
         kafka
     }
 }

@@ -145,6 +145,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(stop_tx.clone()));
 
     let mut encoder = RecordEncoder::new(registry);
+    let max_record_bytes = config.kafka.max_record_bytes;
     let mut masking = config.masking()?;
     let prefix = config.kafka.topic_prefix.clone();
     // Per table: its topic name and its produced-records counter, made once
@@ -174,6 +175,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     unreachable!("inserted just above")
                 };
                 let record = encoder.encode(topic, &change).await?;
+                let size = record
+                    .key
+                    .len()
+                    .saturating_add(record.value.as_ref().map_or(0, Vec::len));
+                if size > max_record_bytes {
+                    bail!(
+                        "table {name}: the record of key {:?} is {size} bytes, more than [kafka] max_record_bytes = \
+                         {max_record_bytes}. Raise max_record_bytes (topics kappa creates get max.message.bytes to \
+                         match; an existing topic, or a broker's message.max.bytes below it, must be raised too), \
+                         or leave the column out (exclude_columns)",
+                        change.key()
+                    );
+                }
                 deliveries.push(
                     producer
                         .send(topic, &record.key, record.value.as_deref())

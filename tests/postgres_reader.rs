@@ -724,3 +724,66 @@ async fn masked_columns_never_reach_the_topic() {
     .expect("no secret in the topic");
     p.cleanup().await;
 }
+
+/// An incompressible text of about `mb` MB (hex digits of md5s): lz4 does
+/// not shrink it, so the record really is that large on the broker.
+fn incompressible_mb(mb: u32) -> String {
+    format!(
+        "(SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, {}) g)",
+        mb * 32_768
+    )
+}
+
+/// Brokers take 1 MB per record by default; kappa's topics take
+/// `[kafka] max_record_bytes` (8 MiB by default), so rows of several MB go
+/// through snapshot, stream and rebuild. A row over the setting stops the
+/// connector with the table, the key, the size and the setting named.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_of_several_megabytes_stream_and_a_larger_one_is_a_clear_error() {
+    let mut p = Pipeline::new("kappa_bigrow", "id int PRIMARY KEY, body text").await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} VALUES (1, {}), (2, 'small')",
+        incompressible_mb(3)
+    ))
+    .await;
+    p.start();
+    p.commit(&format!(
+        "INSERT INTO {table} VALUES (3, {})",
+        incompressible_mb(3)
+    ))
+    .await;
+    let lsn = p
+        .commit(&format!(
+            "UPDATE {table} SET body = {} WHERE id = 2",
+            incompressible_mb(2)
+        ))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    p.assert_verified(3);
+
+    // Lower the setting below the next row's size: the connector stops
+    // with the fix, and nothing past the row is confirmed.
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    std::fs::write(
+        &p.config,
+        text.replace("[kafka]\n", "[kafka]\nmax_record_bytes = 2097152\n"),
+    )
+    .expect("config");
+    p.commit(&format!(
+        "INSERT INTO {table} VALUES (4, {})",
+        incompressible_mb(3)
+    ))
+    .await;
+    p.spawn();
+    let status = p.wait_exit();
+    let log = p.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(&format!("table {table}")) && log.contains("Int(4)"),
+        "names the table and the key: {log}"
+    );
+    assert!(log.contains("max_record_bytes = 2097152"), "{log}");
+    p.cleanup().await;
+}

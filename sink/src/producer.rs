@@ -50,14 +50,36 @@ impl Producer {
             ("compression.type", "lz4"),
             ("linger.ms", "20"),
             ("message.timeout.ms", "120000"),
-            // Bounds the producer's memory: a huge transaction waits for
-            // acknowledgements instead of piling up in the local queue.
-            ("queue.buffering.max.kbytes", "8192"),
             ("queue.buffering.max.messages", "20000"),
         ] {
             if !kafka.properties.iter().any(|(k, _)| k == key) {
                 config.set(key, value);
             }
+        }
+        // Bounds the producer's memory: a huge transaction waits for
+        // acknowledgements instead of piling up in the local queue. 8 MB, or
+        // room for the largest record and its framing (a record larger than
+        // the whole queue would never fit in it).
+        if !kafka
+            .properties
+            .iter()
+            .any(|(k, _)| k == "queue.buffering.max.kbytes")
+        {
+            let kbytes = (kafka.max_record_bytes / 1024)
+                .saturating_add(2 * crate::kafka::FRAMING_BYTES / 1024)
+                .max(8192);
+            config.set("queue.buffering.max.kbytes", kbytes.to_string());
+        }
+        // The largest request: one record of max_record_bytes and its framing.
+        if !kafka
+            .properties
+            .iter()
+            .any(|(k, _)| k == "message.max.bytes")
+        {
+            let limit = kafka
+                .max_record_bytes
+                .saturating_add(crate::kafka::FRAMING_BYTES);
+            config.set("message.max.bytes", limit.to_string());
         }
         let inner = config.create().map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),

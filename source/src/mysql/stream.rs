@@ -13,7 +13,8 @@
 //!   changes the key becomes a delete of the old key and an upsert.
 //! * XID (or a `COMMIT` query for non-transactional tables) ends a
 //!   transaction: its changes go out with [`Checkpoint::Binlog`] at the
-//!   position after it. Other QUERY events inside a transaction (`SAVEPOINT`,
+//!   position after it (pieces before that: [`PIECE`] changes or
+//!   [`PIECE_BYTES`] of row events, whichever comes first). Other QUERY events inside a transaction (`SAVEPOINT`,
 //!   `ROLLBACK TO SAVEPOINT`, `XA END`) are not commit points
 //!   ([`QueryRole`]). A two-phase XA transaction (MariaDB: GTID flag
 //!   `FL_PREPARED_XA`; MySQL: `XA START`) on a captured table stops the
@@ -54,6 +55,10 @@ use tokio::sync::{mpsc, watch};
 
 /// Changes handed over in one batch at most, inside a large transaction.
 pub const PIECE: usize = 512;
+/// ... or once the row events decoded into it hold this many bytes: wide
+/// rows (large TEXT/BLOB values) would otherwise make a piece of 512 rows
+/// weigh hundreds of megabytes (as the PostgreSQL reader's `PIECE_BYTES`).
+pub const PIECE_BYTES: usize = 1 << 20;
 /// Server error: the requested binlog file or position is not available.
 const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
 
@@ -106,6 +111,8 @@ pub struct Streamer {
     /// Inside the prepared half of a two-phase XA transaction.
     prepared_xa: bool,
     pending: Vec<Change>,
+    /// Row-event bytes decoded into `pending` since it was last handed over.
+    pending_bytes: usize,
     truncate: Vec<Arc<TableSchema>>,
     /// A session for catalog reloads after DDL.
     side: Option<Conn>,
@@ -153,6 +160,7 @@ impl Streamer {
             in_transaction: false,
             prepared_xa: false,
             pending: Vec::new(),
+            pending_bytes: 0,
             truncate: Vec::new(),
             side: None,
             checksums: true,
@@ -319,7 +327,8 @@ impl Streamer {
                 } else {
                     self.rows(table, plan, &rows)?;
                 }
-                if self.pending.len() >= PIECE {
+                self.pending_bytes = self.pending_bytes.saturating_add(rows.rows_data().len());
+                if self.pending.len() >= PIECE || self.pending_bytes >= PIECE_BYTES {
                     self.send(None).await?;
                 }
             }
@@ -701,6 +710,7 @@ impl Streamer {
                 }
             }
         }
+        self.pending_bytes = 0;
         let batch = ChangeBatch {
             truncate: std::mem::take(&mut self.truncate),
             changes: std::mem::take(&mut self.pending),

@@ -48,10 +48,33 @@ pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
 #[derive(Clone)]
 struct Words<'a>(&'a str);
 
+/// `text` from its first token on: white space and comments (`/* … */`,
+/// `-- …`, `# …`) skipped, so `/* app */ TRUNCATE t` is still a TRUNCATE.
+/// An executable comment's opening (`/*!40101 `) is skipped and its content
+/// read as SQL, as the server runs it.
+fn skip_blank(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("/*!") {
+            text = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
+        } else if text.starts_with("-- ")
+            || text.starts_with("--\t")
+            || text == "--"
+            || text.starts_with('#')
+        {
+            text = text.find('\n').map_or("", |end| &text[end + 1..]);
+        } else {
+            return text;
+        }
+    }
+}
+
 impl Words<'_> {
     /// The next bare word, lower-cased.
     fn keyword(&mut self) -> Option<String> {
-        let text = self.0.trim_start();
+        let text = skip_blank(self.0);
         let end = text
             .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .unwrap_or(text.len());
@@ -64,7 +87,7 @@ impl Words<'_> {
 
     /// One identifier, `` `quoted` `` (doubled backticks inside) or bare.
     fn identifier(&mut self) -> Option<String> {
-        let text = self.0.trim_start();
+        let text = skip_blank(self.0);
         if let Some(quoted) = text.strip_prefix('`') {
             let mut name = String::new();
             let mut chars = quoted.char_indices().peekable();
@@ -96,7 +119,7 @@ impl Words<'_> {
     /// `db.table` or `table` (in `default_db`).
     fn table(&mut self, default_db: &str) -> Option<TableName> {
         let first = self.identifier()?;
-        if let Some(rest) = self.0.strip_prefix('.') {
+        if let Some(rest) = skip_blank(self.0).strip_prefix('.') {
             self.0 = rest;
             let table = self.identifier()?;
             Some(TableName::new(first, table))
@@ -120,6 +143,28 @@ mod tests {
         assert_eq!(parse("truncate `my db`.`a``b`", "x"), t("my db", "a`b"));
         assert_eq!(parse("TRUNCATE orders", "shop"), t("shop", "orders"));
         assert_eq!(parse("  truncate table t;", "d"), t("d", "t"));
+    }
+
+    #[test]
+    fn comments_are_not_words() {
+        let t = |db: &str, t: &str| Some(Ddl::Truncate(TableName::new(db, t)));
+        assert_eq!(
+            parse("/* app: cleanup */ TRUNCATE TABLE shop.orders", "x"),
+            t("shop", "orders")
+        );
+        assert_eq!(
+            parse(
+                "-- nightly\n# again\ntruncate /* inline */ table d /* x */ . t",
+                "x"
+            ),
+            t("d", "t")
+        );
+        assert_eq!(parse("/*!40000 TRUNCATE t */", "d"), t("d", "t"));
+        assert_eq!(parse("/* unterminated TRUNCATE t", "d"), None);
+        assert_eq!(
+            parse("/* TRUNCATE t */ INSERT INTO t VALUES (1)", "d"),
+            None
+        );
     }
 
     #[test]

@@ -128,7 +128,25 @@ pub fn select_sql(table: &MysqlTable) -> String {
     )
 }
 
-/// Emits every row of `table` as upserts, `chunk_rows` per batch.
+/// A chunk also ends once its rows took this many bytes as the server sent
+/// them (as the PostgreSQL snapshot's chunks do): wide rows would otherwise
+/// make a chunk of `chunk_rows` weigh gigabytes.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The bytes of a row as the server sent it (text and binary values; other
+/// values count as 8).
+fn raw_size(values: &[mysql_async::Value]) -> usize {
+    values
+        .iter()
+        .map(|value| match value {
+            mysql_async::Value::Bytes(bytes) => bytes.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+/// Emits every row of `table` as upserts, `chunk_rows` per batch at most
+/// (or [`CHUNK_BYTES`]).
 async fn emit_table(
     conn: &mut Conn,
     table: &MysqlTable,
@@ -144,15 +162,19 @@ async fn emit_table(
         .map_err(query_error(doing()))?;
     let mut rows = 0u64;
     let mut changes = Vec::with_capacity(chunk_rows.min(4096));
+    let mut chunk_bytes = 0usize;
     while let Some(row) = result.next().await.map_err(query_error(doing()))? {
-        let values = convert_row(name, &table.columns, row.unwrap(), Origin::Query)?;
+        let raw = row.unwrap();
+        chunk_bytes = chunk_bytes.saturating_add(raw_size(&raw));
+        let values = convert_row(name, &table.columns, raw, Origin::Query)?;
         changes.push(Change::Upsert {
             table: table.schema.clone(),
             row: values,
         });
         rows += 1;
-        if changes.len() >= chunk_rows {
+        if changes.len() >= chunk_rows || chunk_bytes >= CHUNK_BYTES {
             send(tx, std::mem::take(&mut changes)).await?;
+            chunk_bytes = 0;
         }
     }
     drop(result);

@@ -193,6 +193,15 @@ RESULTS=(); RECORDED=0; CASE=""
 add_result() { RESULTS+=("$1"); printf '%s\n' "$1"; }
 
 # ---- PostgreSQL -----------------------------------------------------------------------------
+# snapshot_result DATABASE KAPPA_SECONDS DEBEZIUM_SECONDS KAPPA_RSS_MB DEBEZIUM_RSS_MB: the result
+# table of an initial-snapshot case (ROWS rows each).
+snapshot_result() {
+  local kr dr
+  kr=$(rate "$ROWS" "$2"); dr=$(rate "$ROWS" "$3")
+  add_result "$(printf '| case | rows | kappa rows/s | Debezium rows/s | kappa/Debezium | kappa peak RSS MB | Connect JVM peak RSS MB | RSS kappa/Debezium |\n|---|---|---|---|---|---|---|---|\n| %s initial snapshot | %d | %.0f (%.1f s) | %.0f (%.1f s) | %.2f× | %s | %s | %.3f |' \
+    "$1" "$ROWS" "$kr" "$2" "$dr" "$3" "$(ratio "$kr" "$dr")" "$4" "$5" "$(ratio "$4" "$5")")"
+}
+
 case_pg1() {
   section "pg1: initial snapshot of $ROWS rows"
   local t="${RUN}_snap" k="${RUN}_k1" d="${RUN}_d1" t0 ks ds krss drss
@@ -206,10 +215,7 @@ case_pg1() {
   t0=$(date +%s.%N); dbz_pg "$d" "$t" initial filtered
   ds=$(until_count "$d.public.$t" "$ROWS" "$t0" "$PID" "$WORK/$d.log"); drss=$(peak_rss_mb "$PID"); stop "$PID"
   info "Debezium: ${ds}s, peak RSS ${drss} MB"
-  local kr dr
-  kr=$(rate "$ROWS" "$ks"); dr=$(rate "$ROWS" "$ds")
-  add_result "$(printf '| case | rows | kappa rows/s | Debezium rows/s | kappa/Debezium | kappa peak RSS MB | Connect JVM peak RSS MB | RSS kappa/Debezium |\n|---|---|---|---|---|---|---|---|\n| PostgreSQL initial snapshot | %d | %.0f (%.1f s) | %.0f (%.1f s) | %.2f× | %s | %s | %.3f |' \
-    "$ROWS" "$kr" "$ks" "$dr" "$ds" "$(ratio "$kr" "$dr")" "$krss" "$drss" "$(ratio "$krss" "$drss")")"
+  snapshot_result PostgreSQL "$ks" "$ds" "$krss" "$drss"
 }
 
 case_pg2() {
@@ -337,10 +343,7 @@ case_my1() {
   t0=$(date +%s.%N); dbz_my "$d" "$t" initial 5721
   ds=$(until_count "$d.$MY_DB.$t" "$ROWS" "$t0" "$PID" "$WORK/$d.log"); drss=$(peak_rss_mb "$PID"); stop "$PID"
   info "Debezium: ${ds}s, peak RSS ${drss} MB"
-  local kr dr
-  kr=$(rate "$ROWS" "$ks"); dr=$(rate "$ROWS" "$ds")
-  add_result "$(printf '| case | rows | kappa rows/s | Debezium rows/s | kappa/Debezium | kappa peak RSS MB | Connect JVM peak RSS MB | RSS kappa/Debezium |\n|---|---|---|---|---|---|---|---|\n| MariaDB initial snapshot | %d | %.0f (%.1f s) | %.0f (%.1f s) | %.2f× | %s | %s | %.3f |' \
-    "$ROWS" "$kr" "$ks" "$dr" "$ds" "$(ratio "$kr" "$dr")" "$krss" "$drss" "$(ratio "$krss" "$drss")")"
+  snapshot_result MariaDB "$ks" "$ds" "$krss" "$drss"
 }
 
 case_my2() {

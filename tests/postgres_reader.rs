@@ -478,13 +478,7 @@ async fn a_large_transaction_streams_in_bounded_memory() {
         .await;
     let started = Instant::now();
     p.wait_confirmed(&lsn).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).expect("proc status");
-    let peak_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
+    let peak_kb = common::peak_rss_kb(p.pid());
     p.stop();
     assert!(
         peak_kb < 64 * 1024,

@@ -506,6 +506,17 @@ pub fn topic_end_offsets(topic: &str) -> i64 {
         .sum()
 }
 
+/// The peak resident memory (`VmHWM`, kB) of a running process.
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM")
+}
+
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }

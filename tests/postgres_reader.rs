@@ -781,3 +781,39 @@ async fn rows_of_several_megabytes_stream_and_a_larger_one_is_a_clear_error() {
     assert!(log.contains("max_record_bytes = 2097152"), "{log}");
     p.cleanup().await;
 }
+
+/// A re-snapshot that cannot run is abandoned with an error and streaming
+/// goes on. Here the table is dropped between the request and the moment the
+/// (frozen) connector reads it; before, the failure was fatal, and since the
+/// slot is held at a running re-snapshot's request, every restart read the
+/// request again: a crash loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resnapshot_that_cannot_run_is_abandoned_and_streaming_goes_on() {
+    let mut p = Pipeline::new("kappa_rsfail", "id int PRIMARY KEY").await;
+    let table = p.table.clone();
+    p.commit(&format!("INSERT INTO {table} VALUES (1), (2)"))
+        .await;
+    p.start();
+    p.wait_for_log("initial snapshot delivered").await;
+    p.daemon.signal("-STOP");
+    let output = common::kappa(&[
+        "snapshot",
+        "--config",
+        &p.config.display().to_string(),
+        "--table",
+        &table,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = p.commit(&format!("DROP TABLE {table}")).await;
+    p.daemon.signal("-CONT");
+    p.wait_for_log("re-snapshot abandoned").await;
+    // The slot moves past the request: nothing holds it any more.
+    p.wait_confirmed(&after).await;
+    p.assert_running();
+    p.stop();
+    p.cleanup().await;
+}

@@ -76,10 +76,9 @@ async fn a_slot_invalidated_under_a_running_connector_is_fatal() {
     p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
     p.start();
     p.wait_for_log("initial snapshot delivered").await;
-    let pid = p.pid().to_string();
-    signal("-STOP", &pid);
+    p.daemon.signal("-STOP");
     invalidate_slot(&p).await;
-    signal("-CONT", &pid);
+    p.daemon.signal("-CONT");
     let started = Instant::now();
     assert_eq!(p.wait_exit().code(), Some(2), "{}", p.log());
     assert!(
@@ -92,14 +91,6 @@ async fn a_slot_invalidated_under_a_running_connector_is_fatal() {
     assert!(log.contains("Re-snapshot"), "{log}");
     assert_eq!(wal_status(&p).await.as_deref(), Some("lost"));
     p.cleanup().await;
-}
-
-fn signal(which: &str, pid: &str) {
-    let status = Command::new("kill")
-        .args([which, pid])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {which} {pid}");
 }
 
 /// Lowers `max_slot_wal_keep_size`, writes and recycles WAL until a

@@ -118,6 +118,16 @@ impl Daemon {
         }
     }
 
+    /// Sends `kill -STOP` or `-CONT` (a connector frozen in place, then let go).
+    pub fn signal(&self, which: &str) {
+        let pid = self.pid().to_string();
+        let status = std::process::Command::new("kill")
+            .args([which, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {which} {pid}");
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("daemon running").id()

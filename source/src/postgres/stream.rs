@@ -534,22 +534,39 @@ impl Streamer {
             self.send(std::mem::take(changes), Vec::new(), None).await?;
             let schema = self.decoder.schema_of(&request.table);
             tracing::info!(table = %request.table, at = %lsn, "re-snapshot started");
-            self.resnapshot = Some(
-                Resnapshot::start(
-                    &url,
-                    password.as_deref(),
-                    &request.table,
-                    schema,
-                    lsn,
-                    chunk_rows,
-                )
-                .await?,
-            );
+            // A re-snapshot that cannot run (the table dropped since the
+            // request, a refused query) is abandoned, never fatal: the slot
+            // is held at the request while one runs, so a fatal error would
+            // read the request again at every restart, a crash loop.
+            match Resnapshot::start(
+                &url,
+                password.as_deref(),
+                &request.table,
+                schema,
+                lsn,
+                chunk_rows,
+            )
+            .await
+            {
+                Ok(started) => self.resnapshot = Some(started),
+                Err(e) => {
+                    tracing::error!(table = %request.table, error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)")
+                }
+            }
         } else if prefix == WATERMARK_PREFIX {
             let Some(resnapshot) = self.resnapshot.as_mut() else {
                 return Ok(());
             };
-            if let Some((rows, finished)) = resnapshot.on_watermark(&content).await? {
+            let chunk = match resnapshot.on_watermark(&content).await {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    if let Some(failed) = self.resnapshot.take() {
+                        tracing::error!(table = %failed.table(), error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)");
+                    }
+                    return Ok(());
+                }
+            };
+            if let Some((rows, finished)) = chunk {
                 self.send(std::mem::take(changes), Vec::new(), None).await?;
                 self.send(rows, Vec::new(), None).await?;
                 if finished {

@@ -79,7 +79,7 @@ cleanup() {
   for p in "${PUBS[@]}"; do psql_q -c "SET client_min_messages = warning; DROP PUBLICATION IF EXISTS $p" >/dev/null || true; done
   for t in "${TABLES[@]}"; do psql_q -c "DROP TABLE IF EXISTS public.$t" >/dev/null || true; done
   mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $MY_DB" 2>/dev/null || true
-  ((${#TOPICS[@]})) && delete_topics "${TOPICS[@]}"
+  ((${#TOPICS[@]})) && delete_kafka_topics "${TOPICS[@]}"
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 

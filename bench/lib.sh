@@ -54,11 +54,6 @@ drop_slots() {
   warn "could not drop replication slots $list: drop them by hand, they pin WAL"
 }
 
-# delete_topics TOPIC...: removes benchmark topics from the broker (dev/lib.sh's
-# delete_kafka_topics: one JVM for all of them; missing topics are fine), so big topics do not
-# pile up on the test broker.
-delete_topics() { delete_kafka_topics "$@"; }
-
 # slot_pair_setup NAME COLUMNS: a fresh table public.NAME (COLUMNS inside CREATE TABLE (…)), a
 # publication NAME of it, and two pgoutput slots created at the same position, NAME_ours for
 # kappa's reader and NAME_recv for pg_recvlogical, so both read the same WAL.

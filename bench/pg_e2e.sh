@@ -54,5 +54,5 @@ record_results "kappa run is timed from process start (connect, topic creation, 
 drop_slots "$RUN"
 psql_q -c "DROP PUBLICATION IF EXISTS $RUN; DROP TABLE IF EXISTS public.bench_e2e" >/dev/null
 # raw_produce deletes the table topic and its own; the offsets topic is left.
-delete_topics "$RUN.offsets"
+delete_kafka_topics "$RUN.offsets"
 rm -rf "$WORK"

@@ -1,8 +1,8 @@
 //! MariaDB's `log_bin_compress`: kappa does not decode compressed binlog
 //! events yet, so it refuses the setting at start and, should the setting be
 //! turned on while it streams, stops at the first compressed event instead
-//! of skipping it (a skipped event is a lost change). In a binary of its own:
-//! the setting is server-wide.
+//! of passing over it (an event passed over is a lost change). In a binary
+//! of its own: the setting is server-wide.
 
 mod common;
 

@@ -8,7 +8,7 @@
 mod common;
 
 use common::mysql::{MysqlPipeline, Position};
-use common::{brokers, kappa, RunsKappa};
+use common::{brokers, RunsKappa};
 use mysql_async::prelude::Queryable;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -164,18 +164,7 @@ async fn resnapshot_repairs_a_broken_topic_while_a_writer_changes_rows() {
         })
     };
 
-    let output = kappa(&[
-        "snapshot",
-        "--config",
-        &p.config.display().to_string(),
-        "--table",
-        &table,
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = common::request_resnapshot(&p.config, &table);
     assert!(String::from_utf8_lossy(&output.stdout).contains("re-snapshot of"));
 
     // kill -9 in the middle, once the daemon stored positions twice after
@@ -277,13 +266,7 @@ async fn snapshot_without_a_signal_table_names_the_config_key() {
     )
     .await;
     let table = format!("{}.t", p.databases[0]);
-    let output = kappa(&[
-        "snapshot",
-        "--config",
-        &p.config.display().to_string(),
-        "--table",
-        &table,
-    ]);
+    let output = common::kappa_snapshot(&p.config, &table);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(

@@ -589,18 +589,7 @@ async fn resnapshot_on_demand_repairs_a_topic_while_streaming() {
         Some(1),
         "the topic misses changes before the re-snapshot"
     );
-    let output = common::kappa(&[
-        "snapshot",
-        "--config",
-        &p.config.display().to_string(),
-        "--table",
-        &table,
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::request_resnapshot(&p.config, &table);
     // Writes race the chunks (1,000 rows each): the watermark windows must keep them.
     for round in 0..20 {
         p.commit(&format!(
@@ -796,18 +785,7 @@ async fn a_resnapshot_that_cannot_run_is_abandoned_and_streaming_goes_on() {
     p.start();
     p.wait_for_log("initial snapshot delivered").await;
     p.daemon.signal("-STOP");
-    let output = common::kappa(&[
-        "snapshot",
-        "--config",
-        &p.config.display().to_string(),
-        "--table",
-        &table,
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::request_resnapshot(&p.config, &table);
     let after = p.commit(&format!("DROP TABLE {table}")).await;
     p.daemon.signal("-CONT");
     p.wait_for_log("re-snapshot abandoned").await;

@@ -43,6 +43,17 @@ impl Pending {
 impl Producer {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, SinkError> {
         let mut config = kafka.client_config();
+        // Bounds the producer's memory: a huge transaction waits for
+        // acknowledgements instead of piling up in the local queue. 8 MB, or
+        // room for the largest record and its framing (a record larger than
+        // the whole queue would never fit in it).
+        let queue_kbytes = (kafka.max_record_bytes / 1024)
+            .saturating_add(2 * crate::kafka::FRAMING_BYTES / 1024)
+            .max(8192);
+        // The largest request: one record of max_record_bytes and its framing.
+        let max_request = kafka
+            .max_record_bytes
+            .saturating_add(crate::kafka::FRAMING_BYTES);
         for (key, value) in [
             ("enable.idempotence", "true"),
             ("acks", "all"),
@@ -51,35 +62,12 @@ impl Producer {
             ("linger.ms", "20"),
             ("message.timeout.ms", "120000"),
             ("queue.buffering.max.messages", "20000"),
+            ("queue.buffering.max.kbytes", &queue_kbytes.to_string()),
+            ("message.max.bytes", &max_request.to_string()),
         ] {
             if !kafka.properties.iter().any(|(k, _)| k == key) {
                 config.set(key, value);
             }
-        }
-        // Bounds the producer's memory: a huge transaction waits for
-        // acknowledgements instead of piling up in the local queue. 8 MB, or
-        // room for the largest record and its framing (a record larger than
-        // the whole queue would never fit in it).
-        if !kafka
-            .properties
-            .iter()
-            .any(|(k, _)| k == "queue.buffering.max.kbytes")
-        {
-            let kbytes = (kafka.max_record_bytes / 1024)
-                .saturating_add(2 * crate::kafka::FRAMING_BYTES / 1024)
-                .max(8192);
-            config.set("queue.buffering.max.kbytes", kbytes.to_string());
-        }
-        // The largest request: one record of max_record_bytes and its framing.
-        if !kafka
-            .properties
-            .iter()
-            .any(|(k, _)| k == "message.max.bytes")
-        {
-            let limit = kafka
-                .max_record_bytes
-                .saturating_add(crate::kafka::FRAMING_BYTES);
-            config.set("message.max.bytes", limit.to_string());
         }
         let inner = config.create().map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),

@@ -76,30 +76,6 @@ fn check_topic_name(topic: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topics_are_checked_and_never_shared() {
-        let t = |s: &str, n: &str| TableName::new(s, n);
-        let ok = table_topics("kappa", &[t("public", "orders"), t("sales", "orders")]).unwrap();
-        assert_eq!(ok[1].1, "kappa.sales.orders");
-
-        let exact = table_topics("k", &[t("a", "b.c"), t("a.b", "c")]).unwrap_err();
-        assert!(exact.to_string().contains("same topic"), "{exact}");
-        let folded = table_topics("k", &[t("a_b", "c"), t("a.b", "c")]).unwrap_err();
-        assert!(folded.to_string().contains("'.' and '_'"), "{folded}");
-
-        let spaced = table_topics("k", &[t("public", "my table")]).unwrap_err();
-        assert!(spaced.to_string().contains("' '"), "{spaced}");
-        assert!(spaced.to_string().contains("public.my table"), "{spaced}");
-        let long = "x".repeat(250);
-        let too_long = table_topics("k", &[t("public", &long)]).unwrap_err();
-        assert!(too_long.to_string().contains("249"), "{too_long}");
-    }
-}
-
 /// How a topic kappa creates is laid out: partitions, replication, and any
 /// topic configs (`segment.ms`, `min.compaction.lag.ms`, `delete.retention.ms`,
 /// …) from `[kafka.topic_config]`. `cleanup.policy` is always `compact`.
@@ -130,32 +106,31 @@ pub async fn ensure_compacted_topic(
     topic: &str,
     spec: &TopicSpec,
 ) -> Result<(), SinkError> {
-    let broker_error = |reason: String| SinkError::Broker {
-        brokers: kafka.brokers.clone(),
-        reason,
-    };
-    let admin: AdminClient<DefaultClientContext> = kafka
-        .client_config()
-        .create()
-        .map_err(|e| broker_error(e.to_string()))?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let (admin, options) = admin(kafka)?;
     let mut new_topic = NewTopic::new(
         topic,
         spec.partitions,
         TopicReplication::Fixed(spec.replication_factor),
     );
-    for (key, value) in &spec.configs {
+    // cleanup.policy is kappa's to set, once (config.rs refuses other values).
+    for (key, value) in spec.configs.iter().filter(|(k, _)| *k != "cleanup.policy") {
         new_topic = new_topic.set(key, value);
     }
     let new_topic = new_topic.set("cleanup.policy", "compact");
-    let partitions = spec.partitions;
     let results = admin
         .create_topics([&new_topic], &options)
         .await
-        .map_err(|e| broker_error(format!("creating topic {topic}: {e}")))?;
+        .map_err(|e| SinkError::Broker {
+            brokers: kafka.brokers.clone(),
+            reason: format!("creating topic {topic}: {e}"),
+        })?;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(topic, partitions, "created compacted topic"),
+            Ok(_) => tracing::info!(
+                topic,
+                partitions = spec.partitions,
+                "created compacted topic"
+            ),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
                 check_compacted(&admin, &options, topic, kafka).await?
             }
@@ -202,16 +177,23 @@ pub async fn topic_configs(
     kafka: &KafkaConfig,
     topic: &str,
 ) -> Result<HashMap<String, String>, SinkError> {
-    let admin: AdminClient<DefaultClientContext> =
-        kafka
-            .client_config()
-            .create()
-            .map_err(|e| SinkError::Broker {
-                brokers: kafka.brokers.clone(),
-                reason: e.to_string(),
-            })?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let (admin, options) = admin(kafka)?;
     describe(&admin, &options, topic, kafka).await
+}
+
+/// An admin client on the brokers, and the options of its requests.
+fn admin(
+    kafka: &KafkaConfig,
+) -> Result<(AdminClient<DefaultClientContext>, AdminOptions), SinkError> {
+    let admin = kafka
+        .client_config()
+        .create()
+        .map_err(|e| SinkError::Broker {
+            brokers: kafka.brokers.clone(),
+            reason: e.to_string(),
+        })?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    Ok((admin, options))
 }
 
 async fn describe(
@@ -261,4 +243,28 @@ async fn check_compacted(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_checked_and_never_shared() {
+        let t = |s: &str, n: &str| TableName::new(s, n);
+        let ok = table_topics("kappa", &[t("public", "orders"), t("sales", "orders")]).unwrap();
+        assert_eq!(ok[1].1, "kappa.sales.orders");
+
+        let exact = table_topics("k", &[t("a", "b.c"), t("a.b", "c")]).unwrap_err();
+        assert!(exact.to_string().contains("same topic"), "{exact}");
+        let folded = table_topics("k", &[t("a_b", "c"), t("a.b", "c")]).unwrap_err();
+        assert!(folded.to_string().contains("'.' and '_'"), "{folded}");
+
+        let spaced = table_topics("k", &[t("public", "my table")]).unwrap_err();
+        assert!(spaced.to_string().contains("' '"), "{spaced}");
+        assert!(spaced.to_string().contains("public.my table"), "{spaced}");
+        let long = "x".repeat(250);
+        let too_long = table_topics("k", &[t("public", &long)]).unwrap_err();
+        assert!(too_long.to_string().contains("249"), "{too_long}");
+    }
 }

@@ -506,6 +506,28 @@ pub fn topic_end_offsets(topic: &str) -> i64 {
         .sum()
 }
 
+/// `kappa snapshot --config CONFIG --table TABLE`: a re-snapshot request.
+pub fn kappa_snapshot(config: &Path, table: &str) -> Output {
+    kappa(&[
+        "snapshot",
+        "--config",
+        &config.display().to_string(),
+        "--table",
+        table,
+    ])
+}
+
+/// [`kappa_snapshot`], which must succeed.
+pub fn request_resnapshot(config: &Path, table: &str) -> Output {
+    let output = kappa_snapshot(config, table);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// The peak resident memory (`VmHWM`, kB) of a running process.
 pub fn peak_rss_kb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");

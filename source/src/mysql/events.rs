@@ -113,20 +113,24 @@ pub enum QueryRole {
 }
 
 pub fn query_role(sql: &str, in_transaction: bool) -> QueryRole {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(2)
-        .map(str::to_ascii_uppercase)
-        .collect();
-    let first = words.first().map(String::as_str).unwrap_or("");
-    let second = words.get(1).map(String::as_str).unwrap_or("");
-    match (first, second) {
-        ("BEGIN", "") => QueryRole::Begin,
-        ("XA", "START" | "BEGIN") => QueryRole::XaStart,
-        ("XA", "END" | "PREPARE") => QueryRole::InsideTransaction,
-        ("XA", _) | ("COMMIT", "") | ("ROLLBACK", "") => QueryRole::EndsGroup,
-        _ if in_transaction => QueryRole::InsideTransaction,
-        _ => QueryRole::EndsGroup,
+    let mut words = sql.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let second = words.next().unwrap_or("");
+    let is = |word: &str, keyword: &str| word.eq_ignore_ascii_case(keyword);
+    if second.is_empty() && is(first, "BEGIN") {
+        QueryRole::Begin
+    } else if is(first, "XA") && (is(second, "START") || is(second, "BEGIN")) {
+        QueryRole::XaStart
+    } else if is(first, "XA") && (is(second, "END") || is(second, "PREPARE")) {
+        QueryRole::InsideTransaction
+    } else if is(first, "XA")
+        || (second.is_empty() && (is(first, "COMMIT") || is(first, "ROLLBACK")))
+    {
+        QueryRole::EndsGroup
+    } else if in_transaction {
+        QueryRole::InsideTransaction
+    } else {
+        QueryRole::EndsGroup
     }
 }
 

@@ -4,9 +4,10 @@
 //!
 //! usage: null_sink URL SLOT PUBLICATION SCHEMA.TABLE END_LSN
 
-use kappa_schemas::{Change, Lsn, TableName};
+use kappa_schemas::{Lsn, TableName};
 use kappa_source::postgres::catalog::load_table;
 use kappa_source::postgres::stream::ChangeDecoder;
+use kappa_source::postgres::toast::Buffered;
 use kappa_source::postgres::{connect, PostgresSource, PostgresSourceConfig};
 use pgwire_replication::{ReplicationClient, ReplicationEvent};
 use std::collections::HashMap;
@@ -41,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut replication = ReplicationClient::connect(config).await?;
     let mut decoder = ChangeDecoder::new(keys);
-    let mut changes: Vec<Change> = Vec::with_capacity(512);
+    let mut changes = Buffered::default();
     let mut rows = 0u64;
     while let Some(event) = replication.recv().await? {
         match event {

@@ -9,7 +9,7 @@ use super::catalog::{build_schema, RawColumn};
 use super::pgoutput::{decode, PgOutput, TupleValue};
 use super::resnapshot::{Request, Resnapshot, REQUEST_PREFIX, WATERMARK_PREFIX};
 use super::text::parse_value;
-use super::toast::ToastFetcher;
+use super::toast::{Buffered, ToastFetcher};
 use crate::durable::DurablePosition;
 use crate::error::SourceError;
 use kappa_schemas::{Change, ChangeBatch, Checkpoint, Lsn, Row, TableName, TableSchema, Value};
@@ -26,17 +26,6 @@ const PIECE: usize = 512;
 /// (TOASTed text, large bytea) would otherwise make a piece of 512 rows
 /// weigh hundreds of megabytes.
 const PIECE_BYTES: usize = 1 << 20;
-
-/// An upsert whose row still lacks unchanged TOAST values (fetch mode).
-#[derive(Debug, Clone)]
-pub struct ToastHole {
-    /// Index of the change in the output vector.
-    pub change: usize,
-    /// Columns without a value.
-    pub columns: Vec<usize>,
-    /// The key's text form, for the fetch query.
-    pub key_text: Vec<String>,
-}
 
 /// What one message meant beyond the changes it appended.
 #[derive(Debug)]
@@ -55,8 +44,6 @@ pub struct ChangeDecoder {
     foreign: HashSet<u32>,
     /// Tables whose unchanged TOAST values are fetched, not refused.
     fetch_toast: HashSet<TableName>,
-    /// Upserts appended with holes, to fill before they leave.
-    pub holes: Vec<ToastHole>,
 }
 
 impl ChangeDecoder {
@@ -66,19 +53,18 @@ impl ChangeDecoder {
             relations: HashMap::new(),
             foreign: HashSet::new(),
             fetch_toast: HashSet::new(),
-            holes: Vec::new(),
         }
     }
 
-    /// Lets UPDATEs of `tables` leave TOAST holes (recorded in `holes`)
-    /// instead of failing.
+    /// Lets UPDATEs of `tables` leave TOAST holes (recorded with the change
+    /// in its [`Buffered`]) instead of failing.
     pub fn fetch_toast_for(mut self, tables: impl IntoIterator<Item = TableName>) -> Self {
         self.fetch_toast.extend(tables);
         self
     }
 
     /// Decodes one pgoutput message, appending the changes it means.
-    pub fn apply(&mut self, bytes: &[u8], out: &mut Vec<Change>) -> Result<Decoded, SourceError> {
+    pub fn apply(&mut self, bytes: &[u8], out: &mut Buffered) -> Result<Decoded, SourceError> {
         match decode(bytes).map_err(SourceError::Protocol)? {
             PgOutput::Relation {
                 relation_id,
@@ -144,13 +130,10 @@ impl ChangeDecoder {
                                 ))),
                             })
                             .collect::<Result<_, _>>()?;
-                        self.holes.push(ToastHole {
-                            change: out.len(),
-                            columns: holes,
-                            key_text,
-                        });
+                        out.push_with_holes(Change::Upsert { table, row }, holes, key_text);
+                    } else {
+                        out.push(Change::Upsert { table, row });
                     }
-                    out.push(Change::Upsert { table, row });
                 }
             }
             PgOutput::Delete { relation_id, old } => {
@@ -428,7 +411,9 @@ impl Streamer {
         &mut self,
         client: &mut ReplicationClient,
     ) -> Result<SessionEnd, SourceError> {
-        let mut changes = Vec::new();
+        // Owned by this session: a lost connection drops the buffered changes
+        // and their TOAST holes together (they are read again from the slot).
+        let mut changes = Buffered::default();
         let mut in_transaction = false;
         let mut piece_bytes = 0usize;
         self.confirmed = Lsn(0);
@@ -460,12 +445,12 @@ impl Streamer {
                     let before = changes.len();
                     let decoded = self.decoder.apply(&data, &mut changes)?;
                     if let Some(resnapshot) = self.resnapshot.as_mut() {
-                        resnapshot.observe(&changes[before..]);
+                        resnapshot.observe(&changes.changes()[before..]);
                     }
                     if let Decoded::Truncate(tables) = decoded {
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
-                        self.send(Vec::new(), tables, None).await?;
+                        self.send(Buffered::default(), tables, None).await?;
                     } else if changes.len() >= PIECE || piece_bytes >= PIECE_BYTES {
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
@@ -508,7 +493,7 @@ impl Streamer {
         prefix: &str,
         content: &[u8],
         lsn: Lsn,
-        changes: &mut Vec<Change>,
+        changes: &mut Buffered,
     ) -> Result<(), SourceError> {
         let content = String::from_utf8_lossy(content);
         if prefix == REQUEST_PREFIX {
@@ -568,7 +553,7 @@ impl Streamer {
             };
             if let Some((rows, finished)) = chunk {
                 self.send(std::mem::take(changes), Vec::new(), None).await?;
-                self.send(rows, Vec::new(), None).await?;
+                self.send(rows.into(), Vec::new(), None).await?;
                 if finished {
                     if let Some(done) = self.resnapshot.take() {
                         tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete");
@@ -579,15 +564,14 @@ impl Streamer {
         Ok(())
     }
 
+    /// Hands `changes` (their TOAST holes filled) to the daemon.
     async fn send(
         &mut self,
-        mut changes: Vec<Change>,
+        changes: Buffered,
         truncate: Vec<Arc<TableSchema>>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<(), SourceError> {
-        if !self.decoder.holes.is_empty() {
-            self.fill_holes(&mut changes).await?;
-        }
+        let changes = changes.into_changes(self.fetcher.as_ref()).await?;
         self.tx
             .as_ref()
             .ok_or(SourceError::ConsumerGone)?
@@ -598,41 +582,6 @@ impl Streamer {
             })
             .await
             .map_err(|_| SourceError::ConsumerGone)
-    }
-
-    /// Fills TOAST holes by key (fetch mode); drops upserts of rows deleted
-    /// since (their DELETE follows in the stream). See [`super::toast`].
-    async fn fill_holes(&mut self, changes: &mut Vec<Change>) -> Result<(), SourceError> {
-        let holes = std::mem::take(&mut self.decoder.holes);
-        let Some(fetcher) = self.fetcher.as_ref() else {
-            return Err(SourceError::Protocol(
-                "TOAST holes without a fetcher".into(),
-            ));
-        };
-        let mut gone = HashSet::new();
-        for hole in holes {
-            let Some(Change::Upsert { table, row }) = changes.get_mut(hole.change) else {
-                return Err(SourceError::Protocol(
-                    "TOAST hole does not point at an upsert".into(),
-                ));
-            };
-            if fetcher
-                .fill(table, row, &hole.key_text, &hole.columns)
-                .await?
-                .is_none()
-            {
-                gone.insert(hole.change);
-            }
-        }
-        if !gone.is_empty() {
-            let mut index = 0;
-            changes.retain(|_| {
-                let keep = !gone.contains(&index);
-                index += 1;
-                keep
-            });
-        }
-        Ok(())
     }
 
     /// A stop requested while no session is open: nothing to confirm.
@@ -667,5 +616,93 @@ impl Streamer {
             .shutdown()
             .await
             .map_err(|e| SourceError::Replication(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relation() -> Vec<u8> {
+        let mut msg = vec![b'R'];
+        msg.extend(1u32.to_be_bytes());
+        msg.extend(b"public\0t\0");
+        msg.push(b'd');
+        msg.extend(2i16.to_be_bytes());
+        for (flags, name, oid) in [(1u8, "id", 23u32), (0, "body", 25)] {
+            msg.push(flags);
+            msg.extend(name.as_bytes());
+            msg.push(0);
+            msg.extend(oid.to_be_bytes());
+            msg.extend((-1i32).to_be_bytes());
+        }
+        msg
+    }
+
+    /// An INSERT ('I') or UPDATE ('U') of id `id`; `body: None` is an
+    /// unchanged TOAST value.
+    fn tuple_message(tag: u8, id: &str, body: Option<&str>) -> Vec<u8> {
+        let mut msg = vec![tag];
+        msg.extend(1u32.to_be_bytes());
+        msg.push(b'N');
+        msg.extend(2i16.to_be_bytes());
+        msg.push(b't');
+        msg.extend((id.len() as i32).to_be_bytes());
+        msg.extend(id.as_bytes());
+        match body {
+            None => msg.push(b'u'),
+            Some(text) => {
+                msg.push(b't');
+                msg.extend((text.len() as i32).to_be_bytes());
+                msg.extend(text.as_bytes());
+            }
+        }
+        msg
+    }
+
+    fn decoder() -> ChangeDecoder {
+        let table = TableName::new("public", "t");
+        ChangeDecoder::new(HashMap::from([(table.clone(), vec!["id".to_string()])]))
+            .fetch_toast_for([table])
+    }
+
+    #[tokio::test]
+    async fn holes_die_with_the_changes_of_a_lost_session() {
+        let mut decoder = decoder();
+        let mut lost = Buffered::default();
+        decoder.apply(&relation(), &mut lost).unwrap();
+        decoder
+            .apply(&tuple_message(b'U', "7", None), &mut lost)
+            .unwrap();
+        assert!(lost.has_holes());
+        drop(lost);
+        // The next session decodes into a new buffer: no hole of the lost one
+        // may point into it. (Before, the decoder kept the holes: the next
+        // hand-over filled change 0 — another key's row — by key 7.)
+        let mut next = Buffered::default();
+        decoder
+            .apply(&tuple_message(b'I', "1", Some("x")), &mut next)
+            .unwrap();
+        assert!(!next.has_holes());
+        let changes = next.into_changes(None).await.expect("no fetch needed");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].key(), vec![Value::Int(1)]);
+    }
+
+    #[test]
+    fn a_hole_indexes_its_own_upsert() {
+        let mut decoder = decoder();
+        let mut buffer = Buffered::default();
+        decoder.apply(&relation(), &mut buffer).unwrap();
+        decoder
+            .apply(&tuple_message(b'I', "1", Some("x")), &mut buffer)
+            .unwrap();
+        decoder
+            .apply(&tuple_message(b'U', "2", None), &mut buffer)
+            .unwrap();
+        assert_eq!(buffer.len(), 2);
+        assert!(buffer.has_holes());
+        buffer.clear();
+        assert!(buffer.is_empty() && !buffer.has_holes());
     }
 }

@@ -19,9 +19,125 @@ use super::pinned_session;
 use super::setup::{quote_ident, quote_table};
 use super::text::{column_from_text, text_params};
 use crate::error::SourceError;
-use kappa_schemas::{Row, TableName};
-use std::collections::HashMap;
+use kappa_schemas::{Change, Row, TableName};
+use std::collections::{HashMap, HashSet};
 use tokio_postgres::Client;
+
+/// An upsert whose row still lacks unchanged TOAST values (fetch mode).
+#[derive(Debug, Clone)]
+struct ToastHole {
+    /// Index of the upsert in [`Buffered::changes`].
+    change: usize,
+    /// Columns without a value.
+    columns: Vec<usize>,
+    /// The key's text form, for the fetch query.
+    key_text: Vec<String>,
+}
+
+/// The changes decoded since the last hand-over, with the TOAST holes among
+/// them. One value owns both, so a hole only ever indexes the buffer it was
+/// recorded in: when a lost connection drops the buffer, its holes go with
+/// it (kept apart, stale holes filled another key's upsert, dropped one, or
+/// pointed past the end of the next session's changes).
+#[derive(Debug, Default)]
+pub struct Buffered {
+    changes: Vec<Change>,
+    holes: Vec<ToastHole>,
+}
+
+impl From<Vec<Change>> for Buffered {
+    /// Complete changes (re-snapshot rows), no hole among them.
+    fn from(changes: Vec<Change>) -> Self {
+        Self {
+            changes,
+            holes: Vec::new(),
+        }
+    }
+}
+
+impl Buffered {
+    /// Appends a change whose row is complete.
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// Appends an upsert whose `columns` are holes, to be fetched by the
+    /// key `key_text` before it leaves.
+    pub fn push_with_holes(&mut self, change: Change, columns: Vec<usize>, key_text: Vec<String>) {
+        self.holes.push(ToastHole {
+            change: self.changes.len(),
+            columns,
+            key_text,
+        });
+        self.changes.push(change);
+    }
+
+    /// The changes buffered, holes still unfilled.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Whether some upsert still waits for a fetch.
+    pub fn has_holes(&self) -> bool {
+        !self.holes.is_empty()
+    }
+
+    /// Empties the buffer, holes and all.
+    pub fn clear(&mut self) {
+        self.changes.clear();
+        self.holes.clear();
+    }
+
+    /// The changes, every hole filled by key from `fetcher`; an upsert whose
+    /// row is gone is dropped (its DELETE follows in the stream, see the
+    /// module docs).
+    pub async fn into_changes(
+        self,
+        fetcher: Option<&ToastFetcher>,
+    ) -> Result<Vec<Change>, SourceError> {
+        let Self { mut changes, holes } = self;
+        if holes.is_empty() {
+            return Ok(changes);
+        }
+        let Some(fetcher) = fetcher else {
+            return Err(SourceError::Protocol(
+                "TOAST holes without a fetcher".into(),
+            ));
+        };
+        let mut gone = HashSet::new();
+        for hole in holes {
+            let Some(Change::Upsert { table, row }) = changes.get_mut(hole.change) else {
+                return Err(SourceError::Protocol(
+                    "TOAST hole does not point at an upsert".into(),
+                ));
+            };
+            if fetcher
+                .fill(table, row, &hole.key_text, &hole.columns)
+                .await?
+                .is_none()
+            {
+                gone.insert(hole.change);
+            }
+        }
+        if !gone.is_empty() {
+            let mut index = 0;
+            changes.retain(|_| {
+                let keep = !gone.contains(&index);
+                index += 1;
+                keep
+            });
+        }
+        Ok(changes)
+    }
+}
 
 /// Fetches current rows by key, for the tables in `fetch` mode.
 pub struct ToastFetcher {

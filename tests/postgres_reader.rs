@@ -795,3 +795,80 @@ async fn a_resnapshot_that_cannot_run_is_abandoned_and_streaming_goes_on() {
     p.stop();
     p.cleanup().await;
 }
+
+/// Waits until the re-snapshot's session last ran a chunk select of `p`'s
+/// table (running, or its rows being decoded before the HIGH watermark).
+async fn wait_for_chunk_select(p: &Pipeline) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let selecting: i64 = p
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS c0%' \
+                 AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+                &[&p.name],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if selecting > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no chunk select seen:\n{}",
+            p.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A TRUNCATE of the table being re-snapshotted ends the re-snapshot, as
+/// MySQL's does: every row the table holds after it comes through the
+/// stream. Before, a chunk read before the TRUNCATE committed but whose HIGH
+/// watermark followed it in the WAL was emitted after the TRUNCATE's
+/// tombstones, and the deleted rows came back. Chunks of 50,000 rows make
+/// the window between a chunk's select and its HIGH watermark wide (the rows
+/// are decoded in it); the TRUNCATE is issued once the select is seen, so it
+/// commits inside that window.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncate_during_a_resnapshot_ends_it_and_no_row_comes_back() {
+    let mut p = Pipeline::new(
+        "kappa_rstrunc",
+        "id int PRIMARY KEY, v int NOT NULL, note text",
+    )
+    .await;
+    let config = std::fs::read_to_string(&p.config).expect("config");
+    std::fs::write(
+        &p.config,
+        config.replace("snapshot_chunk_rows = 1000", "snapshot_chunk_rows = 50000"),
+    )
+    .expect("config");
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g, repeat('n', 200) FROM generate_series(1, 150000) g"
+    ))
+    .await;
+    p.start();
+    p.wait_for_log("initial snapshot delivered").await;
+    common::request_resnapshot(&p.config, &table);
+    wait_for_chunk_select(&p).await;
+    p.commit(&format!("TRUNCATE {table}")).await;
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, -g, 'after' FROM generate_series(1, 10) g"
+    ))
+    .await;
+    p.wait_for_log("re-snapshot complete").await;
+    let lsn = p
+        .commit(&format!("UPDATE {table} SET note = 'last' WHERE id = 2"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    p.assert_verified(10);
+    assert!(
+        p.log().contains("the table was truncated"),
+        "the re-snapshot ended at the TRUNCATE:\n{}",
+        p.log()
+    );
+    p.cleanup().await;
+}

@@ -28,6 +28,13 @@
 //! was still running after the request was streamed, so its change comes
 //! after the request and its key is dropped from the chunk.
 //!
+//! A TRUNCATE of the table ends the re-snapshot (as MySQL's does): every
+//! row the table holds after it was inserted after the request and comes
+//! through the stream, and the chunk in hand may have been read before the
+//! TRUNCATE committed (its select released the lock the TRUNCATE waited
+//! for, before its HIGH watermark was written): emitted at HIGH, after the
+//! TRUNCATE's tombstones, it would bring deleted rows back.
+//!
 //! Durability: while a re-snapshot runs, the slot is confirmed no further
 //! than the request message, so after a crash the request is read again and
 //! the re-snapshot starts over (its records so far are harmless duplicates).

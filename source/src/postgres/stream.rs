@@ -448,6 +448,7 @@ impl Streamer {
                         resnapshot.observe(&changes.changes()[before..]);
                     }
                     if let Decoded::Truncate(tables) = decoded {
+                        self.end_resnapshot_if_truncated(&tables);
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
                         self.send(Buffered::default(), tables, None).await?;
@@ -483,6 +484,24 @@ impl Streamer {
                     self.confirm(client);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A TRUNCATE of the table being re-snapshotted ends the re-snapshot,
+    /// as MySQL's does: every row the table holds after the TRUNCATE was
+    /// inserted after the request and comes through the stream, and the
+    /// chunk in hand may have been read before the TRUNCATE committed —
+    /// emitted at its HIGH watermark, after the tombstones, it would bring
+    /// deleted rows back.
+    fn end_resnapshot_if_truncated(&mut self, truncated: &[Arc<TableSchema>]) {
+        let ends = self
+            .resnapshot
+            .as_ref()
+            .is_some_and(|running| truncated.iter().any(|t| &t.name == running.table()));
+        if ends {
+            if let Some(done) = self.resnapshot.take() {
+                tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
             }
         }
     }

@@ -41,15 +41,18 @@ use tokio_postgres::{Client, NoTls};
 
 /// Session settings under which every text value is read, in snapshots and
 /// in `verify` (inside a transaction, hence `SET LOCAL`). The text parser
-/// depends on them.
+/// depends on them, and `standard_conforming_strings = on` makes a quoted
+/// literal kappa builds (verify's key look-ups by COPY, which takes no
+/// parameters) mean its text exactly: with it off (a role or database
+/// setting), a backslash in a key would be read as an escape.
 pub const SESSION_SETTINGS: &str = "SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL TimeZone = 'UTC'; \
      SET LOCAL extra_float_digits = 3; SET LOCAL bytea_output = 'hex'; SET LOCAL IntervalStyle = 'iso_8601'; \
-     SET LOCAL lc_monetary = 'C';";
+     SET LOCAL lc_monetary = 'C'; SET LOCAL standard_conforming_strings = on;";
 
 /// The same settings for the walsender, which renders the streamed values.
 pub const REPLICATION_OPTIONS: &str =
     "-c DateStyle=ISO,YMD -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex -c IntervalStyle=iso_8601 \
-     -c lc_monetary=C";
+     -c lc_monetary=C -c standard_conforming_strings=on";
 
 /// What the PostgreSQL reader needs to know.
 #[derive(Debug, Clone)]

@@ -122,15 +122,19 @@ pub struct PostgresSection {
 }
 
 /// What to do when an UPDATE leaves a TOASTed value unchanged and the stream
-/// does not carry it (REPLICA IDENTITY DEFAULT).
+/// does not carry it (REPLICA IDENTITY DEFAULT or USING INDEX). Either way
+/// the rows are exact; FULL identity carries the values and needs neither.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnchangedToast {
-    /// Refuse to start, printing the `REPLICA IDENTITY FULL` fix.
+    /// Read the current row by key (see `source/src/postgres/toast.rs` for
+    /// why the newest record per key is then the row): the default, with a
+    /// warning at start naming the table and the cheaper `REPLICA IDENTITY
+    /// FULL`.
     #[default]
-    Refuse,
-    /// Read the current row by key (see `source/src/postgres/toast.rs`).
     Fetch,
+    /// Strict: refuse to start, printing the `REPLICA IDENTITY FULL` fix.
+    Refuse,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,10 +364,10 @@ impl Config {
             publication: postgres.publication.clone(),
             snapshot_chunk_rows: postgres.snapshot_chunk_rows,
             skip_tables_without_key: postgres.skip_tables_without_key,
-            toast_fetch: postgres
+            toast_refuse: postgres
                 .table_options
                 .iter()
-                .filter(|(_, options)| options.unchanged_toast == UnchangedToast::Fetch)
+                .filter(|(_, options)| options.unchanged_toast == UnchangedToast::Refuse)
                 .map(|(name, _)| TableName::parse(name).map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<_>>()?,
         })
@@ -531,18 +535,22 @@ tables = ["public.demo"]
     }
 
     #[test]
-    fn table_options_choose_toast_fetch() {
-        let text = format!(
-            "{MINIMAL}\n[source.postgres.table_options.\"public.docs\"]\nunchanged_toast = \"fetch\"\n"
-        );
-        let config: Config = toml::from_str(&text).unwrap();
+    fn unchanged_toast_is_fetched_unless_refuse_is_chosen() {
+        let config: Config = toml::from_str(MINIMAL).unwrap();
         config.check().unwrap();
+        assert!(config.postgres().unwrap().toast_refuse.is_empty());
+        let option = |value: &str| {
+            format!("{MINIMAL}\n[source.postgres.table_options.\"public.docs\"]\nunchanged_toast = \"{value}\"\n")
+        };
+        let fetch: Config = toml::from_str(&option("fetch")).unwrap();
+        assert!(fetch.postgres().unwrap().toast_refuse.is_empty());
+        let refuse: Config = toml::from_str(&option("refuse")).unwrap();
+        refuse.check().unwrap();
         assert_eq!(
-            config.postgres().unwrap().toast_fetch,
+            refuse.postgres().unwrap().toast_refuse,
             vec![TableName::new("public", "docs")]
         );
-        let bad = text.replace("\"fetch\"", "\"placeholder\"");
-        assert!(toml::from_str::<Config>(&bad).is_err());
+        assert!(toml::from_str::<Config>(&option("placeholder")).is_err());
     }
 
     const MYSQL: &str = r#"

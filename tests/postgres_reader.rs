@@ -15,16 +15,26 @@ fn big(seed: &str) -> String {
     format!("(SELECT string_agg(md5('{seed}' || g), '') FROM generate_series(1, 700) g)")
 }
 
+/// `unchanged_toast = "refuse"`, the strict option: a table whose UPDATEs
+/// could leave a TOASTed value out of the stream is refused at start, with
+/// both fixes. (The default fetches such values: tests/postgres_toast.rs.)
 #[tokio::test(flavor = "multi_thread")]
-async fn default_identity_with_toastable_columns_is_refused_with_the_fix() {
-    let mut p = Pipeline::build("kappa_refuse", TOASTED, EXTERNAL, "").await;
+async fn refuse_mode_refuses_default_identity_with_toastable_columns_with_the_fix() {
+    let mut p = Pipeline::build(
+        "kappa_refuse",
+        TOASTED,
+        EXTERNAL,
+        "[source.postgres.table_options.\"{table}\"]\nunchanged_toast = \"refuse\"\n",
+    )
+    .await;
     p.start();
     let status = p.wait_exit();
     assert_eq!(status.code(), Some(2), "{}", p.log());
     let log = p.log();
     assert!(log.contains(&p.table), "{log}");
     assert!(log.contains("REPLICA IDENTITY FULL"), "{log}");
-    assert!(log.contains("unchanged_toast = \"fetch\""), "{log}");
+    assert!(log.contains("unchanged_toast = \"refuse\""), "{log}");
+    assert!(log.contains("\"fetch\", the default"), "{log}");
     p.cleanup().await;
 }
 

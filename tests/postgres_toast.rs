@@ -102,3 +102,61 @@ async fn toast_holes_of_a_lost_connection_never_reach_the_next_session() {
     p.assert_verified(6000);
     p.cleanup().await;
 }
+
+/// The default for an ordinary table with a `text` column under REPLICA
+/// IDENTITY DEFAULT: it starts (no refusal), with one warning naming the
+/// table and the cheaper exact alternative, and UPDATEs that leave its
+/// TOASTed values unchanged rebuild exactly. Before, it was refused at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_table_under_default_identity_starts_and_rebuilds_exactly() {
+    let mut p = Pipeline::build(
+        "kappa_toastdefault",
+        "(id int PRIMARY KEY, n int NOT NULL, body text)",
+        "ALTER TABLE {table} ALTER COLUMN body SET STORAGE EXTERNAL",
+        "",
+    )
+    .await;
+    let table = p.table.clone();
+    let body = |seed: &str| {
+        format!("(SELECT string_agg(md5('{seed}' || id || '-' || g), '') FROM generate_series(1, 80) g)")
+    };
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT id, 0, {} FROM generate_series(1, 300) id",
+        body("a")
+    ))
+    .await;
+    p.start();
+    p.wait_for_log("streaming changes").await;
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT id, 0, {} FROM generate_series(301, 400) id",
+        body("b")
+    ))
+    .await;
+    // Each leaves every body (2.5 kB, incompressible, out of line) unchanged.
+    p.commit(&format!("UPDATE {table} SET n = n + 1")).await;
+    p.commit(&format!("UPDATE {table} SET n = n * 10 WHERE id % 3 = 0"))
+        .await;
+    p.commit(&format!(
+        "UPDATE {table} SET n = -1 WHERE id = 7; DELETE FROM {table} WHERE id = 7"
+    ))
+    .await;
+    let lsn = p
+        .commit(&format!("UPDATE {table} SET body = 'short' WHERE id = 8"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    let log = p.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("TOASTed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning at start:\n{log}");
+    assert!(warnings[0].contains(&table), "{log}");
+    assert!(
+        warnings[0].contains("REPLICA IDENTITY FULL is the"),
+        "{log}"
+    );
+    assert!(warnings[0].contains("cheaper exact alternative"), "{log}");
+    p.assert_verified(399);
+    p.cleanup().await;
+}

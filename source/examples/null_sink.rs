@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         publication: publication.clone(),
         snapshot_chunk_rows: 10_000,
         skip_tables_without_key: false,
-        toast_fetch: vec![table.clone()],
+        toast_refuse: Vec::new(),
     })
     .await?;
     let config = source

@@ -71,9 +71,10 @@ pub struct PostgresSourceConfig {
     pub snapshot_chunk_rows: usize,
     /// Leave out (with a warning) tables that have no key, instead of refusing to start.
     pub skip_tables_without_key: bool,
-    /// Tables whose unchanged TOAST values are fetched from the table by key
-    /// when the stream does not carry them (see [`toast`]).
-    pub toast_fetch: Vec<TableName>,
+    /// Tables set to `unchanged_toast = "refuse"`: refused at start when an
+    /// UPDATE could leave a TOASTed value out of the stream. Every other such
+    /// table has those values fetched by key (see [`toast`]).
+    pub toast_refuse: Vec<TableName>,
 }
 
 /// Connects an ordinary SQL session.
@@ -155,7 +156,18 @@ impl PostgresSource {
                 }
                 Err(e) => return Err(e),
                 Ok(table) => {
-                    check_images(&table, config.toast_fetch.contains(name))?;
+                    if check_images(&table, config.toast_refuse.contains(name))? {
+                        tracing::warn!(
+                            table = %name,
+                            columns = ?table.toastable,
+                            "an UPDATE that leaves these large (TOASTed) columns unchanged does not carry their values \
+                             under REPLICA IDENTITY {}: kappa reads them from the table by key (unchanged_toast = \"fetch\", \
+                             the default; exact, one query per such UPDATE). ALTER TABLE {} REPLICA IDENTITY FULL is the \
+                             cheaper exact alternative",
+                            identity_name(table.replica_identity),
+                            setup::quote_table(name)
+                        );
+                    }
                     tables.push(table);
                 }
             }
@@ -310,7 +322,7 @@ impl PostgresSource {
             .collect();
         let fetch: Vec<&CatalogTable> = tables
             .iter()
-            .filter(|t| config.toast_fetch.contains(&t.schema.name) && t.replica_identity != 'f')
+            .filter(|t| needs_toast_fetch(t, config.toast_refuse.contains(&t.schema.name)))
             .collect();
         let fetcher = if fetch.is_empty() {
             None
@@ -406,11 +418,28 @@ impl PostgresSource {
     }
 }
 
+/// Whether `table`'s UPDATEs can leave a TOASTed value out of the stream
+/// (TOAST-able columns under DEFAULT or USING INDEX identity) and fetch mode
+/// fills it (the table is not set to `refuse`).
+fn needs_toast_fetch(table: &CatalogTable, refuse: bool) -> bool {
+    table.replica_identity != 'f' && !table.toastable.is_empty() && !refuse
+}
+
+fn identity_name(identity: char) -> &'static str {
+    if identity == 'i' {
+        "USING INDEX"
+    } else {
+        "DEFAULT"
+    }
+}
+
 /// Refuses tables whose UPDATEs could arrive without some column values:
 /// `REPLICA IDENTITY NOTHING` (no old key on DELETE), and TOAST-able columns
-/// under DEFAULT/INDEX identity unless `fetch` mode was chosen for the table.
-/// A placeholder value would become, after compaction, the only copy.
-pub fn check_images(table: &CatalogTable, fetch_toast: bool) -> Result<(), SourceError> {
+/// under DEFAULT/INDEX identity when the table is set to
+/// `unchanged_toast = "refuse"`. A placeholder value would become, after
+/// compaction, the only copy. Returns whether the table's unchanged TOAST
+/// values are fetched by key.
+pub fn check_images(table: &CatalogTable, refuse_toast: bool) -> Result<bool, SourceError> {
     let name = &table.schema.name;
     let quoted = setup::quote_table(name);
     if table.replica_identity == 'n' {
@@ -418,15 +447,16 @@ pub fn check_images(table: &CatalogTable, fetch_toast: bool) -> Result<(), Sourc
             "table {name} has REPLICA IDENTITY NOTHING: its DELETEs carry no key. Run: ALTER TABLE {quoted} REPLICA IDENTITY DEFAULT (or FULL)"
         )));
     }
-    if table.replica_identity != 'f' && !table.toastable.is_empty() && !fetch_toast {
+    if table.replica_identity != 'f' && !table.toastable.is_empty() && refuse_toast {
         return Err(SourceError::Setup(format!(
             "table {name}: columns {:?} may be stored out of line (TOAST), and with REPLICA IDENTITY {} an UPDATE that \
-             leaves them unchanged does not carry their values; kappa never writes a placeholder. Fix: \
-             ALTER TABLE {quoted} REPLICA IDENTITY FULL; — or let kappa fetch such values by key: \
-             [source.postgres.table_options.\"{name}\"] unchanged_toast = \"fetch\"",
+             leaves them unchanged does not carry their values; it is set to unchanged_toast = \"refuse\" and kappa \
+             never writes a placeholder. Fix: ALTER TABLE {quoted} REPLICA IDENTITY FULL; — or let kappa fetch such \
+             values by key: remove unchanged_toast = \"refuse\" from [source.postgres.table_options.\"{name}\"] \
+             (or set it to \"fetch\", the default)",
             table.toastable,
-            if table.replica_identity == 'i' { "USING INDEX" } else { "DEFAULT" }
+            identity_name(table.replica_identity)
         )));
     }
-    Ok(())
+    Ok(needs_toast_fetch(table, refuse_toast))
 }

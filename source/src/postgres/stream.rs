@@ -220,7 +220,8 @@ fn row(
                         table: table.name.clone(),
                         reason: format!(
                             "an UPDATE left the large (TOASTed) column {} unchanged, and with REPLICA IDENTITY DEFAULT \
-                             its value is not in the stream. Run: ALTER TABLE {} REPLICA IDENTITY FULL",
+                             its value is not in the stream. Run: ALTER TABLE {} REPLICA IDENTITY FULL; or restart kappa, which then \
+                             fetches such values by key (unless the table is set to unchanged_toast = \"refuse\")",
                             table.columns[i].name,
                             super::setup::quote_table(&table.name)
                         ),

@@ -26,6 +26,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// once this long after the last commit when the stream goes quiet).
 const BINLOG_STORE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Tombstones of a TRUNCATE are produced this many at a time.
+const TOMBSTONE_BATCH: usize = 1000;
+/// Batches of live keys read ahead of the tombstones being produced.
+const KEY_BATCHES_QUEUED: usize = 2;
+
 /// The configured source.
 enum Reader {
     Postgres(Box<PostgresSource>, PostgresSourceConfig),
@@ -334,29 +339,49 @@ impl OffsetsRecord {
 /// produced so far is acknowledged, so the replay sees all of them; returns
 /// the number of tombstones written (their acknowledgements are awaited with
 /// the next checkpoint, like any record's).
+///
+/// Memory is bounded whatever the table's size: the live keys come from a
+/// replay that spills to disk past its budget ([`kappa_sink::live_keys`]),
+/// in batches of [`TOMBSTONE_BATCH`] with at most [`KEY_BATCHES_QUEUED`]
+/// queued, and each batch of tombstones joins the in-flight records, which
+/// wait once [`crate::in_flight::IN_FLIGHT_RECORDS`] are unacknowledged.
 async fn truncate(
     kafka: &kappa_sink::KafkaConfig,
     producer: &Producer,
     produced: &InFlight,
     topic: &str,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<u64> {
     let (barrier, reached) = oneshot::channel();
     produced.send(Vec::new(), None, Some(barrier)).await?;
     reached
         .await
         .map_err(|_| anyhow::anyhow!("a delivery failed before TRUNCATE of {topic}"))?;
-    let keys = {
+    let (keys_tx, mut keys_rx) = mpsc::channel::<Vec<Vec<u8>>>(KEY_BATCHES_QUEUED);
+    let reader = {
         let kafka = kafka.clone();
         let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || kappa_sink::live_keys::live_keys(&kafka, &topic))
-            .await??
+        tokio::task::spawn_blocking(move || {
+            kappa_sink::live_keys::live_keys(&kafka, &topic, TOMBSTONE_BATCH, |keys| {
+                keys_tx.blocking_send(keys).map_err(|_| {
+                    "the TRUNCATE stopped (a tombstone could not be produced)".to_string()
+                })
+            })
+        })
     };
-    let mut deliveries = Vec::with_capacity(keys.len());
-    for key in &keys {
-        deliveries.push(producer.send(topic, key, None).await?);
+    let mut written = 0u64;
+    while let Some(keys) = keys_rx.recv().await {
+        let mut deliveries = Vec::with_capacity(keys.len());
+        for key in &keys {
+            deliveries.push(producer.send(topic, key, None).await?);
+        }
+        written = written.saturating_add(keys.len() as u64);
+        produced.send(deliveries, None, None).await?;
     }
-    produced.send(deliveries, None, None).await?;
-    Ok(keys.len())
+    let live = reader.await??;
+    if live != written {
+        bail!("TRUNCATE of {topic}: {live} live keys found but {written} tombstones written");
+    }
+    Ok(written)
 }
 
 /// Samples how much WAL the slot holds back (`kappa_slot_lag_bytes`), so an

@@ -19,6 +19,7 @@
 //! state again, which the stream corrects before reaching `T`.
 
 pub mod catalog;
+pub mod decode;
 pub mod pgoutput;
 pub mod resnapshot;
 pub mod setup;

@@ -5,18 +5,24 @@
 //! metadata, recomputes every column's metadata offset (quadratic in the
 //! column count) and builds a named column list for every row; the plan does
 //! that work once per TABLE_MAP. The common binlog forms (integers, floats,
-//! UTF-8/binary strings, DECIMAL, DATETIME2, TIMESTAMP2, DATE) are decoded
-//! here straight from the bytes into [`Value`]s: no intermediate
+//! UTF-8/binary strings, DECIMAL, TIME/DATETIME/TIMESTAMP in every form,
+//! DATE) are decoded here straight from the bytes into [`Value`]s: no intermediate
 //! `mysql_common` value, no copy of the bytes before the final `String`/`Vec`,
 //! DECIMAL's binary form read into its unscaled integer without going through
 //! text. Every other column (and any column whose TABLE_MAP form does not
 //! match what the catalog says) goes through `mysql_common`'s decoder and
 //! [`convert`], so both paths give the same value (`tests/mysql_types.rs`).
-//! Pure: bytes in, values out.
+//! Temporal types never reach `mysql_common`'s decoder, on either path (it
+//! panics or wraps on some TIME values, see [`temporal`]). Pure: bytes in,
+//! values out.
+
+mod decimal;
+pub(super) mod temporal;
 
 use super::charset::Charset;
 use super::types::{convert, MysqlColumn, MysqlKind, Origin};
 use crate::error::SourceError;
+use decimal::decimal_bin;
 use kappa_schemas::{TableName, Value};
 use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
@@ -25,6 +31,7 @@ use mysql_async::Value as My;
 use mysql_common::io::ParseBuf;
 use num_bigint::BigInt;
 use std::io;
+use temporal::{Decoded, Temporal};
 
 /// A column decoded without `mysql_common`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +57,8 @@ enum Fast {
         precision: u8,
         scale: u8,
     },
-    DateTime2 {
-        fsp: u8,
-    },
-    Timestamp2 {
-        fsp: u8,
-    },
+    /// TIME, DATETIME, TIMESTAMP in any binary form.
+    Temporal(Temporal),
     Date,
 }
 
@@ -249,8 +252,15 @@ impl Column {
     }
 
     /// The value as `mysql_common` parses it from the column's TABLE_MAP
-    /// type, metadata and signedness alone.
+    /// type, metadata and signedness alone — except temporal types, decoded
+    /// by [`temporal`] into the same form.
     fn binlog_value<'a>(&'a self, buf: &mut ParseBuf<'a>) -> io::Result<BinlogValue<'a>> {
+        if let Some(temporal) = Temporal::of(self.ty, &self.metadata) {
+            let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+            let bytes = take(buf, temporal.len().map_err(invalid)?)?;
+            let decoded = temporal.decode(bytes).map_err(invalid)?;
+            return Ok(BinlogValue::Value(decoded.to_mysql()));
+        }
         buf.parse((self.ty, self.metadata.as_slice(), self.unsigned, false))
     }
 }
@@ -323,12 +333,11 @@ fn fast(ty: ColumnType, meta: &[u8], unsigned: bool, kind: &MysqlKind) -> Option
                     scale: meta_scale,
                 })
         }
-        (MYSQL_TYPE_DATETIME2, MysqlKind::DateTime) => Some(Fast::DateTime2 {
-            fsp: *meta.first()?,
-        }),
-        (MYSQL_TYPE_TIMESTAMP2, MysqlKind::Timestamp) => Some(Fast::Timestamp2 {
-            fsp: *meta.first()?,
-        }),
+        (MYSQL_TYPE_TIME2 | MYSQL_TYPE_TIME, MysqlKind::Time)
+        | (MYSQL_TYPE_DATETIME2 | MYSQL_TYPE_DATETIME, MysqlKind::DateTime)
+        | (MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_TIMESTAMP, MysqlKind::Timestamp) => {
+            Temporal::of(ty, meta).map(Fast::Temporal)
+        }
         (MYSQL_TYPE_NEWDATE, MysqlKind::Date) => Some(Fast::Date),
         _ => None,
     }
@@ -355,34 +364,12 @@ fn take<'a>(buf: &mut ParseBuf<'a>, n: usize) -> io::Result<&'a [u8]> {
     buf.parse(n)
 }
 
-/// Big-endian unsigned integer of up to 8 bytes.
-fn be(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
-}
-
 /// Little-endian unsigned integer of up to 8 bytes.
 fn le(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .rev()
         .fold(0, |acc, &b| (acc << 8) | u64::from(b))
-}
-
-/// The fractional second of DATETIME2/TIMESTAMP2 (`fsp` digits), as
-/// `mysql_common` reads it (signed big-endian).
-fn frac(buf: &mut ParseBuf<'_>, fsp: u8) -> io::Result<i64> {
-    Ok(match fsp {
-        1 | 2 => i64::from(take(buf, 1)?[0] as i8) * 10_000,
-        3 | 4 => {
-            let b = take(buf, 2)?;
-            i64::from(i16::from_be_bytes([b[0], b[1]])) * 100
-        }
-        5 | 6 => {
-            let b = take(buf, 3)?;
-            i64::from(i32::from_be_bytes([b[0], b[1], b[2], 0]) >> 8)
-        }
-        _ => 0,
-    })
 }
 
 fn decode_fast(
@@ -443,40 +430,7 @@ fn decode_fast(
             unscaled: BigInt::from(decimal_bin(buf, precision, scale)?),
             scale: u32::from(scale),
         },
-        Fast::DateTime2 { fsp } => {
-            let int_part = be(take(buf, 5)?) as i64 - 0x80_0000_0000;
-            let mut packed = (int_part << 24) + frac(buf, fsp)?;
-            if packed < 0 {
-                packed = -packed;
-            }
-            let usec = packed % (1 << 24);
-            let ymdhms = packed >> 24;
-            let (ymd, hms) = (ymdhms >> 17, ymdhms % (1 << 17));
-            let ym = ymd >> 5;
-            let (y, m, d) = ((ym / 13) as u16, (ym % 13) as u8, (ymd % (1 << 5)) as u8);
-            let (h, mi, sec) = (hms >> 12, (hms >> 6) % (1 << 6), hms % (1 << 6));
-            match civil_days(y, m, d) {
-                Some(days) => {
-                    Value::Timestamp((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000 + usec)
-                }
-                // The zero date, or a date with a zero month or day.
-                None => convert(
-                    table,
-                    column,
-                    My::Date(y, m, d, h as u8, mi as u8, sec as u8, usec as u32),
-                    Origin::Binlog,
-                )?,
-            }
-        }
-        Fast::Timestamp2 { fsp } => {
-            let secs = i64::from(be(take(buf, 4)?) as u32 as i32);
-            let usec = frac(buf, fsp)?;
-            Value::TimestampTz(if secs == 0 && usec == 0 {
-                i64::MIN
-            } else {
-                secs * 1_000_000 + usec
-            })
-        }
+        Fast::Temporal(temporal) => temporal_value(temporal, table, column, buf)?,
         Fast::Date => {
             let raw = le(take(buf, 3)?);
             let (y, m, d) = ((raw >> 9) as u16, ((raw >> 5) & 15) as u8, (raw & 31) as u8);
@@ -488,6 +442,47 @@ fn decode_fast(
     })
 }
 
+/// One TIME, DATETIME or TIMESTAMP value, straight to its [`Value`]; zero
+/// and partial dates through [`convert`], which maps or refuses them. A
+/// value that does not decode (minute 61, a fraction of a second ≥ 1) is
+/// an error naming the table and column.
+fn temporal_value(
+    temporal: Temporal,
+    table: &TableName,
+    column: &MysqlColumn,
+    buf: &mut ParseBuf<'_>,
+) -> Result<Value, Failure> {
+    let len = temporal.len().map_err(io::Error::other)?;
+    let bytes = take(buf, len)?;
+    let decoded = temporal.decode(bytes).map_err(|reason| {
+        SourceError::bad_value(
+            table,
+            &column.name,
+            format!("{bytes:02x?}"),
+            &format!("{temporal:?}"),
+            reason,
+        )
+    })?;
+    Ok(match decoded {
+        Decoded::Time(micros) => Value::Int(micros),
+        Decoded::Timestamp(0, 0) => Value::TimestampTz(i64::MIN),
+        // Seconds < 2^32: no overflow.
+        Decoded::Timestamp(seconds, micros) => Value::TimestampTz(seconds * 1_000_000 + micros),
+        Decoded::DateTime(t) => match civil_days(t.year, t.month, t.day) {
+            // Years ≤ 9999: far inside an i64 of microseconds.
+            Some(days) => Value::Timestamp(
+                (days * 86_400
+                    + i64::from(t.hour) * 3600
+                    + i64::from(t.minute) * 60
+                    + i64::from(t.second))
+                    * 1_000_000
+                    + i64::from(t.micros),
+            ),
+            None => convert(table, column, decoded.to_mysql(), Origin::Binlog)?,
+        },
+    })
+}
+
 /// Days from 1970-01-01 to a valid date, `None` for anything else (the
 /// zero date, a zero month or day, February 30 under
 /// `ALLOW_INVALID_DATES`): those go through [`convert`], which maps or
@@ -496,84 +491,9 @@ fn civil_days(y: u16, m: u8, d: u8) -> Option<i64> {
     crate::calendar::checked_days(i64::from(y), i64::from(m), i64::from(d))
 }
 
-/// Bytes of a group of `digits` (< 9) decimal digits in DECIMAL's binary form.
-const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
-
-/// DECIMAL(`precision` ≤ 38, `scale`)'s binary form (MySQL's
-/// `decimal2bin`: groups of 9 digits in 4 big-endian bytes, partial groups
-/// at both ends, the sign in the first bit, negative numbers inverted) → the
-/// unscaled integer.
-fn decimal_bin(buf: &mut ParseBuf<'_>, precision: u8, scale: u8) -> io::Result<i128> {
-    let (intg, frac) = (usize::from(precision - scale), usize::from(scale));
-    let (intg0, intg0x) = (intg / 9, intg % 9);
-    let (frac0, frac0x) = (frac / 9, frac % 9);
-    let size = intg0 * 4 + DIG2BYTES[intg0x] + frac0 * 4 + DIG2BYTES[frac0x];
-    let bytes = take(buf, size)?;
-    if bytes.is_empty() {
-        return Ok(0);
-    }
-    let negative = bytes[0] & 0x80 == 0;
-    let mask: u8 = if negative { 0xFF } else { 0 };
-    let mut at = 0;
-    let mut group = |n: usize| -> io::Result<u64> {
-        let mut v = 0u64;
-        for (k, &b) in bytes[at..at + n].iter().enumerate() {
-            let b = if at + k == 0 { b ^ 0x80 } else { b };
-            v = (v << 8) | u64::from(b ^ mask);
-        }
-        at += n;
-        Ok(v)
-    };
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad DECIMAL digits");
-    let mut acc: i128 = 0;
-    let push = |acc: &mut i128, v: u64, digits: usize| -> io::Result<()> {
-        let base = 10u64.pow(digits as u32);
-        if v >= base {
-            return Err(bad());
-        }
-        *acc = *acc * i128::from(base) + i128::from(v);
-        Ok(())
-    };
-    if intg0x > 0 {
-        let v = group(DIG2BYTES[intg0x])?;
-        push(&mut acc, v, intg0x)?;
-    }
-    for _ in 0..intg0 {
-        let v = group(4)?;
-        push(&mut acc, v, 9)?;
-    }
-    for _ in 0..frac0 {
-        let v = group(4)?;
-        push(&mut acc, v, 9)?;
-    }
-    if frac0x > 0 {
-        let v = group(DIG2BYTES[frac0x])?;
-        push(&mut acc, v, frac0x)?;
-    }
-    Ok(if negative { -acc } else { acc })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dec(bytes: &[u8], precision: u8, scale: u8) -> i128 {
-        decimal_bin(&mut ParseBuf(bytes), precision, scale).unwrap()
-    }
-
-    #[test]
-    fn decimal_binary_form() {
-        // MySQL's documented example: 1234567890.1234 as DECIMAL(14,4).
-        let b = [0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2];
-        assert_eq!(dec(&b, 14, 4), 12_345_678_901_234);
-        // Negative: every byte inverted.
-        let n: Vec<u8> = b.iter().map(|x| x ^ 0xFF).collect();
-        assert_eq!(dec(&n, 14, 4), -12_345_678_901_234);
-        // DECIMAL(12,2): 10 integer digits (1 group + 1 digit in 1 byte), 2 fraction digits (1 byte).
-        // 1234.56 → int part 0, 000001234 ; frac 56
-        let b = [0x80, 0x00, 0x00, 0x04, 0xD2, 56];
-        assert_eq!(dec(&b, 12, 2), 123_456);
-    }
 
     #[test]
     fn civil_days_agree_with_chrono() {

@@ -106,6 +106,26 @@ pub enum Unhandled {
     Refuse(&'static str),
 }
 
+/// The captured table a row event's `table_id` refers to: `Ok(None)` for a
+/// table kappa does not capture (its TABLE_MAP said which), an error for an
+/// id no TABLE_MAP of this stream named. Every row event follows its
+/// TABLE_MAP in the same event group and the stream resumes only at group
+/// ends, so such an event would be changes of an unknown table, lost if
+/// skipped.
+pub fn mapped_table<T>(
+    by_id: &std::collections::HashMap<u64, Option<T>>,
+    table_id: u64,
+) -> Result<Option<&T>, String> {
+    match by_id.get(&table_id) {
+        Some(entry) => Ok(entry.as_ref()),
+        None => Err(format!(
+            "a row event for table id {table_id}, which no TABLE_MAP event before it named: kappa \
+             cannot tell which table changed and never skips changes (was the stored position \
+             edited to point inside a transaction?)"
+        )),
+    }
+}
+
 /// `LOG_EVENT_IGNORABLE_F` in an event header's flags.
 const IGNORABLE_FLAG: u16 = 0x80;
 
@@ -242,6 +262,17 @@ mod tests {
         data.push(0);
         assert_eq!(mariadb_gtid(&data, 1).as_deref(), Some("0-1-15"));
         assert_eq!(mariadb_gtid(&[1, 2], 1), None);
+    }
+
+    #[test]
+    fn a_row_event_of_an_unknown_table_id_is_an_error() {
+        let mut by_id = std::collections::HashMap::new();
+        by_id.insert(7u64, Some("captured"));
+        by_id.insert(8u64, None);
+        assert_eq!(mapped_table(&by_id, 7), Ok(Some(&"captured")));
+        assert_eq!(mapped_table(&by_id, 8), Ok(None));
+        let err = mapped_table(&by_id, 9).unwrap_err();
+        assert!(err.contains("table id 9"), "{err}");
     }
 
     #[test]

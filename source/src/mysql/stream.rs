@@ -32,9 +32,9 @@
 use super::catalog::{load_table, MysqlTable};
 use super::ddl::{parse as parse_ddl, Ddl, NameCase};
 use super::events::{
-    column_names, mariadb_gtid, mariadb_gtid_flags, query_role, rotate_file, undecodable_event,
-    unhandled_event, values, QueryRole, Unhandled, FL_PREPARED_XA, FL_STANDALONE,
-    MARIADB_GTID_EVENT,
+    column_names, mapped_table, mariadb_gtid, mariadb_gtid_flags, query_role, rotate_file,
+    undecodable_event, unhandled_event, values, QueryRole, Unhandled, FL_PREPARED_XA,
+    FL_STANDALONE, MARIADB_GTID_EVENT,
 };
 use super::resnapshot::{self, Resnapshot, Signal};
 use super::rows::RowPlan;
@@ -312,22 +312,14 @@ impl Streamer {
             }
             Some(EventData::TableMapEvent(tme)) => self.table_map(&tme).await?,
             Some(EventData::RowsEvent(rows)) => {
-                let entry = match self.by_id.get(&rows.table_id()) {
-                    Some(Some(entry)) => entry.clone(),
-                    // A table kappa does not capture (its TABLE_MAP said so).
-                    Some(None) => return Ok(()),
-                    // Every row event follows its TABLE_MAP in the same
-                    // group, and the stream resumes only at group ends: a
-                    // row event without one would be changes of an unknown
-                    // table, lost if skipped.
-                    None => {
+                let entry = match mapped_table(&self.by_id, rows.table_id()) {
+                    Ok(Some(entry)) => entry.clone(),
+                    Ok(None) => return Ok(()),
+                    Err(what) => {
                         return Err(SourceError::Protocol(format!(
-                            "binlog row event at {}:{} for table id {}, which no TABLE_MAP event \
-                             before it named: kappa cannot tell which table changed and never skips \
-                             changes; was the stored position edited to point inside a transaction?",
+                            "binlog event at {}:{}: {what}",
                             self.file,
-                            header.log_pos(),
-                            rows.table_id()
+                            header.log_pos()
                         )))
                     }
                 };

@@ -274,6 +274,27 @@ mod tests {
     }
 
     #[test]
+    fn a_relation_names_a_domain_by_its_oid_and_it_maps_as_its_base() {
+        // An OID no real type has in this test process.
+        remember_domains([(
+            4_000_100_001,
+            Domain::Scalar {
+                base_oid: 1184,
+                base_modifier: -1,
+            },
+        )]);
+        let table = TableName::new("public", "t");
+        let schema = build_schema(
+            &table,
+            &[raw("id", 23), raw("at", 4_000_100_001)],
+            &["id".into()],
+        )
+        .unwrap();
+        assert_eq!(schema.columns[1].column_type, ColumnType::TimestampTz);
+        assert_eq!(schema.columns[1].source_type, "timestamp with time zone");
+    }
+
+    #[test]
     fn unknown_types_become_text() {
         let table = TableName::new("public", "t");
         let schema = build_schema(&table, &[raw("id", 23), raw("p", 600)], &["id".into()]).unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use common::RunsKappa;
-use common::{pg, registry_get, unique, Pipeline};
+use common::{brokers, kappa, pg, pg_url, registry_get, registry_url, text, unique, Pipeline};
 use serde_json::Value as Json;
 
 /// One column per type: (name, type, SQL expressions of its values). `ENUM`,
@@ -52,11 +52,15 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
     ("ts", "timestamp", &[
         "'infinity'", "'-infinity'", "'0044-03-15 12:34:56.000001 BC'", "'4714-11-24 00:00:00 BC'",
         "'10000-01-01 00:00:00'", "'200000-06-30 23:59:59.999999'", "'1999-12-31 23:59:59.999999'",
+        // Past i64 microseconds since 1970 (the string branch), and on its
+        // last value (the infinity sentinel's).
+        "'294276-12-31 23:59:59.999999'", "'294247-01-10 04:00:54.775807'",
     ]),
     ("ts0", "timestamp(0)", &["'2024-01-01 12:00:00'", "'1969-12-31 23:59:59'"]),
     ("tstz", "timestamptz", &[
         "'infinity'", "'-infinity'", "'0044-03-15 12:34:56.000001+00 BC'", "'10000-01-01 00:00:00+14'",
         "'2024-06-01 12:00:00.123456-07:00'", "'1900-01-01 00:00:00 Europe/Amsterdam'",
+        "'294276-12-31 23:59:59.999999+00'", "'294276-12-31 23:59:59.999999+14'",
     ]),
     ("iv", "interval", &[
         "'1 year 2 mons -3 days 04:05:06.000007'", "'-178000000 years'", "'178000000 years'", "'0'",
@@ -297,11 +301,16 @@ fn assert_mapping(topic: &str) {
     assert_eq!(logical("t"), "time-micros");
     assert_eq!(logical("ts"), "local-timestamp-micros");
     assert_eq!(logical("tstz"), "timestamp-micros");
+    // Out-of-range timestamps travel in a string branch, as a decimal's NaN.
+    assert_eq!(field("ts")[2], "string");
+    assert_eq!(field("tstz")[2], "string");
+    // A domain maps as its base type.
+    assert_eq!(field("dom_i"), serde_json::json!(["null", "int"]));
     assert_eq!(logical("u"), "uuid");
     assert_eq!(field("by"), serde_json::json!(["null", "bytes"]));
     assert_eq!(field("o"), serde_json::json!(["null", "long"]));
     for text in [
-        "ttz", "iv", "j", "jb", "x", "ip", "bt", "a_int", "a_num", "en", "dom_i", "r_tstz",
+        "ttz", "iv", "j", "jb", "x", "ip", "bt", "a_int", "a_num", "en", "dom_t", "r_tstz",
         "mr_date", "tsv", "hs", "pt", "ci", "lsn",
     ] {
         assert_eq!(field(text), serde_json::json!(["null", "string"]), "{text}");
@@ -444,4 +453,238 @@ async fn typed_composite_keys_round_trip() {
     p.stop();
     p.assert_verified(4);
     p.cleanup().await;
+}
+
+/// Values Avro's types cannot hold in non-key columns, with domains (of
+/// domains, arrays of them) over typed columns: snapshot and stream, a value
+/// changing between its typed and its text form, rebuilt into SQLite and
+/// into PostgreSQL (where the text form is a literal of the column's own
+/// type), verified at 0 differences against both.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_values_and_domains_round_trip_into_both_targets() {
+    let admin = pg().await;
+    let (d_num, d_dom, d_tstz) = (
+        unique("kappa_d_num"),
+        unique("kappa_d_dom"),
+        unique("kappa_d_tstz"),
+    );
+    admin
+        .batch_execute(&format!(
+            "CREATE DOMAIN public.{d_num} AS numeric(10,2);
+             CREATE DOMAIN public.{d_dom} AS public.{d_num} CHECK (VALUE > -1000);
+             CREATE DOMAIN public.{d_tstz} AS timestamptz;"
+        ))
+        .await
+        .expect("create domains");
+    let mut p = Pipeline::new(
+        "kappa_far",
+        &format!(
+            "id bigint PRIMARY KEY, ts timestamp, tstz timestamptz, d date, t time, ttz timetz,
+             n public.{d_num}, nn public.{d_dom}, dt public.{d_tstz}, an public.{d_num}[]"
+        ),
+    )
+    .await;
+    let table = p.table.clone();
+    let row = |id: i64, ts: &str, tstz: &str, d: &str, n: &str| {
+        format!(
+            "INSERT INTO {table} VALUES ({id}, '{ts}', '{tstz}', '{d}', '24:00:00', '24:00:00-15:59',
+             {n}, {n}, '{tstz}', ARRAY[{n}, NULL]::public.{d_num}[])"
+        )
+    };
+    let far = "294276-12-31 23:59:59.999999";
+    let first = "4714-11-24 00:00:00 BC";
+    p.commit(
+        &[
+            row(1, far, &format!("{far}+00"), "5874897-12-31", "'NaN'"),
+            row(
+                2,
+                first,
+                "4714-11-24 00:00:00+00 BC",
+                "4714-11-24 BC",
+                "-999.99",
+            ),
+            row(
+                3,
+                "294247-01-10 04:00:54.775807",
+                "294247-01-10 04:00:54.775806+00",
+                "2024-02-29",
+                "12345678.99",
+            ),
+        ]
+        .join(";"),
+    )
+    .await;
+    p.start();
+    p.commit(
+        &[
+            row(11, far, &format!("{far}+14"), "5874897-12-31", "0.01"),
+            row(
+                12,
+                "2024-01-01 00:00:00",
+                "2024-01-01 00:00:00+00",
+                "1970-01-01",
+                "'NaN'",
+            ),
+        ]
+        .join(";"),
+    )
+    .await;
+    // Typed → text form and back, on a snapshot row and a streamed one.
+    p.commit(&format!(
+        "UPDATE {table} SET ts = '{far}', tstz = '{far}+00', dt = '{far}+00' WHERE id IN (2, 12);
+         UPDATE {table} SET ts = '2000-01-01 00:00:00', tstz = '2000-01-01 00:00:00+00' WHERE id IN (1, 11)"
+    ))
+    .await;
+    let lsn = p.commit(&format!("DELETE FROM {table} WHERE id = 3")).await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    p.assert_verified(4);
+    let fields = value_field_types(&p.topic);
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| panic!("no field {name} in {fields:?}"))
+    };
+    assert_eq!(field("n")[1]["logicalType"], "decimal", "{:?}", field("n"));
+    assert_eq!(
+        field("n"),
+        field("nn"),
+        "a domain of a domain maps as its base"
+    );
+    assert_eq!(field("dt")[1]["logicalType"], "timestamp-micros");
+    assert_eq!(field("dt")[2], "string");
+    assert_eq!(field("an"), serde_json::json!(["null", "string"]));
+
+    // Into PostgreSQL: typed columns, the text forms as literals.
+    let target = format!("{}_rb", p.name);
+    let into = format!("{}?table=public.{target}", pg_url());
+    let rebuilt = kappa(&[
+        "rebuild",
+        "--topic",
+        &p.topic,
+        "--into",
+        &into,
+        "--brokers",
+        &brokers(),
+        "--registry",
+        &registry_url(),
+    ]);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    let output = kappa(&[
+        "verify",
+        "--topic",
+        &p.topic,
+        "--source",
+        &pg_url(),
+        "--table",
+        &table,
+        "--brokers",
+        &brokers(),
+        "--registry",
+        &registry_url(),
+        "--rebuilt",
+        &into,
+    ]);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("verdict: OK, 0 differences"), "{all}");
+    let same: i64 = admin
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {table} s JOIN public.{target} r USING (id)
+                 WHERE s.ts IS NOT DISTINCT FROM r.ts AND s.tstz IS NOT DISTINCT FROM r.tstz
+                   AND s.d = r.d AND s.t = r.t AND s.n::text = r.n::text AND s.dt = r.dt
+                   AND pg_typeof(r.ts) = 'timestamp'::regtype"
+            ),
+            &[],
+        )
+        .await
+        .expect("compare in PostgreSQL")
+        .get(0);
+    assert_eq!(same, 4, "every rebuilt row equals its source row in SQL");
+    admin
+        .batch_execute(&format!("DROP TABLE IF EXISTS public.{target}"))
+        .await
+        .expect("drop rebuilt table");
+    p.cleanup().await;
+    admin
+        .batch_execute(&format!(
+            "DROP DOMAIN public.{d_tstz}; DROP DOMAIN public.{d_dom}; DROP DOMAIN public.{d_num};"
+        ))
+        .await
+        .expect("drop domains");
+}
+
+/// A key schema never changes, so a key value its Avro type cannot hold is
+/// a clear error naming the table, the key column and the value.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_out_of_range_key_stops_with_an_error_naming_it() {
+    let mut p = Pipeline::new("kappa_far_key", "at timestamptz PRIMARY KEY, v text").await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} VALUES ('294276-12-31 23:59:59.999999+00', 'x')"
+    ))
+    .await;
+    p.start();
+    let status = p.daemon.wait_exit();
+    assert!(!status.success(), "{}", p.log());
+    let log = p.log();
+    for part in [
+        p.name.as_str(),
+        "column at",
+        "294276-12-31 23:59:59.999999+00",
+        "key",
+    ] {
+        assert!(log.contains(part), "{part} not in:\n{log}");
+    }
+    p.cleanup().await;
+}
+
+/// The string branch added to timestamp fields is accepted by the real
+/// registry's BACKWARD check over a schema written before it, which refuses
+/// a narrowing change on the same subject.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_accepts_the_widened_timestamp_fields() {
+    use kappa_schemas::{Column, ColumnType, Registry, TableAvro, TableName, TableSchema};
+    let subject = format!("{}-value", unique("kappa_widen"));
+    let before = r#"{"type":"record","name":"Value","namespace":"w","fields":[
+        {"name":"id","type":"long"},
+        {"name":"ts","type":["null",{"type":"long","logicalType":"local-timestamp-micros"}],"default":null},
+        {"name":"tstz","type":["null",{"type":"long","logicalType":"timestamp-micros"}],"default":null}]}"#;
+    let column = |name: &str, column_type, nullable| Column {
+        name: name.into(),
+        column_type,
+        nullable,
+        source_type: "test".into(),
+    };
+    let table = TableSchema {
+        name: TableName::new("public", "w"),
+        columns: vec![
+            column("id", ColumnType::Int64, false),
+            column("ts", ColumnType::Timestamp, true),
+            column("tstz", ColumnType::TimestampTz, true),
+        ],
+        key_columns: vec![0],
+    };
+    let after = TableAvro::new(&table, "w").expect("schemas").value_json;
+    let registry = Registry::new(&registry_url());
+    let old_id = registry
+        .register(&subject, before)
+        .await
+        .expect("old schema");
+    let new_id = registry
+        .register(&subject, &after)
+        .await
+        .expect("widened schema accepted");
+    assert_ne!(old_id, new_id);
+    // Dropping the branch again would leave records the reader cannot read.
+    let narrowed = after.replace(r#","string"]"#, "]");
+    assert_ne!(narrowed, after);
+    let refused = registry.register(&subject, &narrowed).await;
+    assert!(
+        refused.is_err(),
+        "an incompatible change must be refused: {refused:?}"
+    );
 }

@@ -4,9 +4,14 @@
 //! fixed-scale numbers and money to `decimal`, times to the micros logical
 //! types, text, JSON, unscaled numbers and every type carried as its text form
 //! to `string`. Nullable columns become `["null", T]` with default `null`, so a
-//! column added later is a BACKWARD-compatible schema change; a nullable
-//! decimal is `["null", decimal, "string"]`, the string holding only `NaN` and
-//! `±Infinity` (Avro unions cannot nest, so the branches are flattened).
+//! column added later is a BACKWARD-compatible schema change. A nullable
+//! decimal or timestamp is `["null", T, "string"]` (Avro unions cannot nest,
+//! so the branches are flattened): the string holds the values `T` cannot,
+//! exactly as the source writes them — a decimal's `NaN` and `±Infinity`, a
+//! PostgreSQL timestamp beyond the ±292,277 years an Avro long of
+//! microseconds reaches (see [`crate::value::Value::Text`]). Key and NOT NULL
+//! columns have the plain type: a key schema never changes (every key's bytes
+//! would), so such a value in a key is refused with an error naming it.
 
 use crate::change::Change;
 use crate::error::SchemaError;
@@ -96,12 +101,23 @@ impl TableAvro {
     }
 }
 
+/// Whether a column of type `ty` can hold values its Avro type cannot, which
+/// then travel in a `string` branch (nullable columns only). Adding the
+/// branch to a field that lacked it is BACKWARD compatible: a reader union
+/// reads every datum of the narrower writer union.
+pub fn has_text_branch(ty: &ColumnType) -> bool {
+    matches!(
+        ty,
+        ColumnType::Decimal { .. } | ColumnType::Timestamp | ColumnType::TimestampTz
+    )
+}
+
 fn field_json(column: &crate::table::Column, nullable: bool) -> Json {
     let ty = type_json(&column.column_type);
-    let ty = match (nullable, &column.column_type) {
-        (false, _) => ty,
-        (true, ColumnType::Decimal { .. }) => json!(["null", ty, "string"]),
-        (true, _) => json!(["null", ty]),
+    let ty = match nullable {
+        false => ty,
+        true if has_text_branch(&column.column_type) => json!(["null", ty, "string"]),
+        true => json!(["null", ty]),
     };
     let mut field = json!({
         "name": avro_name(&column.name),
@@ -141,18 +157,24 @@ fn type_json(ty: &ColumnType) -> Json {
 /// Converts one non-NULL value to Avro for a column of type `ty`, refusing
 /// values the type cannot hold exactly rather than rounding or truncating
 /// them. Also returns which of the type's branches it took: 0 for the type
-/// itself, 1 for a decimal's `string` branch (`NaN`, `±Infinity`).
+/// itself, 1 for the `string` branch ([`has_text_branch`]: a decimal's
+/// `NaN`/`±Infinity`, an out-of-range timestamp's text form).
 fn to_avro(ty: &ColumnType, value: &Value) -> Result<(u32, Avro), String> {
-    if let (ColumnType::Decimal { .. }, Value::Text(v)) = (ty, value) {
-        return if DECIMAL_SPECIALS.contains(&v.as_str()) {
+    match (ty, value) {
+        (ColumnType::Decimal { .. }, Value::Text(v)) => {
+            if DECIMAL_SPECIALS.contains(&v.as_str()) {
+                Ok((1, Avro::String(v.clone())))
+            } else {
+                Err(format!(
+                    "{v:?} is neither a decimal nor NaN/Infinity/-Infinity"
+                ))
+            }
+        }
+        (ColumnType::Timestamp | ColumnType::TimestampTz, Value::Text(v)) if !v.is_empty() => {
             Ok((1, Avro::String(v.clone())))
-        } else {
-            Err(format!(
-                "{v:?} is neither a decimal nor NaN/Infinity/-Infinity"
-            ))
-        };
+        }
+        _ => Ok((0, typed_avro(ty, value)?)),
     }
-    Ok((0, typed_avro(ty, value)?))
 }
 
 fn typed_avro(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
@@ -213,8 +235,10 @@ fn record(
                     ((0, v), false) => v,
                     (_, false) => {
                         return Err(fail(format!(
-                            "{value} cannot be encoded in a key column: a key's decimal is a plain \
-                             Avro decimal, which has no NaN or Infinity"
+                            "the value {value} has no form in a key or NOT NULL column: their Avro \
+                             type is the plain {:?} (a key schema never changes, or every key's bytes \
+                             would), which cannot hold it; change the row's value or the table's key",
+                            column.column_type
                         )))
                     }
                 }
@@ -349,187 +373,5 @@ impl RecordEncoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decode::decode_record;
-    use crate::table::{Column, TableName};
-
-    fn column(name: &str, column_type: ColumnType, nullable: bool) -> Column {
-        Column {
-            name: name.into(),
-            column_type,
-            nullable,
-            source_type: "test".into(),
-        }
-    }
-
-    fn sample_table() -> TableSchema {
-        TableSchema {
-            name: TableName::new("public", "t"),
-            columns: vec![
-                column("id", ColumnType::Int64, false),
-                column("small", ColumnType::Int16, true),
-                column(
-                    "price",
-                    ColumnType::Decimal {
-                        precision: 10,
-                        scale: 2,
-                    },
-                    true,
-                ),
-                column("ratio", ColumnType::Float64, true),
-                column("name", ColumnType::Text, true),
-                column("blob", ColumnType::Bytes, true),
-                column("day", ColumnType::Date, true),
-                column("at", ColumnType::Timestamp, true),
-                column("at tz", ColumnType::TimestampTz, true),
-                column("uid", ColumnType::Uuid, true),
-                column("flag", ColumnType::Bool, true),
-            ],
-            key_columns: vec![0],
-        }
-    }
-
-    #[test]
-    fn a_row_round_trips_through_avro() {
-        let table = sample_table();
-        let avro = TableAvro::new(&table, "kappa.public.t").unwrap();
-        let row = vec![
-            Value::Int(i64::MIN),
-            Value::Int(-32768),
-            Value::Decimal {
-                unscaled: (-12345).into(),
-                scale: 2,
-            },
-            Value::Float64(f64::NAN),
-            Value::Text("héllo 🎉".into()),
-            Value::Bytes(vec![0, 255, 7]),
-            Value::Date(-719162),
-            Value::Timestamp(1_700_000_000_123_456),
-            Value::TimestampTz(-1),
-            Value::Uuid(uuid::Uuid::from_u128(42)),
-            Value::Null,
-        ];
-        let bytes = encode_row(&table, &avro, &row).unwrap();
-        let decoded = decode_record(&avro.value_schema, &bytes, 7).unwrap();
-        let names: Vec<&str> = decoded.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names[8], "at_tz");
-        let values: Vec<Value> = decoded.into_iter().map(|(_, v)| v).collect();
-        assert_eq!(values, row);
-    }
-
-    #[test]
-    fn refuses_values_that_do_not_fit() {
-        let table = sample_table();
-        let avro = TableAvro::new(&table, "kappa.public.t").unwrap();
-        let mut row = vec![Value::Null; table.columns.len()];
-        row[0] = Value::Int(1);
-        row[1] = Value::Int(1 << 40);
-        assert!(encode_row(&table, &avro, &row).is_err());
-        row[1] = Value::Null;
-        row[0] = Value::Null;
-        let err = encode_row(&table, &avro, &row).unwrap_err().to_string();
-        assert!(err.contains("column id"), "{err}");
-    }
-
-    fn extended_table() -> TableSchema {
-        let price = ColumnType::Decimal {
-            precision: 10,
-            scale: 2,
-        };
-        TableSchema {
-            name: TableName::new("public", "x"),
-            columns: vec![
-                column("id", price.clone(), false),
-                column("price", price, true),
-                column("cash", ColumnType::Money, true),
-                column("at", ColumnType::Time, true),
-                column("day", ColumnType::Date, true),
-                column("ts", ColumnType::Timestamp, true),
-                column("tstz", ColumnType::TimestampTz, true),
-            ],
-            key_columns: vec![0],
-        }
-    }
-
-    #[test]
-    fn specials_sentinels_time_and_money_round_trip() {
-        let table = extended_table();
-        let avro = TableAvro::new(&table, "kappa.public.x").unwrap();
-        let fields: Json = serde_json::from_str(&avro.value_json).unwrap();
-        let price = &fields["fields"][1]["type"];
-        assert_eq!(price[0], "null");
-        assert_eq!(price[1]["logicalType"], "decimal");
-        assert_eq!(price[2], "string");
-        assert_eq!(fields["fields"][3]["type"][1]["logicalType"], "time-micros");
-        let key: Json = serde_json::from_str(&avro.key_json).unwrap();
-        assert_eq!(key["fields"][0]["type"]["logicalType"], "decimal");
-        let rows = [
-            vec![
-                Value::Decimal {
-                    unscaled: 1.into(),
-                    scale: 2,
-                },
-                Value::Text("NaN".into()),
-                Value::Decimal {
-                    unscaled: i64::MIN.into(),
-                    scale: 2,
-                },
-                Value::Time(86_400_000_000),
-                Value::Date(i32::MAX),
-                Value::Timestamp(i64::MIN),
-                Value::TimestampTz(i64::MAX),
-            ],
-            vec![
-                Value::Decimal {
-                    unscaled: (-99_999_999).into(),
-                    scale: 2,
-                },
-                Value::Text("-Infinity".into()),
-                Value::Decimal {
-                    unscaled: i64::MAX.into(),
-                    scale: 2,
-                },
-                Value::Time(0),
-                Value::Date(i32::MIN),
-                Value::Timestamp(-62_135_596_800_000_001),
-                Value::TimestampTz(i64::MIN),
-            ],
-        ];
-        for row in rows {
-            let bytes = encode_row(&table, &avro, &row).unwrap();
-            let decoded = decode_record(&avro.value_schema, &bytes, 1).unwrap();
-            let values: Vec<Value> = decoded.into_iter().map(|(_, v)| v).collect();
-            assert_eq!(values, row);
-        }
-    }
-
-    #[test]
-    fn a_decimal_refuses_other_text_and_specials_in_keys() {
-        let table = extended_table();
-        let avro = TableAvro::new(&table, "kappa.public.x").unwrap();
-        let mut row = vec![Value::Null; table.columns.len()];
-        row[0] = Value::Decimal {
-            unscaled: 1.into(),
-            scale: 2,
-        };
-        row[1] = Value::Text("1.5".into());
-        let err = encode_row(&table, &avro, &row).unwrap_err().to_string();
-        assert!(err.contains("column price"), "{err}");
-        row[1] = Value::Null;
-        let err = encode_key(&table, &avro, &[Value::Text("NaN".into())])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("column id") && err.contains("key"), "{err}");
-    }
-
-    #[test]
-    fn refuses_colliding_field_names() {
-        let mut table = sample_table();
-        table.columns.push(column("at-tz", ColumnType::Text, true));
-        let err = TableAvro::new(&table, "kappa.public.t")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("collides"), "{err}");
-    }
-}
+#[path = "avro_tests.rs"]
+mod tests;

@@ -19,6 +19,14 @@ pub enum Value {
         unscaled: BigInt,
         scale: u32,
     },
+    /// Text; also, in a column of a typed kind, a value that kind cannot hold,
+    /// in the source's own text form (its `string` Avro branch, see
+    /// [`crate::avro::has_text_branch`]): a decimal's `NaN`/`Infinity`/
+    /// `-Infinity`, a PostgreSQL `timestamp`/`timestamptz` beyond what
+    /// microseconds since 1970 in an i64 reach (or on an infinity sentinel),
+    /// e.g. `294276-12-31 23:59:59.999999` / `…+00` as PostgreSQL writes it
+    /// under the pinned session settings (ISO, UTC). Rebuilt into PostgreSQL
+    /// it is that literal, which reads back as the same value.
     Text(String),
     Bytes(Vec<u8>),
     /// Days since 1970-01-01; `i32::MAX` / `i32::MIN` are ±infinity.

@@ -3,12 +3,19 @@
 //! of the reader's text parser under the same pinned session settings (ISO
 //! dates, UTC, hex bytea), so a value survives source → topic → target exactly.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+//!
+//! Dates and timestamps are rendered with whole-number calendar arithmetic,
+//! not chrono: PostgreSQL's dates reach 5874897 AD and its timestamps (as
+//! far as an i64 of microseconds goes) 294247 AD, past chrono's 262143. A
+//! [`Value::Text`] in a timestamp column (the out-of-range form, see
+//! `kappa_schemas::avro::has_text_branch`) is PostgreSQL's own literal and
+//! passes through as it is.
+
 use kappa_schemas::value::decimal_text;
 use kappa_schemas::Value;
 use std::fmt::Write;
 
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The text PostgreSQL parses back into `value`; `None` for NULL.
 pub fn literal(value: &Value) -> Option<String> {
@@ -30,11 +37,7 @@ pub fn literal(value: &Value) -> Option<String> {
         }
         Value::Date(i32::MAX) => "infinity".into(),
         Value::Date(i32::MIN) => "-infinity".into(),
-        Value::Date(days) => days
-            .checked_add(UNIX_EPOCH_DAYS_FROM_CE)
-            .and_then(NaiveDate::from_num_days_from_ce_opt)
-            .map(|d| date_text(&d, ""))
-            .unwrap_or_else(|| format!("date out of range ({days} days)")),
+        Value::Date(days) => date_text(i64::from(*days), ""),
         Value::Time(micros) => format!(
             "{:02}:{:02}:{:02}.{:06}",
             micros / 3_600_000_000,
@@ -64,27 +67,49 @@ fn float_text(v: f64, shortest: String) -> String {
     }
 }
 
-/// `YYYY-MM-DD<time>`, with PostgreSQL's ` BC` suffix for years before 1
-/// (proleptic year 0 is 1 BC) and no sign for years past 9999.
-fn date_text(date: &NaiveDate, time: &str) -> String {
-    let year = date.year();
+/// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01
+/// (H. Hinnant's `civil_from_days`, the inverse of the readers'
+/// `days_from_civil`); astronomical years, 1 BC is year 0. Exact for every
+/// i64 day count an i32 date or an i64 of microseconds can reach.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `YYYY-MM-DD<time>` of a day count, with PostgreSQL's ` BC` suffix for
+/// years before 1 (proleptic year 0 is 1 BC) and no sign for years past 9999.
+fn date_text(days: i64, time: &str) -> String {
+    let (year, month, day) = civil_from_days(days);
     let (year, era) = if year <= 0 {
         (1 - year, " BC")
     } else {
         (year, "")
     };
-    format!("{year:04}-{:02}-{:02}{time}{era}", date.month(), date.day())
+    format!("{year:04}-{month:02}-{day:02}{time}{era}")
 }
 
 fn timestamp(micros: i64, zone: &str) -> String {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(t) => {
-            let t: NaiveDateTime = t.naive_utc();
-            let time = format!("{}{zone}", t.format(" %H:%M:%S%.6f"));
-            date_text(&t.date(), &time)
-        }
-        None => format!("timestamp out of range ({micros} µs)"),
-    }
+    let (days, of_day) = (
+        micros.div_euclid(MICROS_PER_DAY),
+        micros.rem_euclid(MICROS_PER_DAY),
+    );
+    let time = format!(
+        " {:02}:{:02}:{:02}.{:06}{zone}",
+        of_day / 3_600_000_000,
+        of_day / 60_000_000 % 60,
+        of_day / 1_000_000 % 60,
+        of_day % 1_000_000
+    );
+    date_text(days, &time)
 }
 
 /// Appends `value` as one field of a `COPY … FROM STDIN` text-format line.
@@ -117,6 +142,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_calendar_agrees_with_chrono_where_chrono_reaches() {
+        use chrono::{Datelike, NaiveDate};
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for days in (-95_000_000i64..95_000_000)
+            .step_by(9_973)
+            .chain([-719_163, 0, 59, 60])
+        {
+            let date = epoch + chrono::Duration::days(days);
+            let expected = (
+                i64::from(date.year()),
+                i64::from(date.month()),
+                i64::from(date.day()),
+            );
+            assert_eq!(civil_from_days(days), expected, "{days}");
+        }
+    }
+
+    #[test]
     fn values_render_as_postgres_input() {
         assert_eq!(literal(&Value::Date(0)).unwrap(), "1970-01-01");
         assert_eq!(literal(&Value::Date(-719162)).unwrap(), "0001-01-01");
@@ -139,6 +182,25 @@ mod tests {
         assert_eq!(
             literal(&Value::Time(86_400_000_000)).unwrap(),
             "24:00:00.000000"
+        );
+        // PostgreSQL's first and last dates, past chrono's range.
+        assert_eq!(literal(&Value::Date(-2_440_588)).unwrap(), "4714-11-24 BC");
+        assert_eq!(
+            literal(&Value::Date(2_145_042_905)).unwrap(),
+            "5874897-12-31"
+        );
+        assert_eq!(
+            literal(&Value::Timestamp(i64::MAX - 1)).unwrap(),
+            "294247-01-10 04:00:54.775806"
+        );
+        assert_eq!(
+            literal(&Value::TimestampTz(-210_866_803_200_000_000)).unwrap(),
+            "4714-11-24 00:00:00.000000+00 BC"
+        );
+        // The out-of-range form is PostgreSQL's literal already.
+        assert_eq!(
+            literal(&Value::Text("294276-12-31 23:59:59.999999+00".into())).unwrap(),
+            "294276-12-31 23:59:59.999999+00"
         );
         assert_eq!(literal(&Value::Float32(-0.0)).unwrap(), "-0");
         assert_eq!(literal(&Value::Float32(1.0 / 3.0)).unwrap(), "0.33333334");

@@ -45,6 +45,48 @@ pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
     }
 }
 
+/// How the server compares table (and database) names: its
+/// `lower_case_table_names`. 0 (Linux's default): as written, case
+/// sensitive; 1 (stored lower-cased) and 2 (stored as written, compared
+/// lower-cased, macOS): case-insensitive. A statement naming `Orders` then
+/// acts on the table the catalog lists as `orders`, and kappa must match it
+/// the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameCase {
+    #[default]
+    Sensitive,
+    Insensitive,
+}
+
+impl NameCase {
+    /// From the value of `@@lower_case_table_names`.
+    pub fn from_setting(lower_case_table_names: u8) -> Self {
+        match lower_case_table_names {
+            0 => NameCase::Sensitive,
+            _ => NameCase::Insensitive,
+        }
+    }
+
+    /// The captured table (a key of `tables`) a statement's `name` means.
+    pub fn find<'a, V>(
+        self,
+        tables: &'a std::collections::HashMap<TableName, V>,
+        name: &TableName,
+    ) -> Option<(&'a TableName, &'a V)> {
+        if let Some(found) = tables.get_key_value(name) {
+            return Some(found);
+        }
+        match self {
+            NameCase::Sensitive => None,
+            // The server's own fold is per character, as Unicode lower-casing.
+            NameCase::Insensitive => tables.iter().find(|(t, _)| {
+                t.schema.to_lowercase() == name.schema.to_lowercase()
+                    && t.table.to_lowercase() == name.table.to_lowercase()
+            }),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Words<'a>(&'a str);
 
@@ -184,5 +226,46 @@ mod tests {
         assert_eq!(parse("CREATE TABLE t (a int)", "d"), None);
         assert_eq!(parse("ALTER DATABASE d CHARACTER SET utf8mb4", "d"), None);
         assert_eq!(parse("", "d"), None);
+    }
+
+    #[test]
+    fn names_match_as_the_servers_lower_case_table_names_says() {
+        let mut tables = std::collections::HashMap::new();
+        tables.insert(TableName::new("Shop", "Orders"), 1);
+        tables.insert(TableName::new("shop", "lines"), 2);
+        let named = |sql: &str| match parse(sql, "shop") {
+            Some(Ddl::Truncate(name)) => name,
+            other => panic!("{sql}: {other:?}"),
+        };
+        let sensitive = NameCase::from_setting(0);
+        let insensitive = NameCase::from_setting(1);
+        assert_eq!(NameCase::from_setting(2), NameCase::Insensitive);
+        // Exact names match either way.
+        assert_eq!(
+            sensitive
+                .find(&tables, &named("TRUNCATE Shop.Orders"))
+                .map(|(_, v)| *v),
+            Some(1)
+        );
+        // Other cases only when the server folds them.
+        for sql in [
+            "TRUNCATE TABLE shop.orders",
+            "truncate `SHOP`.`ORDERS`",
+            "TRUNCATE Shop.orders",
+        ] {
+            assert_eq!(sensitive.find(&tables, &named(sql)), None, "{sql}");
+            let (name, v) = insensitive.find(&tables, &named(sql)).expect(sql);
+            assert_eq!((name, *v), (&TableName::new("Shop", "Orders"), 1), "{sql}");
+        }
+        assert_eq!(
+            insensitive
+                .find(&tables, &named("TRUNCATE LINES"))
+                .map(|(_, v)| *v),
+            Some(2)
+        );
+        assert_eq!(
+            insensitive.find(&tables, &named("TRUNCATE shop.order")),
+            None
+        );
     }
 }

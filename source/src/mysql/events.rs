@@ -90,6 +90,76 @@ pub fn undecodable_event(event_type: u8) -> Option<&'static str> {
     }
 }
 
+/// What the reader does with an event whose type it has no handler for
+/// (the handled ones: ROTATE, FORMAT_DESCRIPTION, GTID (MySQL, MySQL 8.4's
+/// tagged, MariaDB's), TABLE_MAP, the row events, XID, QUERY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhandled {
+    /// Known to carry nothing a row-based capture needs: skipped quietly
+    /// (heartbeats arrive every second).
+    Skip,
+    /// Unknown to kappa, but flagged `LOG_EVENT_IGNORABLE_F` by the server
+    /// (replicas that do not know it may skip it): skipped with a warning.
+    Warn,
+    /// Could hold changes or positions kappa would lose: an error, never a
+    /// silent skip.
+    Refuse(&'static str),
+}
+
+/// The captured table a row event's `table_id` refers to: `Ok(None)` for a
+/// table kappa does not capture (its TABLE_MAP said which), an error for an
+/// id no TABLE_MAP of this stream named. Every row event follows its
+/// TABLE_MAP in the same event group and the stream resumes only at group
+/// ends, so such an event would be changes of an unknown table, lost if
+/// skipped.
+pub fn mapped_table<T>(
+    by_id: &std::collections::HashMap<u64, Option<T>>,
+    table_id: u64,
+) -> Result<Option<&T>, String> {
+    match by_id.get(&table_id) {
+        Some(entry) => Ok(entry.as_ref()),
+        None => Err(format!(
+            "a row event for table id {table_id}, which no TABLE_MAP event before it named: kappa \
+             cannot tell which table changed and never skips changes (was the stored position \
+             edited to point inside a transaction?)"
+        )),
+    }
+}
+
+/// `LOG_EVENT_IGNORABLE_F` in an event header's flags.
+const IGNORABLE_FLAG: u16 = 0x80;
+
+/// Decides, per event type, what an unhandled event means (see docs/mysql.md).
+pub fn unhandled_event(event_type: u8, header_flags: u16) -> Unhandled {
+    match event_type {
+        // START_EVENT_V3, STOP (the server stopped; the next file follows),
+        // SLAVE (unused), heartbeats (v1, v2), IGNORABLE, ROWS_QUERY (the
+        // statement text of row events), ANONYMOUS_GTID / PREVIOUS_GTIDS
+        // (GTIDs off / the GTID set before this file), TRANSACTION_CONTEXT
+        // and VIEW_CHANGE (group replication's own), XA_PREPARE (the
+        // prepared rows were refused already, see QueryRole::XaStart).
+        1 | 3 | 7 | 27 | 41 | 28 | 29 | 34 | 35 | 36 | 37 | 38 => Unhandled::Skip,
+        // INTVAR, RAND, USER_VAR: the context of a statement-logged QUERY
+        // (a DDL's LAST_INSERT_ID, say); row events carry their own values.
+        5 | 13 | 14 => Unhandled::Skip,
+        // MariaDB: ANNOTATE_ROWS (statement text), BINLOG_CHECKPOINT,
+        // GTID_LIST (the GTID state at a file's start), START_ENCRYPTION
+        // (the dump thread sends events decrypted).
+        160 | 161 | 163 | 164 => Unhandled::Skip,
+        0 => Unhandled::Refuse("an UNKNOWN_EVENT (type 0)"),
+        6 | 8..=12 | 17 | 18 => Unhandled::Refuse(
+            "a statement-logged LOAD DATA (its rows are not in the binlog): binlog_format must be ROW",
+        ),
+        20..=22 => Unhandled::Refuse("a pre-GA row event (MySQL 5.1.0–5.1.15), which kappa cannot decode"),
+        26 => Unhandled::Refuse(
+            "an INCIDENT event: the server recorded that changes may be missing from the binlog; \
+             re-snapshot (a new connector name) once the server is healthy",
+        ),
+        _ if header_flags & IGNORABLE_FLAG != 0 => Unhandled::Warn,
+        _ => Unhandled::Refuse("an event type kappa does not know"),
+    }
+}
+
 /// The `flags2` byte of a MariaDB GTID event.
 pub fn mariadb_gtid_flags(data: &[u8]) -> Option<u8> {
     data.get(12).copied()
@@ -192,5 +262,35 @@ mod tests {
         data.push(0);
         assert_eq!(mariadb_gtid(&data, 1).as_deref(), Some("0-1-15"));
         assert_eq!(mariadb_gtid(&[1, 2], 1), None);
+    }
+
+    #[test]
+    fn a_row_event_of_an_unknown_table_id_is_an_error() {
+        let mut by_id = std::collections::HashMap::new();
+        by_id.insert(7u64, Some("captured"));
+        by_id.insert(8u64, None);
+        assert_eq!(mapped_table(&by_id, 7), Ok(Some(&"captured")));
+        assert_eq!(mapped_table(&by_id, 8), Ok(None));
+        let err = mapped_table(&by_id, 9).unwrap_err();
+        assert!(err.contains("table id 9"), "{err}");
+    }
+
+    #[test]
+    fn unhandled_event_types_are_skipped_warned_or_refused_never_silently_lost() {
+        // Heartbeats, MariaDB's checkpoints and GTID lists: quiet.
+        for t in [27, 41, 161, 163, 35, 29] {
+            assert_eq!(unhandled_event(t, 0), Unhandled::Skip, "type {t}");
+        }
+        // An INCIDENT, a statement-logged LOAD DATA, an unknown type: refused.
+        for t in [26, 6, 18, 0, 43, 99, 200] {
+            assert!(
+                matches!(unhandled_event(t, 0), Unhandled::Refuse(_)),
+                "type {t}"
+            );
+        }
+        // An unknown type the server flags ignorable: a warning.
+        assert_eq!(unhandled_event(99, 0x80), Unhandled::Warn);
+        // The flag does not make an INCIDENT ignorable.
+        assert!(matches!(unhandled_event(26, 0x80), Unhandled::Refuse(_)));
     }
 }

@@ -67,10 +67,19 @@ impl MysqlKind {
             "bigint" => int(64),
             "float" => Ok(MysqlKind::Float),
             "double" | "real" => Ok(MysqlKind::Double),
-            "decimal" | "numeric" => Ok(MysqlKind::Decimal {
-                precision: precision.unwrap_or(10) as u32,
-                scale: scale.unwrap_or(0) as u32,
-            }),
+            "decimal" | "numeric" => {
+                let (precision, scale) = (precision.unwrap_or(10), scale.unwrap_or(0));
+                // MySQL allows DECIMAL(65,30) at most.
+                if precision > 65 || scale > precision {
+                    return Err(format!(
+                        "DECIMAL({precision},{scale}) is outside MySQL's own limits"
+                    ));
+                }
+                Ok(MysqlKind::Decimal {
+                    precision: precision as u32,
+                    scale: scale as u32,
+                })
+            }
             "bit" => Ok(MysqlKind::Bit {
                 bytes: (precision.unwrap_or(1) as usize).div_ceil(8),
             }),
@@ -185,6 +194,21 @@ pub fn column_type(kind: &MysqlKind) -> ColumnType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_limits_are_checked() {
+        let decimal =
+            |p, s| MysqlKind::from_catalog("decimal", "decimal", None, Some(p), Some(s), None);
+        assert_eq!(
+            decimal(65, 30),
+            Ok(MysqlKind::Decimal {
+                precision: 65,
+                scale: 30
+            })
+        );
+        assert!(decimal(u64::from(u32::MAX) + 1, 0).is_err());
+        assert!(decimal(5, 6).is_err());
+    }
 
     #[test]
     fn labels_parse_quotes() {

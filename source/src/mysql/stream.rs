@@ -30,10 +30,11 @@
 //!   backoff from the last commit handed over.
 
 use super::catalog::{load_table, MysqlTable};
-use super::ddl::{parse as parse_ddl, Ddl};
+use super::ddl::{parse as parse_ddl, Ddl, NameCase};
 use super::events::{
-    column_names, mariadb_gtid, mariadb_gtid_flags, query_role, rotate_file, undecodable_event,
-    values, QueryRole, FL_PREPARED_XA, FL_STANDALONE, MARIADB_GTID_EVENT,
+    column_names, mapped_table, mariadb_gtid, mariadb_gtid_flags, query_role, rotate_file,
+    undecodable_event, unhandled_event, values, QueryRole, Unhandled, FL_PREPARED_XA,
+    FL_STANDALONE, MARIADB_GTID_EVENT,
 };
 use super::resnapshot::{self, Resnapshot, Signal};
 use super::rows::RowPlan;
@@ -127,6 +128,11 @@ pub struct Streamer {
     signal_table: Option<MysqlTable>,
     /// Table ids whose row events are signal rows.
     signal_ids: HashSet<u64>,
+    /// Unknown-but-ignorable event types warned about (once each).
+    warned_events: HashSet<u8>,
+    /// How the server compares table names in statements (read at each
+    /// connection: `lower_case_table_names`).
+    name_case: NameCase,
     /// Signals of this connector in the current transaction, acted on at its
     /// commit.
     signals: Vec<Signal>,
@@ -168,6 +174,8 @@ impl Streamer {
             opened: false,
             signal_table: None,
             signal_ids: HashSet::new(),
+            warned_events: HashSet::new(),
+            name_case: NameCase::default(),
             signals: Vec::new(),
             resnapshot: None,
         }
@@ -217,6 +225,8 @@ impl Streamer {
             "SET @master_heartbeat_period = {period_ns}, @mariadb_slave_capability = 4"
         ))
         .await?;
+        let setting: Option<u8> = conn.query_first("SELECT @@lower_case_table_names").await?;
+        self.name_case = NameCase::from_setting(setting.unwrap_or(0));
         let file = self.committed.file.clone();
         let request = BinlogStreamRequest::new(self.config.server_id)
             .with_filename(file.as_bytes())
@@ -302,10 +312,17 @@ impl Streamer {
             }
             Some(EventData::TableMapEvent(tme)) => self.table_map(&tme).await?,
             Some(EventData::RowsEvent(rows)) => {
-                let Some(Some(entry)) = self.by_id.get(&rows.table_id()) else {
-                    return Ok(());
+                let entry = match mapped_table(&self.by_id, rows.table_id()) {
+                    Ok(Some(entry)) => entry.clone(),
+                    Ok(None) => return Ok(()),
+                    Err(what) => {
+                        return Err(SourceError::Protocol(format!(
+                            "binlog event at {}:{}: {what}",
+                            self.file,
+                            header.log_pos()
+                        )))
+                    }
                 };
-                let entry = entry.clone();
                 let (table, plan) = (&entry.0, &entry.1);
                 if self.prepared_xa {
                     return Err(SourceError::TwoPhaseXa {
@@ -356,7 +373,28 @@ impl Streamer {
                     }
                 }
             }
-            _ => {}
+            _ => match unhandled_event(header.event_type_raw(), header.flags_raw()) {
+                Unhandled::Skip => {}
+                Unhandled::Warn => {
+                    if self.warned_events.insert(header.event_type_raw()) {
+                        tracing::warn!(
+                            event_type = header.event_type_raw(),
+                            position = %format!("{}:{}", self.file, header.log_pos()),
+                            "skipping a binlog event type kappa does not know, which the server marks \
+                             ignorable (warned once per type)"
+                        );
+                    }
+                }
+                Unhandled::Refuse(what) => {
+                    return Err(SourceError::Protocol(format!(
+                    "binlog event at {}:{} (type {}) is {what}; kappa never skips an event that \
+                         could hold changes",
+                    self.file,
+                    header.log_pos(),
+                    header.event_type_raw()
+                )))
+                }
+            },
         }
         Ok(())
     }
@@ -371,13 +409,15 @@ impl Streamer {
     fn ddl(&mut self, default_db: &str, sql: &str) {
         match parse_ddl(sql, default_db) {
             Some(Ddl::Truncate(name)) => {
-                if let Some(table) = self.tables.get(&name) {
+                if let Some((name, table)) = self.name_case.find(&self.tables, &name) {
                     tracing::info!(table = %name, "TRUNCATE in the binlog");
                     self.truncate.push(table.schema.clone());
                 }
             }
-            Some(Ddl::Alter(name)) if self.tables.contains_key(&name) => {
-                tracing::info!(table = %name, ddl = %sql, "DDL on a captured table");
+            Some(Ddl::Alter(name)) => {
+                if let Some((name, _)) = self.name_case.find(&self.tables, &name) {
+                    tracing::info!(table = %name, ddl = %sql, "DDL on a captured table");
+                }
             }
             _ => {}
         }

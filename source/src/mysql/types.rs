@@ -12,6 +12,7 @@
 
 use super::charset::{decode, Charset};
 pub use super::kind::{column_type, MysqlColumn, MysqlKind};
+use super::rows::temporal::time_parts_micros;
 use crate::error::SourceError;
 use kappa_schemas::value::parse_decimal;
 use kappa_schemas::{TableName, Value};
@@ -39,7 +40,7 @@ pub fn convert(
         SourceError::bad_value(
             table,
             &column.name,
-            format!("{value:?}"),
+            describe(value),
             &format!("{:?}", column.kind),
             reason,
         )
@@ -75,7 +76,7 @@ pub fn convert(
         ) => {
             let n: u64 = match value {
                 My::UInt(n) => n,
-                My::Int(n) => n as u64,
+                My::Int(n) => u64::try_from(n).map_err(|_| bad(&value, "negative"))?,
                 My::Bytes(ref b) => text(b).parse().map_err(|_| bad(&value, "not an integer"))?,
                 _ => return Err(bad(&value, "not an integer")),
             };
@@ -145,8 +146,9 @@ pub fn convert(
         (MysqlKind::Enum(labels), My::Int(i)) => match *i {
             0 => Value::Text(String::new()),
             i => Value::Text(
-                labels
-                    .get(i as usize - 1)
+                usize::try_from(i - 1)
+                    .ok()
+                    .and_then(|i| labels.get(i))
                     .ok_or_else(|| bad(&value, "enum index beyond the declared labels"))?
                     .clone(),
             ),
@@ -171,8 +173,12 @@ pub fn convert(
                 i64::MIN
             } else {
                 let days = i64::from(date_days(*y, *m, *d).map_err(|e| bad(&value, &e))?);
-                ((days * 86_400 + i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s))
-                    * 1_000_000)
+                if *h > 23 || *mi > 59 || *s > 59 || *us > 999_999 {
+                    return Err(bad(&value, "not a time of day"));
+                }
+                // Years ≤ 65535 (u16): far inside an i64 of microseconds.
+                (days * 86_400 + i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s))
+                    * 1_000_000
                     + i64::from(*us)
             };
             if column.kind == MysqlKind::Timestamp {
@@ -187,32 +193,36 @@ pub fn convert(
             let t = text(b);
             let (secs, frac) = t.split_once('.').unwrap_or((&t, ""));
             let secs: i64 = secs.parse().map_err(|_| bad(&value, "not a timestamp"))?;
+            if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&value, "not a timestamp"));
+            }
             let frac: i64 = if frac.is_empty() {
                 0
             } else {
-                format!("{frac:0<6}")[..6]
+                format!("{frac:0<6}")
                     .parse()
                     .map_err(|_| bad(&value, "not a timestamp"))?
             };
             if secs == 0 && frac == 0 {
                 Value::TimestampTz(i64::MIN)
             } else {
-                Value::TimestampTz(secs * 1_000_000 + frac)
+                Value::TimestampTz(
+                    secs.checked_mul(1_000_000)
+                        .and_then(|us| us.checked_add(frac))
+                        .ok_or_else(|| bad(&value, "past ±2^63 microseconds"))?,
+                )
             }
         }
         (MysqlKind::Timestamp, My::Int(secs)) => Value::TimestampTz(if *secs == 0 {
             i64::MIN
         } else {
-            secs * 1_000_000
+            secs.checked_mul(1_000_000)
+                .ok_or_else(|| bad(&value, "past ±2^63 microseconds"))?
         }),
-        (MysqlKind::Time, My::Time(negative, days, h, m, s, us)) => {
-            let micros = ((i64::from(*days) * 24 + i64::from(*h)) * 3600
-                + i64::from(*m) * 60
-                + i64::from(*s))
-                * 1_000_000
-                + i64::from(*us);
-            Value::Int(if *negative { -micros } else { micros })
-        }
+        (MysqlKind::Time, My::Time(negative, days, h, m, s, us)) => Value::Int(
+            time_parts_micros(*negative, *days, *h, *m, *s, *us)
+                .ok_or_else(|| bad(&value, "not a TIME (a field out of range)"))?,
+        ),
         (MysqlKind::Json, My::Bytes(b)) => {
             let parsed: serde_json::Value =
                 serde_json::from_slice(b).map_err(|e| bad(&value, &e.to_string()))?;
@@ -221,6 +231,19 @@ pub fn convert(
         _ => return Err(bad(&value, "unexpected value for this column type")),
     };
     Ok(converted)
+}
+
+/// A value for an error message. Not `mysql_common`'s `Debug`: for a TIME
+/// it computes `days * 24 + hours` in a u32, which overflows (a panic in a
+/// debug build) on the very out-of-range values an error reports.
+fn describe(value: &My) -> String {
+    match value {
+        My::Time(negative, days, h, m, s, us) => format!(
+            "TIME {}{days} days {h:02}:{m:02}:{s:02}.{us:06}",
+            if *negative { "-" } else { "" }
+        ),
+        other => format!("{other:?}"),
+    }
 }
 
 fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -364,6 +387,36 @@ mod tests {
         assert_eq!(
             conv(MysqlKind::Time, My::Time(true, 34, 22, 59, 59, 0)),
             Value::Int(-(838 * 3600 + 59 * 60 + 59) * 1_000_000)
+        );
+    }
+
+    #[test]
+    fn out_of_range_server_values_are_errors_not_wrapped() {
+        let err = |kind: MysqlKind, v: My| {
+            convert(&TableName::new("d", "t"), &col(kind), v, Origin::Binlog).unwrap_err()
+        };
+        let e = err(MysqlKind::Time, My::Time(false, u32::MAX, 0, 0, 0, 0)).to_string();
+        assert!(e.contains("d.t") && e.contains('c'), "{e}");
+        err(MysqlKind::Time, My::Time(true, 0, 0, 60, 0, 0));
+        err(MysqlKind::Timestamp, My::Int(i64::MAX));
+        err(
+            MysqlKind::Timestamp,
+            My::Bytes(b"9223372036854775807.5".to_vec()),
+        );
+        err(MysqlKind::Timestamp, My::Bytes("1.ééé".as_bytes().to_vec()));
+        err(MysqlKind::Timestamp, My::Bytes(b"1.1234567".to_vec()));
+        err(MysqlKind::DateTime, My::Date(2024, 1, 1, 24, 0, 0, 0));
+        err(MysqlKind::Enum(vec!["a".into()]), My::Int(-5));
+        err(
+            MysqlKind::Int {
+                bits: 64,
+                unsigned: true,
+            },
+            My::Int(-1),
+        );
+        assert_eq!(
+            conv(MysqlKind::Time, My::Time(true, 0, 0, 0, 1, 500_000)),
+            Value::Int(-1_500_000)
         );
     }
 

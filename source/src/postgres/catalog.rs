@@ -2,7 +2,7 @@
 //! messages, built the same way so a snapshot row and a streamed row of one
 //! table have one schema.
 
-use super::types::column_type;
+use super::types::{remember_domains, resolved_column_type, Domain};
 use crate::error::SourceError;
 use crate::table_filter::select_tables;
 use kappa_schemas::{Column, ColumnType, TableName, TableSchema};
@@ -61,7 +61,7 @@ pub fn build_schema(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let (column_type, source_type) = column_type(c.type_oid, c.type_modifier)
+            let (column_type, source_type) = resolved_column_type(c.type_oid, c.type_modifier)
                 .unwrap_or_else(|| unknown_type(name, &c.name, c.type_oid));
             Column {
                 name: c.name.clone(),
@@ -109,10 +109,56 @@ LEFT JOIN LATERAL (
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 ORDER BY a.attnum";
 
+/// Every domain of the database, followed through domains of domains to a
+/// type that is not one (with the innermost modifier a domain sets), and
+/// the array types of domains.
+const DOMAIN_QUERY: &str = "
+WITH RECURSIVE chain(oid, base, modifier, depth) AS (
+    SELECT t.oid, t.typbasetype, t.typtypmod, 1 FROM pg_type t WHERE t.typtype = 'd'
+    UNION ALL
+    SELECT c.oid, b.typbasetype, CASE WHEN b.typtypmod <> -1 THEN b.typtypmod ELSE c.modifier END, c.depth + 1
+    FROM chain c JOIN pg_type b ON b.oid = c.base AND b.typtype = 'd'
+    WHERE c.depth < 100
+)
+SELECT * FROM (
+    SELECT DISTINCT ON (oid) oid::int8, base::int8, modifier, false FROM chain ORDER BY oid, depth DESC
+) AS scalars
+UNION ALL
+SELECT a.oid::int8, a.typelem::int8, -1, true FROM pg_type a JOIN pg_type e ON e.oid = a.typelem
+WHERE e.typtype = 'd' AND e.typarray = a.oid";
+
+/// Reads the database's domains into the map pgoutput's Relation messages
+/// are resolved with ([`super::types::remember_domains`]).
+async fn load_domains(client: &Client) -> Result<(), SourceError> {
+    let rows = client
+        .query(DOMAIN_QUERY, &[])
+        .await
+        .map_err(|source| SourceError::Query {
+            doing: "reading the database's domains (pg_type)".into(),
+            source,
+        })?;
+    remember_domains(rows.iter().map(|row| {
+        let oid = row.get::<_, i64>(0) as u32;
+        let base = row.get::<_, i64>(1) as u32;
+        let domain = match row.get::<_, bool>(3) {
+            true => Domain::Array { element_oid: base },
+            false => Domain::Scalar {
+                base_oid: base,
+                base_modifier: row.get(2),
+            },
+        };
+        (oid, domain)
+    }));
+    Ok(())
+}
+
 /// Reads a table's current shape and key from the catalog. The key is the
 /// primary key, or else the `REPLICA IDENTITY USING INDEX` columns; a table
-/// with neither is refused (its records could not be keyed).
+/// with neither is refused (its records could not be keyed). Also refreshes
+/// the known domains, so a stream that sees this table's Relation message
+/// maps its domain columns as this shape does.
 pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTable, SourceError> {
+    load_domains(client).await?;
     let rows = client
         .query(TABLE_QUERY, &[&name.schema, &name.table])
         .await
@@ -225,6 +271,27 @@ mod tests {
         let table = TableName::new("public", "t");
         let err = build_schema(&table, &[raw("a", 23)], &[]).unwrap_err();
         assert!(err.to_string().contains("ADD PRIMARY KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_relation_names_a_domain_by_its_oid_and_it_maps_as_its_base() {
+        // An OID no real type has in this test process.
+        remember_domains([(
+            4_000_100_001,
+            Domain::Scalar {
+                base_oid: 1184,
+                base_modifier: -1,
+            },
+        )]);
+        let table = TableName::new("public", "t");
+        let schema = build_schema(
+            &table,
+            &[raw("id", 23), raw("at", 4_000_100_001)],
+            &["id".into()],
+        )
+        .unwrap();
+        assert_eq!(schema.columns[1].column_type, ColumnType::TimestampTz);
+        assert_eq!(schema.columns[1].source_type, "timestamp with time zone");
     }
 
     #[test]

@@ -44,8 +44,16 @@ pub fn parse_value(ty: &ColumnType, text: &str) -> Result<Value, String> {
         ColumnType::Bytes => Value::Bytes(parse_bytea(text)?),
         ColumnType::Date => Value::Date(parse_date(text)?),
         ColumnType::Time => Value::Time(parse_time(text)?),
-        ColumnType::Timestamp => Value::Timestamp(parse_timestamp(text)?),
-        ColumnType::TimestampTz => Value::TimestampTz(parse_timestamptz(text)?),
+        // Beyond i64 microseconds since 1970 (PostgreSQL reaches 294276 AD):
+        // kept as PostgreSQL's own text, the `string` branch of the field.
+        ColumnType::Timestamp => match parse_timestamp(text)? {
+            Some(micros) => Value::Timestamp(micros),
+            None => Value::Text(text.to_string()),
+        },
+        ColumnType::TimestampTz => match parse_timestamptz(text)? {
+            Some(micros) => Value::TimestampTz(micros),
+            None => Value::Text(text.to_string()),
+        },
         ColumnType::Uuid => Value::Uuid(uuid::Uuid::parse_str(text).map_err(|e| e.to_string())?),
     })
 }
@@ -252,6 +260,13 @@ mod tests {
             parse_value(&ColumnType::TimestampTz, "1970-01-01 01:00:00+01").unwrap(),
             Value::TimestampTz(0)
         );
+        for (ty, text) in [
+            (ColumnType::Timestamp, "294276-12-31 23:59:59.999999"),
+            (ColumnType::TimestampTz, "294276-12-31 23:59:59.999999+00"),
+        ] {
+            assert_eq!(parse_value(&ty, text).unwrap(), Value::Text(text.into()));
+        }
+        assert!(parse_value(&ColumnType::Timestamp, "294276-12-32 00:00:00").is_err());
     }
 
     #[test]

@@ -5,11 +5,87 @@
 //! bytes to typed Avro values, everything else to its exact text form. Arrays
 //! of built-in types are always their text form: PostgreSQL does not fix an
 //! array column's dimensions or lower bounds, and its text form keeps both,
-//! with NULL elements. Types with per-database OIDs (enums, domains, extension
-//! types such as hstore, arrays of those) fall back to their text form, with a
-//! warning, in [`super::catalog`]. See docs/postgres-types.md.
+//! with NULL elements. Domains (`CREATE DOMAIN`, over built-in types, over
+//! other domains, arrays of them) map as their base type does: a domain's
+//! values are its base type's, in the same text form. Types with
+//! per-database OIDs (enums, extension types such as hstore, arrays of
+//! those) fall back to their text form, with a warning, in
+//! [`super::catalog`]. See docs/postgres-types.md.
 
 use kappa_schemas::ColumnType;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
+
+/// A user-defined type that maps as a built-in one, from `pg_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// A domain, followed through domains of domains to its base type; the
+    /// modifier is the innermost one a domain in the chain sets, if any.
+    Scalar { base_oid: u32, base_modifier: i32 },
+    /// The array type of a domain (`typelem` is the domain).
+    Array { element_oid: u32 },
+}
+
+/// Domains seen in the catalog, by OID. pgoutput's Relation messages name a
+/// domain column by the domain's OID, and the stream cannot query the
+/// catalog while it decodes, so [`super::catalog::load_table`] (run for
+/// every table before it is snapshotted or streamed) records every domain
+/// of the database here. OIDs are unique in a cluster, so one map serves.
+fn domains() -> &'static RwLock<HashMap<u32, Domain>> {
+    static DOMAINS: OnceLock<RwLock<HashMap<u32, Domain>>> = OnceLock::new();
+    DOMAINS.get_or_init(Default::default)
+}
+
+/// Records domains read from the catalog (see [`domains`]).
+pub fn remember_domains(found: impl IntoIterator<Item = (u32, Domain)>) {
+    // A poisoned lock only means another thread panicked mid-insert; the
+    // map holds whole entries either way.
+    let mut map = domains().write().unwrap_or_else(|e| e.into_inner());
+    map.extend(found);
+}
+
+/// [`column_type`], for a built-in type or a domain (of domains, or an
+/// array of domains) over one. A domain column's own modifier is -1; the
+/// domain's applies (`CREATE DOMAIN d AS numeric(10,2)`).
+pub fn resolved_column_type(type_oid: u32, type_modifier: i32) -> Option<(ColumnType, String)> {
+    if let Some(found) = column_type(type_oid, type_modifier) {
+        return Some(found);
+    }
+    let domain = *domains()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&type_oid)?;
+    match domain {
+        Domain::Scalar {
+            base_oid,
+            base_modifier,
+        } => {
+            let modifier = if type_modifier != -1 {
+                type_modifier
+            } else {
+                base_modifier
+            };
+            column_type(base_oid, modifier)
+        }
+        Domain::Array { element_oid } => {
+            // The element is a domain too, never an array (a domain's array
+            // type is one level deep); no recursion past that.
+            let element = *domains()
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&element_oid)?;
+            let Domain::Scalar {
+                base_oid,
+                base_modifier,
+            } = element
+            else {
+                return None;
+            };
+            let (_, name) = column_type(base_oid, base_modifier)?;
+            Some((ColumnType::Text, format!("{name}[]")))
+        }
+    }
+}
 
 /// `numeric`: its modifier decides between a decimal and exact text.
 const NUMERIC: u32 = 1700;
@@ -191,6 +267,62 @@ mod tests {
             assert!(seen.insert(*oid), "{name}");
             assert!(seen.insert(*array_oid), "{name}[]");
         }
+    }
+
+    #[test]
+    fn domains_map_as_their_base_type() {
+        // OIDs no real type has in this test process.
+        remember_domains([
+            (
+                4_000_000_001,
+                Domain::Scalar {
+                    base_oid: 1700,
+                    base_modifier: (10 << 16 | 2) + 4,
+                },
+            ),
+            (
+                4_000_000_002,
+                Domain::Scalar {
+                    base_oid: 1184,
+                    base_modifier: -1,
+                },
+            ),
+            (
+                4_000_000_003,
+                Domain::Array {
+                    element_oid: 4_000_000_001,
+                },
+            ),
+            (
+                4_000_000_004,
+                Domain::Scalar {
+                    base_oid: 16_385,
+                    base_modifier: -1,
+                },
+            ),
+        ]);
+        assert_eq!(
+            resolved_column_type(4_000_000_001, -1).unwrap(),
+            (
+                ColumnType::Decimal {
+                    precision: 10,
+                    scale: 2
+                },
+                "numeric(10,2)".to_string()
+            )
+        );
+        assert_eq!(
+            resolved_column_type(4_000_000_002, -1).unwrap().0,
+            ColumnType::TimestampTz
+        );
+        assert_eq!(
+            resolved_column_type(4_000_000_003, -1).unwrap(),
+            (ColumnType::Text, "numeric(10,2)[]".to_string())
+        );
+        // A domain over an enum or extension type: unknown, as its base is.
+        assert!(resolved_column_type(4_000_000_004, -1).is_none());
+        assert!(resolved_column_type(4_000_000_005, -1).is_none());
+        assert_eq!(resolved_column_type(23, -1).unwrap().0, ColumnType::Int32);
     }
 
     #[test]

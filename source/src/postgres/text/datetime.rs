@@ -4,8 +4,11 @@
 //! timestamps) is wider than chrono's, so the proleptic Gregorian arithmetic
 //! is done here, on whole numbers. Years are astronomical internally: 1 BC is
 //! year 0, as PostgreSQL counts too. `infinity` and `-infinity` become the
-//! integer extremes, which is how PostgreSQL itself stores them; a finite value
-//! that would land on (or beyond) an extreme is refused, never clamped.
+//! integer extremes, which is how PostgreSQL itself stores them. PostgreSQL's
+//! timestamps reach 294276 AD, past i64 microseconds since 1970 (294247 AD):
+//! a valid timestamp beyond that, or on an extreme, is `Ok(None)` — never
+//! clamped — and the caller keeps its text form. Every PostgreSQL date fits
+//! (Julian day 0 to 5874897 AD is well inside i32 days).
 
 use crate::calendar::{days_from_civil, days_in_month};
 
@@ -40,11 +43,11 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 /// `2024-01-02 03:04:05.123456`, `… BC`, `infinity` → microseconds since
-/// 1970-01-01 00:00.
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+/// 1970-01-01 00:00; `None` for a valid timestamp those cannot hold.
+pub fn parse_timestamp(text: &str) -> Result<Option<i64>, String> {
     match text {
-        "infinity" => return Ok(i64::MAX),
-        "-infinity" => return Ok(i64::MIN),
+        "infinity" => return Ok(Some(i64::MAX)),
+        "-infinity" => return Ok(Some(i64::MIN)),
         _ => {}
     }
     let (body, bc) = split_era(text);
@@ -56,15 +59,16 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
 
 /// `2024-01-02 03:04:05.123456+00`, `…+05:30`, `…-03:00:12` (historic offsets
 /// have seconds), `… BC` (after the offset), `infinity` → microseconds since
-/// the Unix epoch. With TimeZone pinned to UTC the offset is `+00`.
-pub fn parse_timestamptz(text: &str) -> Result<i64, String> {
+/// the Unix epoch; `None` for a valid timestamp those cannot hold. With
+/// TimeZone pinned to UTC the offset is `+00`.
+pub fn parse_timestamptz(text: &str) -> Result<Option<i64>, String> {
     match text {
-        "infinity" => return Ok(i64::MAX),
-        "-infinity" => return Ok(i64::MIN),
+        "infinity" => return Ok(Some(i64::MAX)),
+        "-infinity" => return Ok(Some(i64::MIN)),
         _ => {}
     }
     if let Some(micros) = fast_utc_timestamptz(text.as_bytes()) {
-        return Ok(micros);
+        return Ok(Some(micros));
     }
     let (body, bc) = split_era(text);
     let (date, rest) = body
@@ -81,19 +85,17 @@ fn timestamp_micros(
     bc: bool,
     time: &str,
     offset_seconds: i64,
-) -> Result<i64, String> {
+) -> Result<Option<i64>, String> {
     let time = time_of_day(time)?;
     if time >= MICROS_PER_DAY {
         return Err(format!("{text}: the time of day is not before 24:00:00"));
     }
     let micros = i128::from(civil_days(date, bc)?) * i128::from(MICROS_PER_DAY) + i128::from(time)
         - i128::from(offset_seconds) * i128::from(MICROS_PER_SECOND);
-    match i64::try_from(micros) {
-        Ok(micros) if micros != i64::MAX && micros != i64::MIN => Ok(micros),
-        _ => Err(format!(
-            "{text} is beyond what an Avro timestamp holds (±292277 years from 1970 in microseconds)"
-        )),
-    }
+    Ok(match i64::try_from(micros) {
+        Ok(micros) if micros != i64::MAX && micros != i64::MIN => Some(micros),
+        _ => None,
+    })
 }
 
 /// The common case under `TimeZone = UTC`, `YYYY-MM-DD HH:MM:SS[.f…]+00`
@@ -238,7 +240,7 @@ mod tests {
             let fast = fast_utc_timestamptz(text.as_bytes()).expect(text);
             let (date, rest) = text.split_once(' ').unwrap();
             let general = timestamp_micros(text, date, false, &rest[..rest.len() - 3], 0).unwrap();
-            assert_eq!(fast, general, "{text}");
+            assert_eq!(Some(fast), general, "{text}");
         }
         for other in [
             "2024-02-30 00:00:00+00",
@@ -308,55 +310,55 @@ mod tests {
 
     #[test]
     fn timestamps_across_eras() {
-        assert_eq!(parse_timestamp("1970-01-01 00:00:01.5").unwrap(), 1_500_000);
+        let ts = |text| parse_timestamp(text).unwrap();
+        assert_eq!(ts("1970-01-01 00:00:01.5"), Some(1_500_000));
         assert_eq!(
-            parse_timestamp("0044-03-15 12:34:56.000001 BC").unwrap(),
-            -63_517_778_703_999_999
+            ts("0044-03-15 12:34:56.000001 BC"),
+            Some(-63_517_778_703_999_999)
         );
-        assert_eq!(
-            parse_timestamp("10000-01-01 00:00:00").unwrap(),
-            253_402_300_800_000_000
-        );
-        assert_eq!(parse_timestamp("infinity").unwrap(), i64::MAX);
-        assert_eq!(parse_timestamp("-infinity").unwrap(), i64::MIN);
-        // PostgreSQL's last timestamp does not fit in i64 microseconds since 1970.
-        let err = parse_timestamp("294276-12-31 23:59:59.999999").unwrap_err();
-        assert!(err.contains("beyond"), "{err}");
+        // PostgreSQL's first timestamp.
+        assert_eq!(ts("4714-11-24 00:00:00 BC"), Some(-210_866_803_200_000_000));
+        assert_eq!(ts("10000-01-01 00:00:00"), Some(253_402_300_800_000_000));
+        assert_eq!(ts("infinity"), Some(i64::MAX));
+        assert_eq!(ts("-infinity"), Some(i64::MIN));
+        // PostgreSQL's last timestamp does not fit in i64 microseconds since
+        // 1970: valid, but the caller keeps its text.
+        assert_eq!(ts("294276-12-31 23:59:59.999999"), None);
         // The last one that does is i64::MAX, reserved for infinity.
-        assert!(parse_timestamp("294247-01-10 04:00:54.775807").is_err());
-        assert_eq!(
-            parse_timestamp("294247-01-10 04:00:54.775806").unwrap(),
-            i64::MAX - 1
-        );
+        assert_eq!(ts("294247-01-10 04:00:54.775807"), None);
+        assert_eq!(ts("294247-01-10 04:00:54.775806"), Some(i64::MAX - 1));
         assert!(parse_timestamp("2024-01-01 24:00:00").is_err());
         assert!(parse_timestamp("2024-01-01").is_err());
+        assert!(parse_timestamp("294276-02-30 00:00:00").is_err());
     }
 
     #[test]
     fn timestamptz_offsets_and_eras() {
-        assert_eq!(parse_timestamptz("1970-01-01 01:00:00+01").unwrap(), 0);
+        let tz = |text| parse_timestamptz(text).unwrap();
+        assert_eq!(tz("1970-01-01 01:00:00+01"), Some(0));
+        assert_eq!(tz("1970-01-01 00:00:00-00:30"), Some(1_800_000_000));
+        assert_eq!(tz("1970-01-01 00:00:00+00:00:12"), Some(-12_000_000));
         assert_eq!(
-            parse_timestamptz("1970-01-01 00:00:00-00:30").unwrap(),
-            1_800_000_000
+            tz("2024-03-01 10:00:00.000001+00"),
+            Some(1_709_287_200_000_001)
         );
         assert_eq!(
-            parse_timestamptz("1970-01-01 00:00:00+00:00:12").unwrap(),
-            -12_000_000
-        );
-        assert_eq!(
-            parse_timestamptz("2024-03-01 10:00:00.000001+00").unwrap(),
-            1_709_287_200_000_001
-        );
-        assert_eq!(
-            parse_timestamptz("0044-03-15 12:34:56.000001+00 BC").unwrap(),
+            tz("0044-03-15 12:34:56.000001+00 BC"),
             parse_timestamp("0044-03-15 12:34:56.000001 BC").unwrap()
         );
-        assert_eq!(parse_timestamptz("-infinity").unwrap(), i64::MIN);
+        assert_eq!(tz("-infinity"), Some(i64::MIN));
+        assert_eq!(tz("294276-12-31 23:59:59.999999+00"), None);
+        // In range only thanks to its offset.
+        assert_eq!(
+            tz("294247-01-10 04:00:54.775807+00:00:01"),
+            Some(i64::MAX - 1_000_000)
+        );
         for bad in [
             "2024-01-01 00:00:00",
             "2024-01-01 00:00:00+1",
             "2024-01-01 00:00:00+01:00:00:00",
             "2024-01-01 00:00:00+",
+            "294276-13-31 23:59:59.999999+00",
         ] {
             assert!(parse_timestamptz(bad).is_err(), "{bad}");
         }

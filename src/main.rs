@@ -303,6 +303,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 skip_invalid,
                 parallelism,
                 require_exact,
+                password: None,
             };
             let registry = services.registry(None);
             let summary = rebuild::rebuild(&kafka, &registry, &options).await?;

@@ -235,6 +235,7 @@ async fn compare<S: OrderedSource>(
                     skip_invalid: options.skip_invalid,
                     parallelism: 0,
                     require_exact: false,
+                    password: None,
                 },
             )
             .await?;
@@ -271,6 +272,10 @@ async fn compare<S: OrderedSource>(
             let rows = rebuilt::stream_table(rebuilt_table, table.clone());
             merge::merge(&mut source, rows, KEPT).await?
         }
+        Target::Mysql { table, .. } => bail!(
+            "--rebuilt: verify reads a rebuilt SQLite file or PostgreSQL table, not the MySQL table {table}; \
+             leave --rebuilt out (verify rebuilds the topic itself) and add --oracle sql to compare in the source server"
+        ),
     };
     let mut report = VerifyReport {
         table: options.table.to_string(),

@@ -10,7 +10,7 @@
 //! dropped after. The session runs in strict mode, so a value the column
 //! cannot hold is refused, never truncated or zeroed.
 
-use super::mysql_types::{self, parameter};
+use super::mysql_types::{self, column_parameter};
 use super::shape::{self, TargetShape, TypeMapping};
 use anyhow::{bail, Context};
 use kappa_schemas::{AvroSchema, TableName, Value};
@@ -220,8 +220,12 @@ impl MysqlTableBuilder {
         for chunk in records.chunks((PLACEHOLDERS / key_width.max(1)).max(1)) {
             let mut params = Vec::with_capacity(chunk.len() * key_width);
             for record in chunk {
-                for value in &record.key {
-                    params.push(parameter(value).unwrap_or_else(|text| text_parameter(&text)));
+                for (&i, value) in self.shape.key.iter().zip(&record.key) {
+                    let sql_type = &self.shape.columns[i].sql_type;
+                    params.push(
+                        column_parameter(sql_type, value)
+                            .unwrap_or_else(|text| text_parameter(&text)),
+                    );
                 }
             }
             let sql = format!(
@@ -259,8 +263,14 @@ impl MysqlTableBuilder {
                 && (end == start
                     || (params.len() + width <= PLACEHOLDERS && bytes < STATEMENT_BYTES))
             {
-                for value in rows[end].row.iter().flatten() {
-                    let param = parameter(value).unwrap_or_else(|text| text_parameter(&text));
+                for (column, value) in self
+                    .shape
+                    .columns
+                    .iter()
+                    .zip(rows[end].row.iter().flatten())
+                {
+                    let param = column_parameter(&column.sql_type, value)
+                        .unwrap_or_else(|text| text_parameter(&text));
                     bytes += match &param {
                         MyValue::Bytes(b) => b.len(),
                         _ => 8,
@@ -293,7 +303,8 @@ impl MysqlTableBuilder {
                 let text_column = ["char", "varchar", "longtext", "enum", "set", "json"]
                     .iter()
                     .any(|t| self.shape.columns[i].sql_type.starts_with(t));
-                let unrepresentable = parameter(value).is_err();
+                let unrepresentable =
+                    column_parameter(&self.shape.columns[i].sql_type, value).is_err();
                 ((textual && !text_column) || unrepresentable).then(|| {
                     let key: Vec<String> = r.key.iter().map(ToString::to_string).collect();
                     format!(
@@ -321,7 +332,10 @@ impl MysqlTableBuilder {
         let comment: String = comment.chars().take(COMMENT_CHARS).collect();
         let doing = || format!("swapping the rebuilt table in as {}", self.target);
         self.conn
-            .exec_drop(format!("ALTER TABLE {building} COMMENT = ?"), (comment,))
+            .query_drop(format!(
+                "ALTER TABLE {building} COMMENT = '{}'",
+                comment.replace('\\', "\\\\").replace('\'', "''")
+            ))
             .await
             .with_context(doing)?;
         let exists: Option<u64> = self

@@ -159,6 +159,20 @@ pub fn bound_key_columns(shape: &mut TargetShape) {
     }
 }
 
+/// A value as a parameter for a column of `sql_type`: a MySQL `TIME`
+/// travels as signed microseconds (it spans ±838 hours, which Avro's
+/// time-micros cannot hold) and goes back to the server as a time.
+pub fn column_parameter(sql_type: &str, value: &Value) -> Result<MyValue, String> {
+    match value {
+        Value::Int(micros)
+            if sql_type.starts_with("time") && !sql_type.starts_with("timestamp") =>
+        {
+            parameter(&Value::Time(*micros))
+        }
+        other => parameter(other),
+    }
+}
+
 /// A value as a statement parameter. `Err` carries the text to send for a
 /// value with no MySQL form, which the server then accepts or refuses.
 pub fn parameter(value: &Value) -> Result<MyValue, String> {
@@ -278,6 +292,14 @@ mod tests {
             Ok(MyValue::Date(1969, 12, 31, 0, 0, 0, 0))
         );
         assert!(parameter(&Value::Timestamp(i64::MAX)).is_err());
+        assert_eq!(
+            column_parameter("time(2)", &Value::Int(687_600_250_000)),
+            Ok(MyValue::Time(false, 7, 23, 0, 0, 250_000))
+        );
+        assert_eq!(
+            column_parameter("timestamp(3)", &Value::Int(5)),
+            Ok(MyValue::Int(5))
+        );
         assert_eq!(
             parameter(&Value::Text("NaN".into())),
             Ok(MyValue::Bytes(b"NaN".to_vec()))

@@ -10,7 +10,8 @@
 //! InnoDB cannot index an unbounded column. Tables use `utf8mb4_bin`, so
 //! keys that differ only in case stay distinct.
 //!
-//! Values go to the server as statement parameters. A value with no MySQL
+//! Values go to the server as statement parameters; `-infinity` dates and
+//! timestamps (the MySQL reader's zero dates) go back as zero dates. A value with no MySQL
 //! form (a decimal's `NaN`, an infinite timestamp, a timestamp kept as text)
 //! goes as its text, and the server in strict mode accepts it or refuses it
 //! with an error naming the column.
@@ -188,6 +189,11 @@ pub fn parameter(value: &Value) -> Result<MyValue, String> {
         Value::Text(text) => MyValue::Bytes(text.as_bytes().to_vec()),
         Value::Bytes(bytes) => MyValue::Bytes(bytes.clone()),
         Value::Uuid(uuid) => MyValue::Bytes(uuid.to_string().into_bytes()),
+        // The MySQL reader's zero date (`0000-00-00`) is the -infinity
+        // sentinel: it goes back as the zero date.
+        Value::Date(i32::MIN) | Value::Timestamp(i64::MIN) | Value::TimestampTz(i64::MIN) => {
+            MyValue::Date(0, 0, 0, 0, 0, 0, 0)
+        }
         Value::Date(days) => {
             let date = chrono::NaiveDate::from_num_days_from_ce_opt(
                 days.checked_add(719_163).ok_or_else(|| value.to_string())?,
@@ -292,6 +298,10 @@ mod tests {
             Ok(MyValue::Date(1969, 12, 31, 0, 0, 0, 0))
         );
         assert!(parameter(&Value::Timestamp(i64::MAX)).is_err());
+        assert_eq!(
+            parameter(&Value::Date(i32::MIN)),
+            Ok(MyValue::Date(0, 0, 0, 0, 0, 0, 0))
+        );
         assert_eq!(
             column_parameter("time(2)", &Value::Int(687_600_250_000)),
             Ok(MyValue::Time(false, 7, 23, 0, 0, 250_000))

@@ -213,8 +213,10 @@ pub struct PgTableBuilder {
     pub tombstones: u64,
 }
 
+/// `<target><suffix>`, cut so that its key index `<name>_pkey` still fits
+/// PostgreSQL's 63 bytes: the swap renames that index by its full name.
 fn scratch_name(target: &TableName, suffix: &str) -> TableName {
-    let room = 63 - suffix.len();
+    let room = 63 - suffix.len() - "_pkey".len();
     let mut base: String = target.table.clone();
     while base.len() > room {
         base.pop();
@@ -369,6 +371,14 @@ mod tests {
         let (url, _) = parse_url("postgres://u@h/db?sslmode=disable&table=s.t").unwrap();
         assert_eq!(url, "postgres://u@h/db?sslmode=disable");
         assert!(parse_url("postgres://u@h/db").is_err());
+    }
+
+    #[test]
+    fn a_long_target_name_leaves_room_for_the_key_index_name() {
+        let target = TableName::new("s", "t".repeat(63));
+        let scratch = scratch_name(&target, "__kappa_rebuild");
+        assert!(scratch.table.ends_with("__kappa_rebuild"));
+        assert_eq!(format!("{}_pkey", scratch.table).len(), 63);
     }
 
     #[test]

@@ -187,7 +187,7 @@ async fn run_on<S: OracleServer>(
 fn oracle_table_name(table: &TableName) -> String {
     let base: String = format!("{}_{}", table.schema, table.table)
         .chars()
-        .take(48)
+        .take(40)
         .collect();
     format!("{base}_{}", std::process::id())
 }

@@ -146,6 +146,10 @@ impl OracleServer for MysqlServer {
         let c = quote_ident(&column.name);
         let binary = |text: String| format!("CAST({text} AS BINARY)");
         let micros = format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c})");
+        // The zero date is the reader's -infinity.
+        let zero = |kind: &str, expr: String| {
+            format!("CASE WHEN {c} = 0 THEN '{kind}(-infinity)' ELSE {expr} END")
+        };
         let bytes = match column.column_type {
             _ if STRINGS.contains(&column.type_name.as_str()) => self.text(&c),
             // The reader carries a TIME as signed microseconds (an Int).
@@ -163,13 +167,18 @@ impl OracleServer for MysqlServer {
             ColumnType::Bool => binary(format!(
                 "CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
             )),
-            ColumnType::Date => binary(format!(
-                "CONCAT('date(', DATEDIFF({c}, '1970-01-01'), ' days)')"
+            ColumnType::Date => binary(zero(
+                "date",
+                format!("CONCAT('date(', DATEDIFF({c}, '1970-01-01'), ' days)')"),
             )),
-            ColumnType::Timestamp => binary(format!("CONCAT('timestamp(', {micros}, ' µs)')")),
-            ColumnType::TimestampTz => {
-                binary(format!("CONCAT('timestamptz(', {micros}, ' µs UTC)')"))
-            }
+            ColumnType::Timestamp => binary(zero(
+                "timestamp",
+                format!("CONCAT('timestamp(', {micros}, ' µs)')"),
+            )),
+            ColumnType::TimestampTz => binary(zero(
+                "timestamptz",
+                format!("CONCAT('timestamptz(', {micros}, ' µs UTC)')"),
+            )),
             ColumnType::Time => binary(format!(
                 "CONCAT('time(', TIME_FORMAT({c}, '%H:%i:%s.%f'), ')')"
             )),

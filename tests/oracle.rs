@@ -88,6 +88,29 @@ async fn postgres_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differe
     assert!(all.contains("not compared: score: hashed"), "{all}");
     assert!(all.contains("not compared: ssn: excluded"), "{all}");
 
+    // The same topic into MySQL: a value MySQL cannot hold (numeric NaN, in
+    // the union's string branch) goes to the server as its text and the
+    // refusal names the table, the key and the column.
+    let mut conn = common::mysql::mysql().await;
+    let scratch_db = format!("{}_my", p.name);
+    conn.query_drop(format!("CREATE DATABASE `{scratch_db}`"))
+        .await
+        .expect("create database");
+    let into = format!("{}{scratch_db}?table=t", mysql_url());
+    let output = rebuild_into(&p.topic, &into);
+    let refused = text(&output);
+    conn.query_drop(format!("DROP DATABASE `{scratch_db}`"))
+        .await
+        .expect("drop database");
+    assert_eq!(output.status.code(), Some(2), "{refused}");
+    assert!(
+        refused.contains(&format!("rebuilding {scratch_db}.t"))
+            && refused.contains(
+                "key (-1) column n holds \"NaN\", which a numeric(12,3) column may not accept"
+            ),
+        "{refused}"
+    );
+
     // Behind the stopped connector's back: one row changed (only in the
     // source as it is now, only in the rebuilt table as it was), one row
     // deleted (only in the rebuilt table), two rows added (only in the

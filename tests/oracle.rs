@@ -19,6 +19,17 @@ fn oracle_line(only_in_source: u64, only_in_rebuilt: u64) -> String {
     )
 }
 
+/// The oracle's table, `schema.table`, as the output names it.
+fn oracle_table(output: &str) -> (String, String) {
+    let name = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rebuilt as "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no oracle table named: {output}"));
+    let (schema, table) = name.split_once('.').expect("schema.table");
+    (schema.to_string(), table.to_string())
+}
+
 fn oracle_verify(config: &std::path::Path, table: &str) -> Output {
     verify_with_config(config, table, &["--oracle", "sql"])
 }
@@ -129,10 +140,12 @@ async fn postgres_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differe
     assert!(all.contains("missing: 2  extra: 1  different: 2"), "{all}");
 
     // The oracle's table is dropped after each run.
+    let (schema, name) = oracle_table(&all);
+    assert_eq!(schema, "kappa_oracle");
     let left: i64 = client
         .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'kappa_oracle' AND tablename LIKE $1",
-            &[&format!("public_{}%", p.name)],
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE $2 || '%'",
+            &[&schema, &name],
         )
         .await
         .expect("pg_tables")
@@ -219,10 +232,12 @@ async fn mariadb_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differen
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(all.contains(&oracle_line(2, 3)), "{all}");
     let mut conn = common::mysql::mysql().await;
+    let (schema, name) = oracle_table(&all);
+    assert_eq!(schema, "kappa_oracle");
     let left: Option<u64> = conn
         .exec_first(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'kappa_oracle' AND table_name LIKE ?",
-            (format!("{}%", p.databases[0]),),
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE CONCAT(?, '%')",
+            (&schema, &name),
         )
         .await
         .expect("information_schema");

@@ -182,14 +182,23 @@ async fn run_on<S: OracleServer>(
     Ok(report)
 }
 
-/// `schema_table_pid`, short enough for either server's 63/64-character
-/// identifiers and unique per run.
+/// `<schema_table, cut>_<hash of the full name>_<pid>`: unique per table and
+/// run, and short enough (at most 41 characters) that the rebuild's scratch
+/// name and its key index fit PostgreSQL's 63 bytes uncut.
 fn oracle_table_name(table: &TableName) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&table.schema, &table.table).hash(&mut hasher);
     let base: String = format!("{}_{}", table.schema, table.table)
         .chars()
-        .take(40)
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
         .collect();
-    format!("{base}_{}", std::process::id())
+    format!(
+        "{base}_{:08x}_{}",
+        hasher.finish() as u32,
+        std::process::id() % 10_000_000
+    )
 }
 
 /// Plans the columns and lets the server count the differences.
@@ -328,6 +337,7 @@ pub fn print_report(report: &OracleReport) {
         "oracle (sql, in the source server): {} rows only in the source, {} rows only in the rebuilt table ({} source rows, {} rebuilt rows)",
         report.only_in_source, report.only_in_rebuilt, report.source_rows, report.rebuilt_rows
     );
+    println!("  rebuilt as {} (dropped after)", report.rebuilt_table);
     if !report.compared_as_text.is_empty() {
         println!("  compared as text: {}", report.compared_as_text.join(", "));
     }
@@ -336,5 +346,19 @@ pub fn print_report(report: &OracleReport) {
     }
     for note in &report.not_compared {
         println!("  not compared: {note}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oracle_table_names_are_short_and_tell_long_names_apart() {
+        let long = |suffix: &str| TableName::new("public", format!("{}{suffix}", "x".repeat(60)));
+        let (a, b) = (oracle_table_name(&long("a")), oracle_table_name(&long("b")));
+        assert_ne!(a, b);
+        assert!(a.len() <= 41, "{a}");
+        assert!(a.starts_with("public_xxx"), "{a}");
     }
 }

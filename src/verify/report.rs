@@ -85,3 +85,21 @@ pub fn exit_code(report: &VerifyReport) -> u8 {
     let oracle = report.oracle.as_ref().map_or(0, |o| o.differences());
     u8::from(report.differences() > 0 || report.lag > 0 || oracle > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oracle_alone_finding_a_difference_fails_verify() {
+        let mut report = VerifyReport::default();
+        assert_eq!(exit_code(&report), 0);
+        report.oracle = Some(oracle::OracleReport::default());
+        assert_eq!(exit_code(&report), 0);
+        report.oracle = Some(oracle::OracleReport {
+            only_in_rebuilt: 1,
+            ..oracle::OracleReport::default()
+        });
+        assert_eq!(exit_code(&report), 1);
+    }
+}

@@ -184,9 +184,29 @@ enum Command {
         /// Count and skip invalid records while rebuilding (see rebuild).
         #[arg(long)]
         skip_invalid: bool,
+        /// Also have the source server itself compare: `sql` rebuilds the
+        /// topic into a typed table in the source's own server (schema or
+        /// database --oracle-schema, created if missing; needs CREATE there)
+        /// and counts rows only in the source / only in the rebuilt table
+        /// with EXCEPT ALL, no kappa parser involved. For a stopped or
+        /// caught-up, idle connector only: a live one is checked with
+        /// --slot/--wait-for-connector, which the oracle refuses.
+        #[arg(long, value_enum)]
+        oracle: Option<Oracle>,
+        /// The schema (PostgreSQL) or database (MySQL) for --oracle's table,
+        /// which is dropped afterwards.
+        #[arg(long, default_value = verify::oracle::DEFAULT_SCHEMA, requires = "oracle")]
+        oracle_schema: String,
         #[command(flatten)]
         services: Services,
     },
+}
+
+/// An independent comparison run beside verify's.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Oracle {
+    /// EXCEPT ALL both ways, in the source server.
+    Sql,
 }
 
 fn main() -> ExitCode {
@@ -303,6 +323,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 skip_invalid,
                 parallelism,
                 require_exact,
+                password: None,
             };
             let registry = services.registry(None);
             let summary = rebuild::rebuild(&kafka, &registry, &options).await?;
@@ -325,6 +346,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             lag_timeout,
             idle_after,
             skip_invalid,
+            oracle,
+            oracle_schema,
             services,
         } => {
             let config = config.as_deref().map(config::Config::load).transpose()?;
@@ -395,6 +418,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 },
                 skip_invalid,
                 masking,
+                oracle: oracle.map(|Oracle::Sql| oracle_schema),
             };
             let kafka = services.kafka(config.as_ref());
             let registry = services.registry(config.as_ref());

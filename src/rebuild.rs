@@ -11,14 +11,17 @@
 //! skipped with `--skip-invalid`.
 
 mod decoding;
+pub mod mysql_target;
+mod mysql_types;
 pub mod pg_target;
 mod progress;
+pub mod shape;
 mod summary;
 mod target;
 mod writer;
 
 pub use summary::{print_summary, HistoryCheck, PartitionSummary, RebuildSummary};
-pub use target::{parse_as_of, parse_target, parse_until_offsets, Target};
+pub use target::{parse_as_of, parse_target, parse_until_offsets, Target, TargetPassword};
 
 use anyhow::{bail, Context};
 use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};
@@ -48,6 +51,9 @@ pub struct RebuildOptions {
     pub parallelism: usize,
     /// Fail instead of warning when an as-of point predates retained history.
     pub require_exact: bool,
+    /// The target server's password, when not in its URL or the environment
+    /// (`KAPPA_POSTGRES_PASSWORD`, `KAPPA_MYSQL_PASSWORD`).
+    pub password: Option<TargetPassword>,
 }
 
 fn workers(parallelism: usize, plan: &ReplayPlan) -> usize {
@@ -238,16 +244,12 @@ pub async fn rebuild(
         }
         Written::Postgres(builder) => {
             let (upserts, tombstones) = (builder.upserts, builder.tombstones);
-            let comment = serde_json::to_string(
-                &meta
-                    .entries()?
-                    .into_iter()
-                    .filter(|(n, _)| *n != "reader_schema")
-                    .collect::<BTreeMap<_, _>>(),
-            )?;
-            let live = builder
-                .finish(&format!("rebuilt by kappa: {comment}"))
-                .await?;
+            let live = builder.finish(&table_comment(&meta)?).await?;
+            (upserts, tombstones, live)
+        }
+        Written::Mysql(builder) => {
+            let (upserts, tombstones) = (builder.upserts, builder.tombstones);
+            let live = builder.finish(&table_comment(&meta)?).await?;
             (upserts, tombstones, live)
         }
     };
@@ -268,6 +270,18 @@ pub async fn rebuild(
         end_offsets,
         delete_retention_ms,
     })
+}
+
+/// The comment a typed target table carries: what it was rebuilt from.
+fn table_comment(meta: &Meta<'_>) -> anyhow::Result<String> {
+    let comment = serde_json::to_string(
+        &meta
+            .entries()?
+            .into_iter()
+            .filter(|(n, _)| *n != "reader_schema")
+            .collect::<BTreeMap<_, _>>(),
+    )?;
+    Ok(format!("rebuilt by kappa: {comment}"))
 }
 
 /// The topic's `delete.retention.ms`: how long the broker keeps a tombstone

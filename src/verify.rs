@@ -36,11 +36,21 @@
 //! up to its position, commits of other tables included. Idleness is exact
 //! here: a stored position behind S with only rotation and bookkeeping
 //! events (no transaction) between the two has nothing pending.
+//!
+//! ## A second opinion
+//! Verify reads the source through kappa's own decoders; `--oracle sql`
+//! ([`oracle`]) also has the source server compare the topic rebuilt into
+//! it, with `EXCEPT ALL` and no kappa parser, for a stopped or caught-up
+//! connector. The verdict is OK only when both find nothing.
 
 mod masked;
 mod merge;
 mod mysql_source;
+pub mod oracle;
+mod oracle_mysql;
+mod oracle_pg;
 mod rebuilt;
+mod report;
 mod source;
 mod spill;
 
@@ -53,6 +63,7 @@ use kappa_sink::KafkaConfig;
 use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use mysql_source::MysqlOrdered;
+pub use report::{exit_code, print_report};
 use serde::Serialize;
 pub use source::{Connector, ConnectorWait};
 use source::{ConnectorPosition, OrderedSource, PostgresTable};
@@ -100,6 +111,8 @@ pub struct VerifyReport {
     /// The topic end offsets the rebuilt side was read to, when verify
     /// rebuilt it.
     pub rebuilt_to: Option<Vec<(i32, i64)>>,
+    /// The SQL oracle's verdict (`--oracle sql`).
+    pub oracle: Option<oracle::OracleReport>,
 }
 
 impl VerifyReport {
@@ -127,10 +140,31 @@ pub struct VerifyOptions {
     /// The connector's masking rules (from its config): source rows are
     /// masked the same way before comparing.
     pub masking: Option<Masking>,
+    /// Also run the SQL oracle, rebuilding into this schema (PostgreSQL) or
+    /// database (MySQL) of the source server (see [`oracle`]).
+    pub oracle: Option<String>,
 }
 
-/// Compares the source table with the rebuilt table.
+/// Compares the source table with the rebuilt table, and has the source
+/// server compare them too when `options.oracle` asks for it.
 pub async fn verify(
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    options: &VerifyOptions,
+) -> anyhow::Result<VerifyReport> {
+    if options.oracle.is_some() && options.connector.is_some() {
+        // Refused before any work (the oracle says why).
+        oracle::run(kafka, registry, options, "").await?;
+    }
+    let mut report = verify_by_kappa(kafka, registry, options).await?;
+    if let Some(schema) = &options.oracle {
+        report.oracle = Some(oracle::run(kafka, registry, options, schema).await?);
+    }
+    Ok(report)
+}
+
+/// Compares the source table with the rebuilt table on kappa's values.
+async fn verify_by_kappa(
     kafka: &KafkaConfig,
     registry: &Registry,
     options: &VerifyOptions,
@@ -235,6 +269,7 @@ async fn compare<S: OrderedSource>(
                     skip_invalid: options.skip_invalid,
                     parallelism: 0,
                     require_exact: false,
+                    password: None,
                 },
             )
             .await?;
@@ -271,6 +306,10 @@ async fn compare<S: OrderedSource>(
             let rows = rebuilt::stream_table(rebuilt_table, table.clone());
             merge::merge(&mut source, rows, KEPT).await?
         }
+        Target::Mysql { table, .. } => bail!(
+            "--rebuilt: verify reads a rebuilt SQLite file or PostgreSQL table, not the MySQL table {table}; \
+             leave --rebuilt out (verify rebuilds the topic itself) and add --oracle sql to compare in the source server"
+        ),
     };
     let mut report = VerifyReport {
         table: options.table.to_string(),
@@ -376,76 +415,4 @@ fn describe(table: &TableSchema, candidate: &Candidate) -> Difference {
         key: key_text(table, &candidate.key),
         columns,
     }
-}
-
-/// Prints the report for a person.
-pub fn print_report(report: &VerifyReport, topic: &str) {
-    println!("verify {} against topic {topic}", report.table);
-    if let Some(c) = &report.connector {
-        println!(
-            "connector: source snapshot at {}, {} {} ({}, waited {:.1}s)",
-            c.snapshot,
-            c.confirmed_by,
-            c.confirmed.as_deref().unwrap_or("nothing"),
-            if c.caught_up {
-                "caught up"
-            } else if c.idle {
-                "idle: nothing pending"
-            } else {
-                "LAGGING"
-            },
-            c.waited_seconds
-        );
-    }
-    if report.masked {
-        println!(
-            "source rows masked as the connector masks them (exclude, hash, constant columns)"
-        );
-    }
-    println!(
-        "source rows: {}  rebuilt rows: {}  missing: {}  extra: {}  different: {}",
-        report.source_rows, report.rebuilt_rows, report.missing, report.extra, report.different
-    );
-    if report.lag > 0 || report.in_flight > 0 {
-        println!(
-            "not judged: lag: {}  in flight: {} (changed after the snapshot)",
-            report.lag, report.in_flight
-        );
-    }
-    if !report.first_differences.is_empty() {
-        println!("first differences:");
-        for d in &report.first_differences {
-            println!("  {:<9} {}", d.kind, d.key);
-            for c in &d.columns {
-                println!(
-                    "            {}: source {} / rebuilt {}",
-                    c.column, c.source, c.rebuilt
-                );
-            }
-        }
-    }
-    if !report.ranges.is_empty() {
-        println!("key ranges with differences ({}):", report.differing_ranges);
-        for r in report.ranges.iter().take(5) {
-            println!(
-                "  {} … {} ({} source rows, {} rebuilt rows)",
-                r.first_key, r.last_key, r.source_rows, r.rebuilt_rows
-            );
-        }
-    }
-    if report.differences() > 0 {
-        println!("verdict: DIFFERENT, {} differences", report.differences());
-    } else if report.lag > 0 {
-        println!(
-            "verdict: LAGGING, {} keys differ while the connector has not confirmed the snapshot point",
-            report.lag
-        );
-    } else {
-        println!("verdict: OK, 0 differences");
-    }
-}
-
-/// Exit code: 0 equal, 1 different or not provably equal (lag).
-pub fn exit_code(report: &VerifyReport) -> u8 {
-    u8::from(report.differences() > 0 || report.lag > 0)
 }

@@ -113,11 +113,16 @@ async fn verify_while_streaming_reports_lag_instead_of_differences() {
     assert!(all.contains("lag: 5"), "{all}");
     assert!(all.contains("verdict: LAGGING, 5 keys"), "{all}");
     // Without the wait the connector is taken as stopped: the same changes
-    // are differences.
-    let output = verify(&p, &table, &[]).await;
+    // are differences, to verify and to the SQL oracle (each changed row
+    // once each way).
+    let output = verify(&p, &table, &["--oracle", "sql"]).await;
     let all = text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(all.contains("verdict: DIFFERENT, 5 differences"), "{all}");
+    assert!(
+        all.contains("oracle (sql, in the source server): 5 rows only in the source, 5 rows only in the rebuilt table"),
+        "{all}"
+    );
 
     // Restarted, the connector delivers them. Then the binlog rotates with
     // nothing committed since: the stored position is in the old file, the

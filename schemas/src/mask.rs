@@ -56,6 +56,11 @@ impl Masking {
         self.rules.is_empty()
     }
 
+    /// One table's rules and the salt, for verify's SQL oracle (which masks in SQL).
+    pub fn rules(&self, table: &TableName) -> Option<(&[(String, ColumnRule)], &str)> {
+        (self.rules.get(table)).map(|rules| (rules.as_slice(), self.salt.as_str()))
+    }
+
     /// Masks one change. Tables without rules pass through untouched.
     pub fn apply(&mut self, change: Change) -> Result<Change, SchemaError> {
         let table = change.table().clone();

@@ -9,6 +9,8 @@
 //! is built under a scratch name and swapped in, with the old one dropped, in
 //! one transaction at the end, so a reader sees the old table or the new one.
 
+pub use super::shape::TargetShape;
+use super::shape::{self, TypeMapping};
 use anyhow::{bail, Context};
 use kappa_schemas::{AvroSchema, TableName, Value};
 use kappa_sink::pg_text::copy_field;
@@ -37,21 +39,6 @@ pub fn parse_url(into: &str) -> anyhow::Result<(String, TableName)> {
         format!("{base}?{}", rest.join("&"))
     };
     Ok((url, table))
-}
-
-/// One column of the target table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetColumn {
-    pub name: String,
-    pub sql_type: String,
-}
-
-/// The target table's shape: columns in value-schema field order, and the
-/// positions of the key columns in key order.
-#[derive(Debug, Clone)]
-pub struct TargetShape {
-    pub columns: Vec<TargetColumn>,
-    pub key: Vec<usize>,
 }
 
 /// PostgreSQL type names the reader writes into `kappa.source_type`, and
@@ -133,19 +120,7 @@ fn known_source_type(source_type: &str) -> Option<String> {
 
 /// The SQL type for an Avro field type when the source type is unknown.
 fn avro_sql_type(schema: &AvroSchema) -> anyhow::Result<String> {
-    Ok(match schema {
-        AvroSchema::Union(union) => {
-            // ["null", T] or, for a decimal with its special values,
-            // ["null", decimal, "string"]: the first non-null branch decides.
-            match union
-                .variants()
-                .iter()
-                .find(|v| !matches!(v, AvroSchema::Null))
-            {
-                Some(first) => return avro_sql_type(first),
-                None => bail!("union {schema:?} has no non-null type"),
-            }
-        }
+    Ok(match shape::first_non_null(schema)? {
         AvroSchema::Boolean => "boolean".into(),
         AvroSchema::Int => "integer".into(),
         AvroSchema::Long => "bigint".into(),
@@ -165,49 +140,14 @@ fn avro_sql_type(schema: &AvroSchema) -> anyhow::Result<String> {
 
 /// Derives the target shape from the latest value and key schemas.
 pub fn shape(value: &AvroSchema, key: &AvroSchema) -> anyhow::Result<TargetShape> {
-    let (AvroSchema::Record(value), AvroSchema::Record(key)) = (value, key) else {
-        bail!("the topic's value and key schemas must be Avro records");
-    };
-    let text_attribute = |field: &apache_avro::schema::RecordField, name: &str| {
-        field
-            .custom_attributes
-            .get(name)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    let mut columns = Vec::with_capacity(value.fields.len());
-    for field in &value.fields {
-        let sql_type = match text_attribute(field, "kappa.source_type")
-            .as_deref()
-            .and_then(known_source_type)
-        {
-            Some(t) => t,
-            None => avro_sql_type(&field.schema)
-                .with_context(|| format!("value field {}", field.name))?,
-        };
-        columns.push(TargetColumn {
-            name: text_attribute(field, "kappa.column").unwrap_or_else(|| field.name.clone()),
-            sql_type,
-        });
-    }
-    let mut key_positions = Vec::with_capacity(key.fields.len());
-    for field in &key.fields {
-        let position = value
-            .fields
-            .iter()
-            .position(|f| f.name == field.name)
-            .with_context(|| {
-                format!(
-                    "key field {} is not a field of the value schema",
-                    field.name
-                )
-            })?;
-        key_positions.push(position);
-    }
-    Ok(TargetShape {
-        columns,
-        key: key_positions,
-    })
+    shape::derive(
+        value,
+        key,
+        &TypeMapping {
+            known_source_type,
+            avro_sql_type,
+        },
+    )
 }
 
 /// A batch reduced to the newest record per key and laid out as `COPY`
@@ -273,8 +213,10 @@ pub struct PgTableBuilder {
     pub tombstones: u64,
 }
 
+/// `<target><suffix>`, cut so that its key index `<name>_pkey` still fits
+/// PostgreSQL's 63 bytes: the swap renames that index by its full name.
 fn scratch_name(target: &TableName, suffix: &str) -> TableName {
-    let room = 63 - suffix.len();
+    let room = 63 - suffix.len() - "_pkey".len();
     let mut base: String = target.table.clone();
     while base.len() > room {
         base.pop();
@@ -429,6 +371,14 @@ mod tests {
         let (url, _) = parse_url("postgres://u@h/db?sslmode=disable&table=s.t").unwrap();
         assert_eq!(url, "postgres://u@h/db?sslmode=disable");
         assert!(parse_url("postgres://u@h/db").is_err());
+    }
+
+    #[test]
+    fn a_long_target_name_leaves_room_for_the_key_index_name() {
+        let target = TableName::new("s", "t".repeat(63));
+        let scratch = scratch_name(&target, "__kappa_rebuild");
+        assert!(scratch.table.ends_with("__kappa_rebuild"));
+        assert_eq!(format!("{}_pkey", scratch.table).len(), 63);
     }
 
     #[test]

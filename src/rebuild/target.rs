@@ -1,7 +1,7 @@
 //! Where a rebuild writes, and where it stops: the `--into`, `--as-of` and
 //! `--until-offsets` arguments.
 
-use super::pg_target;
+use super::{mysql_target, pg_target};
 use anyhow::{bail, Context};
 use kappa_schemas::TableName;
 use kappa_sink::replay::Bound;
@@ -12,7 +12,25 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub enum Target {
     Sqlite(PathBuf),
-    Postgres { url: String, table: TableName },
+    Postgres {
+        url: String,
+        table: TableName,
+    },
+    /// A MySQL/MariaDB table, `table.schema` being its database.
+    Mysql {
+        url: String,
+        table: TableName,
+    },
+}
+
+/// A password for the target's server, kept out of `Debug` output.
+#[derive(Clone)]
+pub struct TargetPassword(pub String);
+
+impl std::fmt::Debug for TargetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TargetPassword(***)")
+    }
 }
 
 impl std::fmt::Display for Target {
@@ -20,12 +38,18 @@ impl std::fmt::Display for Target {
         match self {
             Target::Sqlite(path) => write!(f, "{}", path.display()),
             Target::Postgres { table, .. } => write!(f, "PostgreSQL table {table}"),
+            Target::Mysql { table, .. } => write!(f, "MySQL table {table}"),
         }
     }
 }
 
-/// `sqlite:PATH` or `postgres://…/db?table=schema.table`.
+/// `sqlite:PATH`, `postgres://…/db?table=schema.table` or
+/// `mysql://…/db?table=table`.
 pub fn parse_target(into: &str) -> anyhow::Result<Target> {
+    if into.starts_with("mysql://") {
+        let (url, table) = mysql_target::parse_url(into)?;
+        return Ok(Target::Mysql { url, table });
+    }
     if into.starts_with("postgres://") || into.starts_with("postgresql://") {
         let (url, table) = pg_target::parse_url(into)?;
         return Ok(Target::Postgres { url, table });
@@ -39,7 +63,7 @@ fn sqlite_target(into: &str) -> anyhow::Result<PathBuf> {
         Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
         _ => bail!(
             "--into {into:?}: expected sqlite:PATH (e.g. sqlite:/tmp/orders.sqlite) or \
-             postgres://user@host/db?table=schema.table"
+             postgres://user@host/db?table=schema.table or mysql://user@host:3306/db?table=table"
         ),
     }
 }

@@ -1,8 +1,8 @@
 //! The table writer: one task applying the workers' batches to the target,
-//! SQLite on a blocking thread, PostgreSQL on the runtime.
+//! SQLite on a blocking thread, PostgreSQL and MySQL on the runtime.
 
 use super::decoding::Applied;
-use super::{pg_target, RebuildOptions, Target};
+use super::{mysql_target, pg_target, RebuildOptions, Target};
 use anyhow::Context;
 use kappa_schemas::Registry;
 use kappa_sink::resolve::{latest_schema, DecodedRecord, StoredSchema};
@@ -11,11 +11,14 @@ use tokio::sync::mpsc;
 
 /// Records per PostgreSQL transaction.
 const PG_BATCH: usize = 20_000;
+/// Records per MySQL transaction.
+const MYSQL_BATCH: usize = 5_000;
 
 /// What the writer task ends with.
 pub enum Written {
     Sqlite(TableBuilder),
     Postgres(pg_target::PgTableBuilder),
+    Mysql(mysql_target::MysqlTableBuilder),
 }
 
 pub async fn start_writer(
@@ -47,7 +50,10 @@ pub async fn start_writer(
                 .await
                 .map_err(anyhow::Error::msg)?;
             let shape = pg_target::shape(&reader.schema, &key.schema)?;
-            let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok();
+            let password = match &options.password {
+                Some(p) => Some(p.0.clone()),
+                None => std::env::var("KAPPA_POSTGRES_PASSWORD").ok(),
+            };
             let client = kappa_source::postgres::connect(url, password.as_deref()).await?;
             let mut builder =
                 pg_target::PgTableBuilder::create(client, table.clone(), shape.clone()).await?;
@@ -89,6 +95,33 @@ pub async fn start_writer(
                     anyhow::bail!("the PostgreSQL applier stopped");
                 }
                 Ok(Written::Postgres(builder))
+            })
+        }
+        Target::Mysql { url, table } => {
+            let key = latest_schema(registry, &format!("{}-key", options.topic))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let shape = mysql_target::shape(&reader.schema, &key.schema)?;
+            let password = match &options.password {
+                Some(p) => Some(p.0.clone()),
+                None => std::env::var("KAPPA_MYSQL_PASSWORD").ok(),
+            };
+            let conn = mysql_target::connect(url, password.as_deref()).await?;
+            let mut builder =
+                mysql_target::MysqlTableBuilder::create(conn, table.clone(), shape).await?;
+            tokio::spawn(async move {
+                let mut pending: Vec<DecodedRecord> = Vec::with_capacity(MYSQL_BATCH);
+                while let Some(batch) = rx.recv().await {
+                    pending.extend(batch.into_iter().map(|a| a.record));
+                    if pending.len() >= MYSQL_BATCH {
+                        builder.apply(&pending).await?;
+                        pending.clear();
+                    }
+                }
+                if !pending.is_empty() {
+                    builder.apply(&pending).await?;
+                }
+                Ok(Written::Mysql(builder))
             })
         }
     })

@@ -298,9 +298,26 @@ url = "{registry}"
         (path, output)
     }
 
-    /// Asserts verify reports zero differences for `expected_rows` rows.
+    /// Asserts verify reports zero differences for `expected_rows` rows,
+    /// and so does the SQL oracle (`--oracle sql`: the source server's own
+    /// `EXCEPT ALL` both ways). Every caller verifies a stopped or caught-up,
+    /// idle connector, which the oracle needs.
     pub fn assert_verified(&self, expected_rows: i64) {
-        let output = self.verify();
+        let output = kappa(&[
+            "verify",
+            "--topic",
+            &self.topic,
+            "--source",
+            &pg_url(),
+            "--table",
+            &self.table,
+            "--brokers",
+            &brokers(),
+            "--registry",
+            &registry_url(),
+            "--oracle",
+            "sql",
+        ]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -316,6 +333,7 @@ url = "{registry}"
             )),
             "expected {expected_rows} rows on both sides:\n{stdout}"
         );
+        assert_oracle_agrees(&stdout, expected_rows as u64);
     }
 
     pub async fn count(&self) -> i64 {
@@ -476,6 +494,17 @@ pub fn verify_with_config(config: &Path, table: &str, extra: &[&str]) -> Output 
     ];
     args.extend_from_slice(extra);
     kappa(&args)
+}
+
+/// Asserts verify's output carries the SQL oracle's line with no row only
+/// in the source, none only in the rebuilt table, and `rows` on each side.
+pub fn assert_oracle_agrees(stdout: &str, rows: u64) {
+    assert!(
+        stdout.contains(&format!(
+            "oracle (sql, in the source server): 0 rows only in the source, 0 rows only in the rebuilt table ({rows} source rows, {rows} rebuilt rows)"
+        )),
+        "the SQL oracle did not agree on {rows} rows:\n{stdout}"
+    );
 }
 
 /// Runs the kappa binary to completion.

@@ -226,9 +226,26 @@ url = "{registry}"
         ])
     }
 
-    /// Asserts verify reports zero differences for `expected_rows` rows.
+    /// Asserts verify reports zero differences for `expected_rows` rows,
+    /// and so does the SQL oracle (`--oracle sql`: the server's own `EXCEPT
+    /// ALL` both ways). Every caller verifies a stopped or caught-up, idle
+    /// connector, which the oracle needs.
     pub fn assert_verified(&self, table: &str, expected_rows: u64) {
-        let output = self.verify(table);
+        let output = kappa(&[
+            "verify",
+            "--topic",
+            &self.topic(table),
+            "--source",
+            &mysql_url(),
+            "--table",
+            table,
+            "--brokers",
+            &brokers(),
+            "--registry",
+            &registry_url(),
+            "--oracle",
+            "sql",
+        ]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -244,6 +261,7 @@ url = "{registry}"
             )),
             "expected {expected_rows} rows on both sides:\n{stdout}"
         );
+        super::assert_oracle_agrees(&stdout, expected_rows);
     }
 
     pub async fn count(&mut self, table: &str) -> u64 {

@@ -13,6 +13,7 @@ pub mod charset;
 pub mod ddl;
 pub mod events;
 pub mod kind;
+pub mod metadata;
 pub mod resnapshot;
 pub mod rows;
 pub mod snapshot;

@@ -251,6 +251,7 @@ impl Column {
     /// The value as `mysql_common` parses it from the column's TABLE_MAP
     /// type, metadata and signedness alone.
     fn binlog_value<'a>(&'a self, buf: &mut ParseBuf<'a>) -> io::Result<BinlogValue<'a>> {
+        super::metadata::check(self.ty, &self.metadata)?;
         buf.parse((self.ty, self.metadata.as_slice(), self.unsigned, false))
     }
 }

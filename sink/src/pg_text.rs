@@ -3,12 +3,11 @@
 //! of the reader's text parser under the same pinned session settings (ISO
 //! dates, UTC, hex bytea), so a value survives source → topic → target exactly.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use kappa_schemas::value::decimal_text;
 use kappa_schemas::Value;
 use std::fmt::Write;
 
-const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The text PostgreSQL parses back into `value`; `None` for NULL.
 pub fn literal(value: &Value) -> Option<String> {
@@ -30,11 +29,7 @@ pub fn literal(value: &Value) -> Option<String> {
         }
         Value::Date(i32::MAX) => "infinity".into(),
         Value::Date(i32::MIN) => "-infinity".into(),
-        Value::Date(days) => days
-            .checked_add(UNIX_EPOCH_DAYS_FROM_CE)
-            .and_then(NaiveDate::from_num_days_from_ce_opt)
-            .map(|d| date_text(&d, ""))
-            .unwrap_or_else(|| format!("date out of range ({days} days)")),
+        Value::Date(days) => date_text(civil_from_days(i64::from(*days)), ""),
         Value::Time(micros) => format!(
             "{:02}:{:02}:{:02}.{:06}",
             micros / 3_600_000_000,
@@ -66,25 +61,44 @@ fn float_text(v: f64, shortest: String) -> String {
 
 /// `YYYY-MM-DD<time>`, with PostgreSQL's ` BC` suffix for years before 1
 /// (proleptic year 0 is 1 BC) and no sign for years past 9999.
-fn date_text(date: &NaiveDate, time: &str) -> String {
-    let year = date.year();
+fn date_text((year, month, day): (i64, u32, u32), time: &str) -> String {
     let (year, era) = if year <= 0 {
         (1 - year, " BC")
     } else {
         (year, "")
     };
-    format!("{year:04}-{:02}-{:02}{time}{era}", date.month(), date.day())
+    format!("{year:04}-{month:02}-{day:02}{time}{era}")
 }
 
+/// Every finite value: PostgreSQL's range (dates to 5874897 AD) is wider
+/// than chrono's (262143 AD), so the calendar arithmetic is done here.
 fn timestamp(micros: i64, zone: &str) -> String {
-    match DateTime::from_timestamp_micros(micros) {
-        Some(t) => {
-            let t: NaiveDateTime = t.naive_utc();
-            let time = format!("{}{zone}", t.format(" %H:%M:%S%.6f"));
-            date_text(&t.date(), &time)
-        }
-        None => format!("timestamp out of range ({micros} µs)"),
-    }
+    let days = micros.div_euclid(MICROS_PER_DAY);
+    let of_day = micros.rem_euclid(MICROS_PER_DAY);
+    let time = format!(
+        " {:02}:{:02}:{:02}.{:06}{zone}",
+        of_day / 3_600_000_000,
+        of_day / 60_000_000 % 60,
+        of_day / 1_000_000 % 60,
+        of_day % 1_000_000
+    );
+    date_text(civil_from_days(days), &time)
+}
+
+/// The proleptic Gregorian (year, month, day) `days` after 1970-01-01, for
+/// any `days` of an `i32` or a timestamp (Howard Hinnant's
+/// `civil_from_days`; no overflow below ±2^60 days).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
 }
 
 /// Appends `value` as one field of a `COPY … FROM STDIN` text-format line.
@@ -132,6 +146,18 @@ mod tests {
         assert_eq!(literal(&Value::Date(i32::MAX)).unwrap(), "infinity");
         assert_eq!(literal(&Value::Date(-735_160)).unwrap(), "0044-03-15 BC");
         assert_eq!(literal(&Value::Date(2_932_897)).unwrap(), "10000-01-01");
+        // Past chrono's range (262143 AD), within PostgreSQL's: these were
+        // "date out of range" (found by sink/tests/prop_pg_text.rs).
+        assert_eq!(literal(&Value::Date(95_026_237)).unwrap(), "262143-01-01");
+        assert_eq!(
+            literal(&Value::Date(2_145_042_905)).unwrap(),
+            "5874897-12-31"
+        );
+        assert_eq!(literal(&Value::Date(-2_440_588)).unwrap(), "4714-11-24 BC");
+        assert_eq!(
+            literal(&Value::Timestamp(i64::MAX - 1)).unwrap(),
+            "294247-01-10 04:00:54.775806"
+        );
         assert_eq!(
             literal(&Value::TimestampTz(-62_135_596_800_000_001)).unwrap(),
             "0001-12-31 23:59:59.999999+00 BC"

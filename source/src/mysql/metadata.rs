@@ -39,17 +39,24 @@ pub fn needed(ty: ColumnType, metadata: &[u8]) -> usize {
     }
 }
 
-/// An error when `metadata` is too short for a column of type `ty`.
+/// An error when `metadata` is too short for a column of type `ty`, or
+/// says what the decoder cannot take: a NEWDECIMAL whose scale exceeds its
+/// precision (`decimal_bin_size` subtracts them unchecked).
 pub fn check(ty: ColumnType, metadata: &[u8]) -> io::Result<()> {
     let need = needed(ty, metadata);
+    let bad = |reason: String| Err(io::Error::new(io::ErrorKind::InvalidData, reason));
     if metadata.len() < need {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "TABLE_MAP has {} bytes of metadata for a {ty:?} column, which needs {need}",
-                metadata.len()
-            ),
+        return bad(format!(
+            "TABLE_MAP has {} bytes of metadata for a {ty:?} column, which needs {need}",
+            metadata.len()
         ));
+    }
+    if let (ColumnType::MYSQL_TYPE_NEWDECIMAL, [precision, scale, ..]) = (ty, metadata) {
+        if scale > precision {
+            return bad(format!(
+                "TABLE_MAP gives a DECIMAL column precision {precision} and scale {scale}"
+            ));
+        }
     }
     Ok(())
 }
@@ -69,7 +76,7 @@ mod tests {
         ] {
             assert!(check(ty, &[]).is_err());
             assert!(check(ty, &[1]).is_err());
-            assert!(check(ty, &[1, 2]).is_ok());
+            assert!(check(ty, &[2, 1]).is_ok());
         }
         assert!(check(MYSQL_TYPE_BLOB, &[]).is_err());
         assert!(check(MYSQL_TYPE_BLOB, &[2]).is_ok());
@@ -78,6 +85,9 @@ mod tests {
         // A typed array of VARCHAR reads two bytes of the same metadata.
         assert!(check(MYSQL_TYPE_TYPED_ARRAY, &[15]).is_err());
         assert!(check(MYSQL_TYPE_TYPED_ARRAY, &[15, 0]).is_ok());
+        // DECIMAL(precision, scale): the fuzzer's DECIMAL(0, 4).
+        assert!(check(MYSQL_TYPE_NEWDECIMAL, &[0, 4]).is_err());
+        assert!(check(MYSQL_TYPE_NEWDECIMAL, &[65, 30]).is_ok());
     }
 
     /// The fuzzer's case: a VAR_STRING column, which the TABLE_MAP gives no

@@ -11,9 +11,9 @@
 pub mod catalog;
 pub mod charset;
 pub mod ddl;
+pub mod decoder_guard;
 pub mod events;
 pub mod kind;
-pub mod metadata;
 pub mod resnapshot;
 pub mod rows;
 pub mod snapshot;

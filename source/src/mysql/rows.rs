@@ -251,7 +251,7 @@ impl Column {
     /// The value as `mysql_common` parses it from the column's TABLE_MAP
     /// type, metadata and signedness alone.
     fn binlog_value<'a>(&'a self, buf: &mut ParseBuf<'a>) -> io::Result<BinlogValue<'a>> {
-        super::metadata::check(self.ty, &self.metadata)?;
+        super::decoder_guard::check(self.ty, &self.metadata, buf.0)?;
         buf.parse((self.ty, self.metadata.as_slice(), self.unsigned, false))
     }
 }
@@ -446,6 +446,12 @@ fn decode_fast(
         },
         Fast::DateTime2 { fsp } => {
             let int_part = be(take(buf, 5)?) as i64 - 0x80_0000_0000;
+            if int_part < 0 {
+                // A DATETIME is never negative (and `<< 24` would overflow).
+                return Err(
+                    io::Error::new(io::ErrorKind::InvalidData, "negative DATETIME2").into(),
+                );
+            }
             let mut packed = (int_part << 24) + frac(buf, fsp)?;
             if packed < 0 {
                 packed = -packed;

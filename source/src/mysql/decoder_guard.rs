@@ -5,9 +5,10 @@
 //! shorter than its column types say — or unreadable, which
 //! `TableMapEvent::get_column_metadata` reports as `None` and the row plan
 //! keeps as empty — panicked there; it subtracts a DECIMAL's scale from its
-//! precision unchecked; and it multiplies a DECIMAL's last digit group
-//! unchecked, so digits out of range overflowed. Found by the `binlog_rows`
-//! fuzz target.
+//! precision unchecked; it multiplies a DECIMAL's last digit group
+//! unchecked, so digits out of range overflowed; and it shifts a negative
+//! DATETIME2 (which MySQL never writes) into an overflow. Found by the
+//! `binlog_rows` fuzz target.
 
 use mysql_async::consts::ColumnType;
 use std::io;
@@ -59,6 +60,13 @@ pub fn check(ty: ColumnType, metadata: &[u8], rest: &[u8]) -> io::Result<()> {
             "TABLE_MAP has {} bytes of metadata for a {ty:?} column, which needs {need}",
             metadata.len()
         ));
+    }
+    // A DATETIME is never negative; below the 0x80_0000_0000 bias,
+    // `my_packed_time_make` overflows shifting and adding the fraction.
+    if let (ColumnType::MYSQL_TYPE_DATETIME2, Some(int)) = (ty, rest.get(..5)) {
+        if int[0] & 0x80 == 0 {
+            return bad("a DATETIME2 value is negative".into());
+        }
     }
     if let (ColumnType::MYSQL_TYPE_NEWDECIMAL, [precision, scale, ..]) = (ty, metadata) {
         if scale > precision {
@@ -241,6 +249,17 @@ mod tests {
         use crate::mysql::kind::MysqlKind;
         let decoded = decode_one(18, &[0], MysqlKind::DateTime, &[0, 0, 0, 0, 0, 0]);
         assert!(decoded.is_err(), "{decoded:?}");
+        // The same through mysql_common (a column the catalog calls a
+        // TIMESTAMP: no fast decoder), with a negative fraction.
+        let decoded = decode_one(18, &[2], MysqlKind::Timestamp, &[0, 0, 0, 0, 0, 0, 0xFF]);
+        assert!(decoded.is_err(), "{decoded:?}");
+        // 2024-01-02 03:04:05 still decodes on both.
+        let bytes = [0, 0x99, 0xB2, 0x44, 0x31, 0x05];
+        let fast = decode_one(18, &[0], MysqlKind::DateTime, &bytes).unwrap();
+        assert_eq!(
+            fast,
+            vec![kappa_schemas::Value::Timestamp(1_704_164_645_000_000)]
+        );
     }
 
     /// Values the conversion multiplied past an i64 (the fuzz targets'

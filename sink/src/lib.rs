@@ -2,6 +2,7 @@
 //! fills them, the bounded replay that reads them back, the key/value table a
 //! replay materializes into, and the connector's offsets record.
 
+pub mod avro_decimal;
 pub mod datum;
 pub mod error;
 pub mod kafka;

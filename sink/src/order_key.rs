@@ -81,19 +81,32 @@ fn float(v: f64, out: &mut Vec<u8>) {
 }
 
 /// A column's decimals share one scale, so the unscaled integers order the
-/// values: sign, then length, then magnitude (both inverted when negative).
+/// values: sign, then length, then magnitude (all inverted when negative).
+/// A length below 255 bytes is one byte; a longer magnitude (more than 612
+/// digits: PostgreSQL's numeric holds up to 147,455) is 255 and then its
+/// length in two bytes, so it sorts after every shorter one.
 fn decimal(unscaled: &num_bigint::BigInt, out: &mut Vec<u8>) {
     out.push(tag::DECIMAL);
     let (sign, magnitude) = unscaled.to_bytes_be();
-    let length = u8::try_from(magnitude.len()).unwrap_or(u8::MAX);
+    let mut length = Vec::with_capacity(3);
+    match u8::try_from(magnitude.len()) {
+        Ok(n) if n < u8::MAX => length.push(n),
+        _ => {
+            length.push(u8::MAX);
+            let n = u16::try_from(magnitude.len()).unwrap_or(u16::MAX);
+            length.extend_from_slice(&n.to_be_bytes());
+        }
+    }
     match sign {
         Sign::NoSign => out.push(1),
         Sign::Plus => {
-            out.extend([2, length]);
+            out.push(2);
+            out.extend_from_slice(&length);
             out.extend_from_slice(&magnitude);
         }
         Sign::Minus => {
-            out.extend([0, !length]);
+            out.push(0);
+            out.extend(length.iter().map(|b| !b));
             out.extend(magnitude.iter().map(|b| !b));
         }
     }
@@ -169,6 +182,29 @@ mod tests {
                     }]
                 })
                 .collect(),
+        );
+    }
+
+    /// Magnitudes of 255 bytes and more (613+ digits) used to share the
+    /// length byte 255 and sort by their leading bytes alone: 2^2400 (301
+    /// bytes, leading 0x01) sorted before 255·2^2048 (257 bytes, leading 0xFF).
+    #[test]
+    fn long_decimals_sort_by_value() {
+        let shifted = |v: u32, bits: usize| num_bigint::BigInt::from(v) << bits;
+        check_order(
+            [
+                -shifted(1, 2400),
+                -shifted(255, 2048),
+                -shifted(1, 2032),
+                -shifted(255, 1000),
+                shifted(255, 1000),
+                shifted(1, 2032),
+                shifted(255, 2048),
+                shifted(1, 2400),
+            ]
+            .into_iter()
+            .map(|unscaled| vec![Value::Decimal { unscaled, scale: 0 }])
+            .collect(),
         );
     }
 

@@ -97,6 +97,8 @@ fn date_text(days: i64, time: &str) -> String {
     format!("{year:04}-{month:02}-{day:02}{time}{era}")
 }
 
+/// Every finite value: PostgreSQL's range (dates to 5874897 AD) is wider
+/// than chrono's (262143 AD), so the calendar arithmetic is done here.
 fn timestamp(micros: i64, zone: &str) -> String {
     let (days, of_day) = (
         micros.div_euclid(MICROS_PER_DAY),
@@ -175,6 +177,18 @@ mod tests {
         assert_eq!(literal(&Value::Date(i32::MAX)).unwrap(), "infinity");
         assert_eq!(literal(&Value::Date(-735_160)).unwrap(), "0044-03-15 BC");
         assert_eq!(literal(&Value::Date(2_932_897)).unwrap(), "10000-01-01");
+        // Past chrono's range (262143 AD), within PostgreSQL's: these were
+        // "date out of range" (found by sink/tests/prop_pg_text.rs).
+        assert_eq!(literal(&Value::Date(95_026_237)).unwrap(), "262143-01-01");
+        assert_eq!(
+            literal(&Value::Date(2_145_042_905)).unwrap(),
+            "5874897-12-31"
+        );
+        assert_eq!(literal(&Value::Date(-2_440_588)).unwrap(), "4714-11-24 BC");
+        assert_eq!(
+            literal(&Value::Timestamp(i64::MAX - 1)).unwrap(),
+            "294247-01-10 04:00:54.775806"
+        );
         assert_eq!(
             literal(&Value::TimestampTz(-62_135_596_800_000_001)).unwrap(),
             "0001-12-31 23:59:59.999999+00 BC"

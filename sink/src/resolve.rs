@@ -244,7 +244,7 @@ fn decode_checked(
     match reader {
         None => decode_record(writer, datum, writer_id).map_err(|e| e.to_string()),
         Some(reader) => {
-            let resolved = value
+            let resolved = crate::avro_decimal::widen_for(value, reader)
                 .resolve(reader)
                 .map_err(|e| format!("resolving to the latest schema: {e}"))?;
             let reencoded =

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod charset;
 pub mod ddl;
+pub mod decoder_guard;
 pub mod events;
 pub mod kind;
 pub mod resnapshot;

@@ -231,6 +231,7 @@ impl Column {
             let decoded = temporal.decode(bytes).map_err(invalid)?;
             return Ok(BinlogValue::Value(decoded.to_mysql()));
         }
+        super::decoder_guard::check(self.ty, &self.metadata, buf.0)?;
         buf.parse((self.ty, self.metadata.as_slice(), self.unsigned, false))
     }
 }

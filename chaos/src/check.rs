@@ -12,8 +12,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// How long kappa may take to deliver the backlog after the last fault.
-const CATCH_UP: Duration = Duration::from_secs(300);
+/// How long kappa may take to deliver the backlog after the last fault
+/// (`KAPPA_CHAOS_CATCH_UP_SECS` overrides).
+fn catch_up() -> Duration {
+    let secs = std::env::var("KAPPA_CHAOS_CATCH_UP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
 
 /// Commits a marker transaction (a row inserted and deleted again in the
 /// key-only table) and waits until kappa has acknowledged it: every commit
@@ -58,7 +65,7 @@ pub async fn wait_caught_up(
     events.log(&format!(
         "waiting until kappa has delivered everything up to {target:?}"
     ));
-    let deadline = Instant::now() + CATCH_UP;
+    let deadline = Instant::now() + catch_up();
     let kafka = kappa_sink::KafkaConfig::new(args.brokers.clone());
     loop {
         crate::supervise(kappa, events).await?;
@@ -79,13 +86,32 @@ pub async fn wait_caught_up(
             return Ok(());
         }
         if Instant::now() > deadline {
+            if let Some(pid) = kappa.pid() {
+                stack_dump(pid, kappa.dir());
+            }
             bail!(
                 "kappa did not deliver up to {target:?} within {} s of the workload's end; last log lines:\n{}",
-                CATCH_UP.as_secs(),
+                catch_up().as_secs(),
                 kappa.log_tail(30)
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every thread's stack of a stuck kappa, into `dir/kappa-stack.txt` (when gdb is installed).
+fn stack_dump(pid: u32, dir: &Path) {
+    if let Ok(out) = Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output()
+    {
+        let _ = std::fs::write(dir.join("kappa-stack.txt"), out.stdout);
     }
 }
 

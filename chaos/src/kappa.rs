@@ -29,6 +29,10 @@ impl Kappa {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn log_path(&self, n: u32) -> PathBuf {
         self.dir.join(format!("kappa-run-{n}.log"))
     }
@@ -40,7 +44,10 @@ impl Kappa {
         let child = Command::new(&self.binary)
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("KAPPA_LOG", "info,kappa=debug")
+            .env(
+                "KAPPA_LOG",
+                std::env::var("KAPPA_CHAOS_LOG").unwrap_or_else(|_| "info,kappa=debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

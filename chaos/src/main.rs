@@ -85,6 +85,9 @@ struct Args {
     /// Extra arguments for every `kappa verify` (e.g. `--oracle sql`).
     #[arg(long, allow_hyphen_values = true)]
     verify_arg: Vec<String>,
+    /// Extra `[kafka.properties]` of the run's config, `KEY=VALUE` (e.g. `debug=eos,msg`).
+    #[arg(long)]
+    kafka_property: Vec<String>,
     /// Keep the tables, slot and topics of a passing run too.
     #[arg(long)]
     keep: bool,
@@ -366,13 +369,19 @@ offsets_topic = "kappa-chaos-offsets"
 
 [kafka.properties]
 "message.timeout.ms" = "{timeout}"
-
+{extra}
 [schema_registry]
 url = "{registry}"
 "#,
         brokers = args.brokers,
         registry = args.registry,
         timeout = args.message_timeout_ms,
+        extra = args
+            .kafka_property
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| format!("{k:?} = {v:?}\n"))
+            .collect::<String>(),
     )
 }
 

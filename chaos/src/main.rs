@@ -246,7 +246,16 @@ async fn run(args: Args) -> Result<bool> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::Relaxed);
-    let (mut workload, counts) = writer.await.context("writer task")?;
+    // A writer that cannot finish its transaction is itself a finding: e.g.
+    // a TRUNCATE waiting for the lock of a snapshot that kappa stopped reading.
+    let Ok(joined) = tokio::time::timeout(Duration::from_secs(120), writer).await else {
+        bail!(
+            "the writer's last transaction did not finish within 120 s of the workload's end (a lock held by a \
+             stuck kappa snapshot?); last kappa log lines:\n{}",
+            kappa.log_tail(20)
+        );
+    };
+    let (mut workload, counts) = joined.context("writer task")?;
     let counts = counts.context("writer")?;
     events.log(&format!(
         "writer stopped: {} transactions ({} large, {} key changes, {} truncates), {} row changes, {} failed by faults",

@@ -119,20 +119,41 @@ impl Events {
 async fn main() {
     let args = Args::parse();
     let (seed, database, duration) = (args.seed, args.database.clone(), args.duration);
-    match run(args).await {
+    let summary = args.summary.clone();
+    let injected = Arc::new(Mutex::new(BTreeMap::new()));
+    match run(args, injected.clone()).await {
         Ok(true) => println!("chaos seed {seed} ({database}): PASSED"),
         Ok(false) => {
             println!("chaos seed {seed} ({database}): FAILED; reproduce: kappa-chaos --seed {seed} --database {database} --duration {duration}");
             std::process::exit(1);
         }
         Err(e) => {
+            // A run that could not finish is a failed seed in the record too.
+            if let Some(path) = summary {
+                let faults = injected.lock().map(|f| f.clone()).unwrap_or_default();
+                let line = serde_json::json!({
+                    "seed": seed, "database": database, "duration": duration, "ok": false,
+                    "faults": faults, "changes": 0, "transactions": 0, "rows_compared": 0,
+                    "differences": 0, "error": format!("{e:#}"),
+                });
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
             println!("chaos seed {seed} ({database}): ERROR {e:#}; reproduce: kappa-chaos --seed {seed} --database {database} --duration {duration}");
             std::process::exit(2);
         }
     }
 }
 
-async fn run(args: Args) -> Result<bool> {
+/// Faults injected so far, by kind (shared so a run that errors still reports them).
+type Injected = Arc<Mutex<BTreeMap<&'static str, u64>>>;
+
+async fn run(args: Args, injected_so_far: Injected) -> Result<bool> {
     let dialect = if args.database == "postgres" {
         Dialect::Postgres
     } else {
@@ -241,6 +262,9 @@ async fn run(args: Args) -> Result<bool> {
                 let what = injector.inject(fault, &mut fault_rng, &mut kappa).await?;
                 events.log(&format!("fault {}: {what}", fault.name()));
                 *injected.entry(fault.name()).or_default() += 1;
+                if let Ok(mut shared) = injected_so_far.lock() {
+                    *shared = injected.clone();
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -125,6 +125,7 @@ impl Producer {
         if let Some(value) = value {
             record = record.payload(value);
         }
+        let started = std::time::Instant::now();
         loop {
             match self.inner.send_result(record) {
                 Ok(future) => {
@@ -133,6 +134,22 @@ impl Producer {
                         future,
                         limit: self.delivery_limit,
                     })
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                    if started.elapsed() > self.delivery_limit =>
+                {
+                    // The queue empties as records are answered or expire; one
+                    // that stays full this long belongs to a stuck producer.
+                    return Err(SinkError::Delivery {
+                        topic: topic.to_string(),
+                        reason: format!(
+                            "the producer's queue stayed full for {} s (message.timeout.ms + {} s): the \
+                             broker does not answer; stopping so that a restart resumes from the last \
+                             confirmed position",
+                            self.delivery_limit.as_secs(),
+                            DELIVERY_GRACE.as_secs()
+                        ),
+                    });
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
@@ -186,6 +203,30 @@ mod tests {
                 .contains("neither delivered nor failed within"),
             "{err}"
         );
+    }
+
+    /// A queue that stays full (no broker answers) fails the send at the limit.
+    #[tokio::test]
+    async fn a_queue_that_stays_full_fails_at_the_limit() {
+        let mut kafka = KafkaConfig::new("127.0.0.1:1");
+        for (k, v) in [
+            ("message.timeout.ms", "600000"),
+            ("queue.buffering.max.messages", "1"),
+        ] {
+            kafka.properties.push((k.into(), v.into()));
+        }
+        let producer = Producer::new(&kafka)
+            .expect("producer")
+            .with_delivery_limit(Duration::from_millis(500));
+        let _first = producer
+            .send("kappa-never", b"a", Some(b"1"))
+            .await
+            .expect("queued");
+        let err = match producer.send("kappa-never", b"b", Some(b"2")).await {
+            Err(err) => err,
+            Ok(_) => panic!("a second record fitted a queue of one"),
+        };
+        assert!(err.to_string().contains("queue stayed full"), "{err}");
     }
 
     #[test]

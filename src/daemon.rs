@@ -101,6 +101,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!(connector = %config.name, snapshotted = state.snapshotted.len(), "starting");
+    // A table whose initial snapshot is not recorded as complete is read
+    // afresh. An earlier attempt that stopped before its offsets record
+    // (killed, or an error) may have left rows in the topic that were deleted
+    // since; no later change would remove them. Such a topic is emptied
+    // first, so the snapshot alone decides what it holds.
+    for (table, topic) in table_topics(&config.kafka.topic_prefix, &source.tables())? {
+        if !state.snapshotted.contains(&table) {
+            let tombstones = clear_topic(&kafka, &producer, &topic).await?;
+            if tombstones > 0 {
+                tracing::info!(%table, tombstones, "rows of an incomplete earlier snapshot tombstoned before the snapshot");
+            }
+        }
+    }
     if let Some(listen) = config.metrics.listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(listen)
@@ -382,6 +395,29 @@ async fn truncate(
         bail!("TRUNCATE of {topic}: {live} live keys found but {written} tombstones written");
     }
     Ok(written)
+}
+
+/// Tombstones every key `topic` holds a row for, before any reading starts,
+/// and waits for the broker's acknowledgement of each; returns their number.
+async fn clear_topic(
+    kafka: &kappa_sink::KafkaConfig,
+    producer: &Producer,
+    topic: &str,
+) -> anyhow::Result<usize> {
+    let keys = {
+        let kafka = kafka.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || kappa_sink::live_keys::live_keys(&kafka, &topic))
+            .await??
+    };
+    let mut deliveries = Vec::with_capacity(keys.len());
+    for key in &keys {
+        deliveries.push(producer.send(topic, key, None).await?);
+    }
+    for delivery in deliveries {
+        delivery.delivered().await?;
+    }
+    Ok(keys.len())
 }
 
 /// Samples how much WAL the slot holds back (`kappa_slot_lag_bytes`), so an

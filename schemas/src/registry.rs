@@ -34,6 +34,9 @@ fn registration_failure(url: &str, subject: &str, error: &str) -> String {
     }
 }
 
+/// How long one registry request may go unanswered.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A schema fetched by id: parsed, and as the registry's JSON text.
 pub type FetchedSchema = (Arc<Schema>, Arc<str>);
 
@@ -48,9 +51,25 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(url: &str) -> Self {
+        Self::with_timeout(url, REQUEST_TIMEOUT)
+    }
+
+    /// A registry whose every request fails after `timeout` without an
+    /// answer. (`SrSettings::new` has none: a registry that accepts the
+    /// connection and never answers — Apicurio while its Kafka storage is
+    /// down or mid-restart, seen with `kappa-chaos --seed 3 --database
+    /// postgres` — held kappa's snapshot, and its locks, forever.)
+    pub fn with_timeout(url: &str, timeout: std::time::Duration) -> Self {
+        let base = url.trim_end_matches('/').to_string();
+        let settings = SrSettings::new_builder(base.clone())
+            .set_timeout(timeout)
+            .build()
+            // Building fails only where a plain reqwest client cannot be made
+            // at all, and SrSettings::new would fail the same way.
+            .unwrap_or_else(|_| SrSettings::new(base));
         Self {
             url: url.to_string(),
-            settings: Arc::new(SrSettings::new(url.trim_end_matches('/').to_string())),
+            settings: Arc::new(settings),
             ids: Arc::default(),
             schemas: Arc::default(),
         }
@@ -125,5 +144,32 @@ mod tests {
         assert!(text.contains("http://r:8081/config/t-value"), "{text}");
         let other = registration_failure("http://r:8081", "t-value", "connection refused");
         assert!(!other.contains("/config/"), "{other}");
+    }
+
+    /// A registry that accepts connections and never answers: registering
+    /// fails at the timeout instead of waiting forever.
+    #[tokio::test]
+    async fn a_registry_that_never_answers_fails_at_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let registry = Registry::with_timeout(
+            &format!("http://{addr}"),
+            std::time::Duration::from_millis(500),
+        );
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            registry.register("t-value", "\"string\""),
+        )
+        .await
+        .expect("register returned instead of hanging");
+        assert!(result.is_err(), "{result:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 }

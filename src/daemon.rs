@@ -399,25 +399,41 @@ async fn truncate(
 
 /// Tombstones every key `topic` holds a row for, before any reading starts,
 /// and waits for the broker's acknowledgement of each; returns their number.
+/// Bounded memory as [`truncate`]: the live keys arrive in batches of
+/// [`TOMBSTONE_BATCH`], and each batch is acknowledged before the next.
 async fn clear_topic(
     kafka: &kappa_sink::KafkaConfig,
     producer: &Producer,
     topic: &str,
-) -> anyhow::Result<usize> {
-    let keys = {
+) -> anyhow::Result<u64> {
+    let (keys_tx, mut keys_rx) = mpsc::channel::<Vec<Vec<u8>>>(KEY_BATCHES_QUEUED);
+    let reader = {
         let kafka = kafka.clone();
         let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || kappa_sink::live_keys::live_keys(&kafka, &topic))
-            .await??
+        tokio::task::spawn_blocking(move || {
+            kappa_sink::live_keys::live_keys(&kafka, &topic, TOMBSTONE_BATCH, |keys| {
+                keys_tx.blocking_send(keys).map_err(|_| {
+                    "clearing the topic stopped (a tombstone could not be produced)".to_string()
+                })
+            })
+        })
     };
-    let mut deliveries = Vec::with_capacity(keys.len());
-    for key in &keys {
-        deliveries.push(producer.send(topic, key, None).await?);
+    let mut written = 0u64;
+    while let Some(keys) = keys_rx.recv().await {
+        let mut deliveries = Vec::with_capacity(keys.len());
+        for key in &keys {
+            deliveries.push(producer.send(topic, key, None).await?);
+        }
+        for delivery in deliveries {
+            delivery.delivered().await?;
+        }
+        written = written.saturating_add(keys.len() as u64);
     }
-    for delivery in deliveries {
-        delivery.delivered().await?;
+    let live = reader.await??;
+    if live != written {
+        bail!("clearing {topic}: {live} live keys found but {written} tombstones written");
     }
-    Ok(keys.len())
+    Ok(written)
 }
 
 /// Samples how much WAL the slot holds back (`kappa_slot_lag_bytes`), so an

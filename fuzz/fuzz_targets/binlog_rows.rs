@@ -110,16 +110,9 @@ fuzz_target!(|input: Input<'_>| {
     if input.columns.is_empty() || input.columns.len() > 64 {
         return;
     }
-    // Known, left out: mysql_common 0.37's TIME2 decoder with 1 or 2
-    // fractional digits (`my_time_packed_from_binary`) subtracts 0x100 from
-    // a u32 for negative times and panics; kappa's own TIME decoding is
-    // replacing it (issue [6] section 1). Every other TIME2 is fuzzed.
-    let time2_fsp12 = input.columns.iter().any(|c| {
-        TYPES.get(usize::from(c.ty)).copied().unwrap_or(c.ty) == 19 && matches!(c.metadata[0], 1 | 2)
-    });
-    if time2_fsp12 {
-        return;
-    }
+    // TIME2 of every fsp, negative ones included, is fuzzed: kappa's own
+    // temporal decoder (source/src/mysql/rows/temporal.rs) replaced
+    // mysql_common's, whose 1–2 digit branch panicked (issue [6]).
     let bytes = table_map(&input);
     let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
     let ctx = BinlogCtx::new(bytes.len(), &fde, EventType::TABLE_MAP_EVENT as u8);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::mysql::{mysql_url, MysqlPipeline};
+use common::mysql::{mysql_db_url, MysqlPipeline};
 use common::RunsKappa;
 use common::{brokers, kappa, registry_url, text, verify_with_config, Pipeline};
 use mysql_async::prelude::Queryable;
@@ -107,7 +107,7 @@ async fn postgres_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differe
     conn.query_drop(format!("CREATE DATABASE `{scratch_db}`"))
         .await
         .expect("create database");
-    let into = format!("{}{scratch_db}?table=t", mysql_url());
+    let into = format!("{}?table=t", mysql_db_url(&scratch_db));
     let output = rebuild_into(&p.topic, &into);
     let refused = text(&output);
     conn.query_drop(format!("DROP DATABASE `{scratch_db}`"))
@@ -286,7 +286,7 @@ async fn mysql_rebuild_target_builds_typed_tables_applies_deletes_and_swaps_atom
     p.stop();
 
     let db = &p.databases[0].clone();
-    let into = format!("{}{db}?table=t_rebuilt", mysql_url());
+    let into = format!("{}?table=t_rebuilt", mysql_db_url(db));
     // The target table already exists: it is replaced by the rebuilt one.
     p.exec(&format!(
         "CREATE TABLE {db}.t_rebuilt (old INT); INSERT INTO {db}.t_rebuilt VALUES (1)"

@@ -18,6 +18,12 @@ pub fn mysql_url() -> String {
     std::env::var("MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into())
 }
 
+/// The server's URL with `db` as its database (`MYSQL_URL` may or may not
+/// end with a `/`: dev/test's does not).
+pub fn mysql_db_url(db: &str) -> String {
+    format!("{}/{db}", mysql_url().trim_end_matches('/'))
+}
+
 /// The offsets topic of every MySQL test connector.
 pub const OFFSETS_TOPIC: &str = "kappa-test-offsets";
 

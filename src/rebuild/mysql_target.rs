@@ -143,16 +143,8 @@ impl MysqlTableBuilder {
         shape: TargetShape,
     ) -> anyhow::Result<Self> {
         let building = scratch_name(&target, "__kappa_rebuild");
-        let columns: Vec<String> = shape
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
-            .collect();
-        let key: Vec<String> = shape
-            .key
-            .iter()
-            .map(|&i| quote_ident(&shape.columns[i].name))
-            .collect();
+        let columns = shape.column_definitions(quote_ident);
+        let key = shape.key_names(quote_ident);
         let doing = || format!("creating {building} to rebuild {target} into");
         conn.query_drop(format!("DROP TABLE IF EXISTS {}", quote_table(&building)))
             .await
@@ -210,12 +202,7 @@ impl MysqlTableBuilder {
 
     async fn delete_keys(&mut self, records: &[&DecodedRecord]) -> anyhow::Result<()> {
         let key_width = self.shape.key.len();
-        let keys: Vec<String> = self
-            .shape
-            .key
-            .iter()
-            .map(|&i| quote_ident(&self.shape.columns[i].name))
-            .collect();
+        let keys = self.shape.key_names(quote_ident);
         let tuple = format!("({})", vec!["?"; key_width].join(", "));
         for chunk in records.chunks((PLACEHOLDERS / key_width.max(1)).max(1)) {
             let mut params = Vec::with_capacity(chunk.len() * key_width);

@@ -233,16 +233,8 @@ impl PgTableBuilder {
         shape: TargetShape,
     ) -> anyhow::Result<Self> {
         let building = scratch_name(&target, "__kappa_rebuild");
-        let columns: Vec<String> = shape
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
-            .collect();
-        let key: Vec<String> = shape
-            .key
-            .iter()
-            .map(|&i| quote_ident(&shape.columns[i].name))
-            .collect();
+        let columns = shape.column_definitions(quote_ident);
+        let key = shape.key_names(quote_ident);
         let sql = format!(
             "SET client_min_messages = warning;
              DROP TABLE IF EXISTS {building}; CREATE TABLE {building} ({}, PRIMARY KEY ({}));

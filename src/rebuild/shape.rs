@@ -22,6 +22,24 @@ pub struct TargetShape {
     pub key: Vec<usize>,
 }
 
+impl TargetShape {
+    /// `name type` of every column, names quoted with the target's `quote`.
+    pub fn column_definitions(&self, quote: fn(&str) -> String) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), c.sql_type))
+            .collect()
+    }
+
+    /// The key columns' names, quoted with the target's `quote`.
+    pub fn key_names(&self, quote: fn(&str) -> String) -> Vec<String> {
+        self.key
+            .iter()
+            .map(|&i| quote(&self.columns[i].name))
+            .collect()
+    }
+}
+
 /// A target's type mapping: the type for a field's `kappa.source_type` when
 /// the target knows it, and the type derived from the Avro type otherwise.
 pub struct TypeMapping {

@@ -265,19 +265,27 @@ url = "{registry}"
 
     /// `kappa verify` against this table (rebuilding the topic first).
     pub fn verify(&self) -> Output {
-        kappa(&[
+        self.verify_with(&[])
+    }
+
+    /// `kappa verify` against this table, plus `extra` arguments.
+    fn verify_with(&self, extra: &[&str]) -> Output {
+        let (source, brokers, registry) = (pg_url(), brokers(), registry_url());
+        let mut args = vec![
             "verify",
             "--topic",
             &self.topic,
             "--source",
-            &pg_url(),
+            &source,
             "--table",
             &self.table,
             "--brokers",
-            &brokers(),
+            &brokers,
             "--registry",
-            &registry_url(),
-        ])
+            &registry,
+        ];
+        args.extend_from_slice(extra);
+        kappa(&args)
     }
 
     /// `kappa rebuild` into a file in this test's directory.
@@ -303,21 +311,7 @@ url = "{registry}"
     /// `EXCEPT ALL` both ways). Every caller verifies a stopped or caught-up,
     /// idle connector, which the oracle needs.
     pub fn assert_verified(&self, expected_rows: i64) {
-        let output = kappa(&[
-            "verify",
-            "--topic",
-            &self.topic,
-            "--source",
-            &pg_url(),
-            "--table",
-            &self.table,
-            "--brokers",
-            &brokers(),
-            "--registry",
-            &registry_url(),
-            "--oracle",
-            "sql",
-        ]);
+        let output = self.verify_with(&["--oracle", "sql"]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(

@@ -480,7 +480,7 @@ async fn a_large_transaction_streams_in_bounded_memory() {
     let mut p = Pipeline::new("kappa_bigtx", "id int PRIMARY KEY, pad text").await;
     let table = p.table.clone();
     p.start();
-    let rows = 20_000;
+    let rows = 80_000;
     let lsn = p
         .commit(&format!(
             "INSERT INTO {table} SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, {rows}) g"
@@ -490,9 +490,13 @@ async fn a_large_transaction_streams_in_bounded_memory() {
     p.wait_confirmed(&lsn).await;
     let peak_kb = common::peak_rss_kb(p.pid());
     p.stop();
+    // Bounded, not proportional: the transaction is ~160 MB of row data,
+    // kappa peaks at 60–70 MB (librdkafka's 8 MB queue and request buffers,
+    // the reader's pieces, the runtime), whatever the load on the machine; a
+    // reader or produce loop that buffered the transaction would pass 160 MB.
     assert!(
-        peak_kb < 64 * 1024,
-        "peak RSS {peak_kb} kB for a {rows}-row (~40 MB) transaction; must stay under 64 MB"
+        peak_kb < 96 * 1024,
+        "peak RSS {peak_kb} kB for a {rows}-row (~160 MB) transaction; must stay under 96 MB"
     );
     eprintln!(
         "{rows} rows in one transaction: peak RSS {peak_kb} kB, {:?}",

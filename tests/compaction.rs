@@ -8,6 +8,7 @@ mod common;
 
 use common::RunsKappa;
 use common::{topic_end_offsets, topic_records, Pipeline};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Topic configs that make Kafka compact within seconds: a segment closes
@@ -65,8 +66,9 @@ async fn rebuild_after_compaction_still_verifies() {
     while records > 2 * 20 {
         assert!(
             Instant::now() < deadline,
-            "topic {} was not compacted within 120 s ({records} of {produced} records left)",
-            p.topic
+            "topic {} was not compacted within 120 s ({records} of {produced} records left)\n{}",
+            p.topic,
+            broker_side_of(&p.topic)
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
         records = topic_records(&p.topic);
@@ -81,4 +83,49 @@ async fn rebuild_after_compaction_still_verifies() {
     assert!(path.exists());
     p.assert_verified(18);
     p.cleanup().await;
+}
+
+/// What the broker did with the topic, for a failure message: the segment
+/// files of its partition (did segments roll?) and the broker log's lines
+/// about the cleaner or the topic (did the cleaner run, fail, skip it?).
+fn broker_side_of(topic: &str) -> String {
+    let state = std::env::var_os("KAPPA_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".kappa-state"));
+    let partition = state.join("kafka/data").join(format!("{topic}-0"));
+    let segments = match std::fs::read_dir(&partition) {
+        Ok(entries) => {
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    format!("{} ({len} B)", e.file_name().to_string_lossy())
+                })
+                .collect();
+            names.sort();
+            names.join(", ")
+        }
+        Err(e) => format!("cannot list {}: {e}", partition.display()),
+    };
+    let log_path = state.join("logs/kafka.log");
+    let log = match std::fs::read_to_string(&log_path) {
+        Ok(text) => {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    l.contains(topic)
+                        || l.contains("Cleaner")
+                        || l.contains("cleaner")
+                        || l.contains("ERROR")
+                })
+                .collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        }
+        Err(e) => format!("cannot read {}: {e}", log_path.display()),
+    };
+    format!(
+        "segments in {}: {segments}\nbroker log ({}), cleaner/topic/ERROR lines, last 40:\n{log}",
+        partition.display(),
+        log_path.display()
+    )
 }

@@ -122,7 +122,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(%listen, "Prometheus metrics at /metrics");
     }
     if let Reader::Postgres(_, postgres) = &source {
-        tokio::spawn(watch_slot_lag(postgres.clone()));
+        tokio::spawn(crate::slot_lag::watch(postgres.clone()));
     }
 
     let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch>(4);
@@ -443,27 +443,6 @@ async fn tombstone_live_keys(
 
 /// Samples how much WAL the slot holds back (`kappa_slot_lag_bytes`), so an
 /// operator sees a stuck or slow connector before the disk fills.
-async fn watch_slot_lag(postgres: kappa_source::postgres::PostgresSourceConfig) {
-    let Ok(client) =
-        kappa_source::postgres::connect(&postgres.url, postgres.password.as_deref()).await
-    else {
-        tracing::warn!("slot lag is not measured: could not open a PostgreSQL session");
-        return;
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        match kappa_source::postgres::setup::slot_lag_bytes(&client, &postgres.slot).await {
-            Ok(Some(lag)) => {
-                metrics::gauge!("kappa_slot_lag_bytes").set(lag as f64);
-                tracing::debug!(slot = %postgres.slot, lag_bytes = lag, "slot lag");
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "slot lag not measured"),
-        }
-    }
-}
-
 async fn stop_on_signal(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (

@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod in_flight;
 mod rebuild;
+mod slot_lag;
 mod state;
 mod status;
 mod verify;

@@ -1,5 +1,6 @@
 //! kappa rides out a PostgreSQL restart: it reconnects with backoff and
-//! resumes from the slot's confirmed position, losing nothing. In a binary of
+//! resumes from the slot's confirmed position, losing nothing, and its
+//! slot-lag sampler opens a new session too. In a binary of
 //! its own, since the restart drops every session on the server (cargo runs
 //! test binaries one after another).
 
@@ -52,5 +53,8 @@ async fn a_postgres_restart_is_ridden_out_without_loss() {
             }
         }
     };
+    // The slot-lag sampler's own session died too: it notices at its next
+    // sample and opens a new one (the gauge must not freeze for good).
+    p.wait_for_log("slot lag sampler reconnected").await;
     common::assert_streams_on_after_reconnect(p).await;
 }

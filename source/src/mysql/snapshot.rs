@@ -16,6 +16,26 @@
 //! Rows are read in primary-key order through a server-side cursor (binary
 //! protocol, streamed) and handed over in chunks of `chunk_rows`, so memory
 //! holds one chunk at a time whatever the table size.
+//!
+//! ## A table truncated or altered while the snapshot reads
+//! InnoDB cannot read a table through a read view older than the table's
+//! definition: a TRUNCATE (a DDL in InnoDB) or ALTER of a table committed
+//! after the snapshot began makes its read fail with `ERROR 1412 (HY000):
+//! Table definition has changed`. Such a table is read again at the end,
+//! through a new read view (a later position P2, taken as the first under
+//! the lock), and streaming still starts at the first position P1. That is
+//! the argument kappa already makes for a table added to the config later:
+//! the table's rows as of P2 come first, then the stream replays the table's
+//! changes in (P1, P2] in commit order, then the ones after P2. Every key
+//! ends at its newest state: a change in (P1, P2] is already contained in
+//! the P2 rows and replaying it moves the key through states it had before
+//! reaching the same final one; the DDL itself is in (P1, P2] — a TRUNCATE
+//! there tombstones every key the topic then holds (the daemon waits for
+//! the snapshot's records to be acknowledged first), and every row the table
+//! holds at P2 was inserted after it, so the replay writes it back. Rows of
+//! the table are never half-emitted: the error comes when the read opens the
+//! table, before its first row. A table whose definition keeps changing is
+//! read at most [`READ_VIEWS`] times, then the snapshot fails naming it.
 
 use super::catalog::MysqlTable;
 use super::types::{convert_row, Origin};
@@ -37,14 +57,55 @@ pub async fn snapshot(
 ) -> Result<BinlogPosition, SourceError> {
     let position = begin(conn).await?;
     let mut total = 0u64;
-    for table in tables {
-        total += emit_table(conn, table, chunk_rows, tx).await?;
+    let mut pending: Vec<&MysqlTable> = tables.to_vec();
+    for read_view in 1..=READ_VIEWS {
+        if read_view > 1 {
+            let later = begin(conn).await?;
+            tracing::info!(tables = pending.len(), %later, streaming_from = %position, "reading tables whose definition changed during the snapshot through a later read view; the binlog from the snapshot position replays their changes since");
+        }
+        let mut changed = Vec::new();
+        for table in pending {
+            match emit_table(conn, table, chunk_rows, tx).await? {
+                Some(rows) => total += rows,
+                None => {
+                    tracing::warn!(table = %table.schema.name, "table truncated or altered after the snapshot began (ERROR 1412): it is read again at the end");
+                    changed.push(table);
+                }
+            }
+        }
+        conn.query_drop("COMMIT")
+            .await
+            .map_err(query_error("closing the snapshot transaction"))?;
+        if changed.is_empty() {
+            tracing::info!(rows = total, tables = tables.len(), %position, "initial snapshot read");
+            return Ok(position);
+        }
+        pending = changed;
     }
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(query_error("closing the snapshot transaction"))?;
-    tracing::info!(rows = total, tables = tables.len(), %position, "initial snapshot read");
-    Ok(position)
+    let names: Vec<String> = pending.iter().map(|t| t.schema.name.to_string()).collect();
+    Err(SourceError::Setup(format!(
+        "the definition of {} changed (TRUNCATE or ALTER TABLE) during each of {READ_VIEWS} snapshot reads; run kappa again when those DDL statements are not running",
+        names.join(", ")
+    )))
+}
+
+/// How many read views one snapshot may take before a table whose definition
+/// keeps changing fails it (see the module docs).
+const READ_VIEWS: usize = 5;
+
+/// MySQL's and MariaDB's `ER_TABLE_DEF_CHANGED`.
+const ER_TABLE_DEF_CHANGED: u16 = 1412;
+
+/// Whether the snapshot read of a table failed because a DDL (TRUNCATE,
+/// ALTER) on it committed after the read view was taken.
+fn definition_changed(error: &SourceError) -> bool {
+    matches!(
+        error,
+        SourceError::Mysql {
+            source: mysql_async::Error::Server(server),
+            ..
+        } if server.code == ER_TABLE_DEF_CHANGED
+    )
 }
 
 /// Opens the snapshot transaction under a brief global read lock and returns
@@ -146,24 +207,48 @@ fn raw_size(values: &[mysql_async::Value]) -> usize {
 }
 
 /// Emits every row of `table` as upserts, `chunk_rows` per batch at most
-/// (or [`CHUNK_BYTES`]).
+/// (or [`CHUNK_BYTES`]), and returns their number; `None` when the table's
+/// definition changed after the read view was taken (ERROR 1412, before any
+/// row was read: see the module docs).
 async fn emit_table(
     conn: &mut Conn,
     table: &MysqlTable,
     chunk_rows: usize,
     tx: &mpsc::Sender<ChangeBatch>,
-) -> Result<u64, SourceError> {
+) -> Result<Option<u64>, SourceError> {
     let started = Instant::now();
     let name = &table.schema.name;
     let doing = || format!("reading rows of {name}");
-    let mut result = conn
-        .exec_iter(select_sql(table), ())
-        .await
-        .map_err(query_error(doing()))?;
+    let mut result = match conn.exec_iter(select_sql(table), ()).await {
+        Ok(result) => result,
+        Err(e) => {
+            let error = query_error(doing())(e);
+            return if definition_changed(&error) {
+                Ok(None)
+            } else {
+                Err(error)
+            };
+        }
+    };
     let mut rows = 0u64;
     let mut changes = Vec::with_capacity(chunk_rows.min(4096));
     let mut chunk_bytes = 0usize;
-    while let Some(row) = result.next().await.map_err(query_error(doing()))? {
+    loop {
+        let row = match result.next().await {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) => {
+                let error = query_error(doing())(e);
+                // Once a row was read the table is locked against DDL until
+                // the snapshot commits; a 1412 before the first row still
+                // means the read view predates the table's definition.
+                return if rows == 0 && definition_changed(&error) {
+                    Ok(None)
+                } else {
+                    Err(error)
+                };
+            }
+        };
         let raw = row.unwrap();
         chunk_bytes = chunk_bytes.saturating_add(raw_size(&raw));
         let values = convert_row(name, &table.columns, raw, Origin::Query)?;
@@ -182,7 +267,7 @@ async fn emit_table(
         send(tx, changes).await?;
     }
     tracing::info!(table = %name, rows, seconds = started.elapsed().as_secs_f64(), "snapshot of table read");
-    Ok(rows)
+    Ok(Some(rows))
 }
 
 async fn send(tx: &mpsc::Sender<ChangeBatch>, changes: Vec<Change>) -> Result<(), SourceError> {

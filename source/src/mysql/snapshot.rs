@@ -36,6 +36,10 @@
 //! the table are never half-emitted: the error comes when the read opens the
 //! table, before its first row. A table whose definition keeps changing is
 //! read at most [`READ_VIEWS`] times, then the snapshot fails naming it.
+//! After an ALTER the rows are still read with the columns kappa loaded at
+//! start (a dropped one fails the read with the server's error); what a
+//! column change means for the topic's schema is the stream's business, as
+//! for any DDL (docs/mysql.md).
 
 use super::catalog::MysqlTable;
 use super::types::{convert_row, Origin};

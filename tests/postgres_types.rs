@@ -688,3 +688,58 @@ async fn the_registry_accepts_the_widened_timestamp_fields() {
         "an incompatible change must be refused: {refused:?}"
     );
 }
+
+/// A domain created after kappa read the catalog, and a column of it added
+/// while streaming: the Relation message names the domain's OID, kappa
+/// reads the catalog's domains again before applying it, and the column
+/// maps as its base type (decimal), not as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_domain_created_while_streaming_maps_as_its_base_type() {
+    let admin = pg().await;
+    let domain = unique("kappa_d_late");
+    let mut p = Pipeline::new("kappa_dlate", "id int PRIMARY KEY, v int").await;
+    let table = p.table.clone();
+    p.commit(&format!(
+        "INSERT INTO {table} SELECT g, g FROM generate_series(1, 10) g"
+    ))
+    .await;
+    p.start();
+    let lsn = p.commit(&format!("UPDATE {table} SET v = -v")).await;
+    p.wait_confirmed(&lsn).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE DOMAIN public.{domain} AS numeric(10,2) CHECK (VALUE > -1000)"
+        ))
+        .await
+        .expect("create domain");
+    p.commit(&format!(
+        "ALTER TABLE {table} ADD COLUMN amount public.{domain}"
+    ))
+    .await;
+    p.commit(&format!(
+        "UPDATE {table} SET amount = id * 1.25 WHERE id <= 5; INSERT INTO {table} VALUES (11, 11, 99.99)"
+    ))
+    .await;
+    let lsn = p.commit(&format!("DELETE FROM {table} WHERE id = 2")).await;
+    p.wait_confirmed(&lsn).await;
+    p.stop();
+    assert!(
+        p.log()
+            .contains("catalog read again for column types unknown at start"),
+        "{}",
+        p.log()
+    );
+    let fields = value_field_types(&p.topic);
+    let amount = fields
+        .iter()
+        .find(|(name, _)| name == "amount")
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| panic!("no field amount in {fields:?}"));
+    assert_eq!(amount[1]["logicalType"], "decimal", "{amount:?}");
+    p.assert_verified(10);
+    p.cleanup().await;
+    admin
+        .batch_execute(&format!("DROP DOMAIN public.{domain}"))
+        .await
+        .expect("drop domain");
+}

@@ -129,7 +129,7 @@ WHERE e.typtype = 'd' AND e.typarray = a.oid";
 
 /// Reads the database's domains into the map pgoutput's Relation messages
 /// are resolved with ([`super::types::remember_domains`]).
-async fn load_domains(client: &Client) -> Result<(), SourceError> {
+pub(crate) async fn load_domains(client: &Client) -> Result<(), SourceError> {
     let rows = client
         .query(DOMAIN_QUERY, &[])
         .await

@@ -8,6 +8,7 @@ use super::catalog::{build_schema, RawColumn};
 use super::pgoutput::{decode, PgOutput, TupleValue};
 use super::text::parse_value;
 use super::toast::Buffered;
+use super::types::resolved_column_type;
 use crate::error::SourceError;
 use kappa_schemas::{Change, Row, TableName, TableSchema, Value};
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,11 @@ pub enum Decoded {
     Changes,
     /// These tables were truncated, after the changes appended before.
     Truncate(Vec<Arc<TableSchema>>),
+    /// A Relation message names column types neither built in nor among the
+    /// domains known: nothing was applied. The caller refreshes the domains
+    /// from the catalog (a domain created while streaming) and applies the
+    /// same message again; types still unknown then are carried as text.
+    UnknownTypes(Vec<u32>),
 }
 
 /// Turns relation ids into table shapes and tuples into changes.
@@ -30,6 +36,9 @@ pub struct ChangeDecoder {
     foreign: HashSet<u32>,
     /// Tables whose unchanged TOAST values are fetched, not refused.
     fetch_toast: HashSet<TableName>,
+    /// Type OIDs the caller looked up after [`Decoded::UnknownTypes`]: not
+    /// asked about again (an extension type stays unknown for good).
+    looked_up: HashSet<u32>,
 }
 
 impl ChangeDecoder {
@@ -39,6 +48,7 @@ impl ChangeDecoder {
             relations: HashMap::new(),
             foreign: HashSet::new(),
             fetch_toast: HashSet::new(),
+            looked_up: HashSet::new(),
         }
     }
 
@@ -47,6 +57,13 @@ impl ChangeDecoder {
     pub fn fetch_toast_for(mut self, tables: impl IntoIterator<Item = TableName>) -> Self {
         self.fetch_toast.extend(tables);
         self
+    }
+
+    /// After [`Decoded::UnknownTypes`]: the catalog was read again for
+    /// `oids`; the next Relation message naming them applies, mapping those
+    /// still unknown as text.
+    pub fn looked_up(&mut self, oids: &[u32]) {
+        self.looked_up.extend(oids.iter().copied());
     }
 
     /// Decodes one pgoutput message, appending the changes it means.
@@ -73,6 +90,17 @@ impl ChangeDecoder {
                         type_modifier: c.type_modifier,
                     })
                     .collect();
+                let unknown: Vec<u32> = raw
+                    .iter()
+                    .filter(|c| {
+                        !self.looked_up.contains(&c.type_oid)
+                            && resolved_column_type(c.type_oid, c.type_modifier).is_none()
+                    })
+                    .map(|c| c.type_oid)
+                    .collect();
+                if !unknown.is_empty() {
+                    return Ok(Decoded::UnknownTypes(unknown));
+                }
                 let schema = build_schema(&table, &raw, key_names)?;
                 tracing::debug!(%table, columns = schema.columns.len(), "relation");
                 self.relations.insert(relation_id, Arc::new(schema));
@@ -269,6 +297,91 @@ fn key_of(table: &TableSchema, old: &[TupleValue]) -> Result<Vec<Value>, SourceE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::types::{remember_domains, Domain};
+    use kappa_schemas::ColumnType;
+
+    /// A Relation message of `public.t` with columns `id int4` and `v` of
+    /// type `v_oid`.
+    fn relation_with(v_oid: u32) -> Vec<u8> {
+        let mut msg = vec![b'R'];
+        msg.extend(7u32.to_be_bytes());
+        msg.extend(b"public\0t\0");
+        msg.push(b'd');
+        msg.extend(2i16.to_be_bytes());
+        for (flags, name, oid) in [(1u8, "id", 23u32), (0, "v", v_oid)] {
+            msg.push(flags);
+            msg.extend(name.as_bytes());
+            msg.push(0);
+            msg.extend(oid.to_be_bytes());
+            msg.extend((-1i32).to_be_bytes());
+        }
+        msg
+    }
+
+    #[test]
+    fn a_domain_created_while_streaming_is_looked_up_before_its_relation_applies() {
+        // An OID no other test uses: the domain map is process-global.
+        let domain_oid = 4_000_000_123u32;
+        let mut decoder = ChangeDecoder::new(HashMap::from([(
+            TableName::new("public", "t"),
+            vec!["id".into()],
+        )]));
+        let mut out = Buffered::default();
+        let first = decoder
+            .apply(&relation_with(domain_oid), &mut out)
+            .expect("apply");
+        assert!(
+            matches!(&first, Decoded::UnknownTypes(oids) if oids == &[domain_oid]),
+            "{first:?}"
+        );
+        assert!(decoder.relations.is_empty(), "nothing applied yet");
+        // Until the caller says it looked, the message stays unapplied.
+        assert!(matches!(
+            decoder.apply(&relation_with(domain_oid), &mut out),
+            Ok(Decoded::UnknownTypes(_))
+        ));
+        // What the caller's catalog refresh finds: a domain over int8.
+        remember_domains([(
+            domain_oid,
+            Domain::Scalar {
+                base_oid: 20,
+                base_modifier: -1,
+            },
+        )]);
+        decoder.looked_up(&[domain_oid]);
+        let again = decoder
+            .apply(&relation_with(domain_oid), &mut out)
+            .expect("apply");
+        assert!(matches!(again, Decoded::Changes), "{again:?}");
+        let schema = decoder.relations.get(&7).expect("relation applied");
+        assert_eq!(schema.columns[1].column_type, ColumnType::Int64);
+    }
+
+    #[test]
+    fn a_type_still_unknown_after_the_lookup_is_carried_as_text() {
+        let mut decoder = ChangeDecoder::new(HashMap::from([(
+            TableName::new("public", "t"),
+            vec!["id".into()],
+        )]));
+        let mut out = Buffered::default();
+        let unknown = 4_000_000_456u32;
+        assert!(matches!(
+            decoder.apply(&relation_with(unknown), &mut out),
+            Ok(Decoded::UnknownTypes(_))
+        ));
+        decoder.looked_up(&[unknown]);
+        assert!(matches!(
+            decoder.apply(&relation_with(unknown), &mut out),
+            Ok(Decoded::Changes)
+        ));
+        let schema = decoder.relations.get(&7).expect("relation applied");
+        assert_eq!(schema.columns[1].column_type, ColumnType::Text);
+        // The next Relation message of the same shape asks no more.
+        assert!(matches!(
+            decoder.apply(&relation_with(unknown), &mut out),
+            Ok(Decoded::Changes)
+        ));
+    }
 
     fn relation() -> Vec<u8> {
         let mut msg = vec![b'R'];

@@ -117,6 +117,22 @@ impl Streamer {
         }
     }
 
+    /// Reads the database's domains again, for a Relation message naming
+    /// types unknown when streaming began (`CREATE DOMAIN` since then), so
+    /// their columns map as their base types do, as they would have at start.
+    /// A failure ends the session as a lost connection: the stream
+    /// reconnects from the slot's confirmed position and the server sends
+    /// the Relation message again.
+    async fn refresh_domains(&self, oids: &[u32]) -> Result<(), SourceError> {
+        let Some((url, password, _)) = &self.resnapshot_source else {
+            return Ok(());
+        };
+        let client = super::connect(url, password.as_deref()).await?;
+        super::catalog::load_domains(&client).await?;
+        tracing::info!(type_oids = ?oids, "catalog read again for column types unknown at start (a domain created while streaming?)");
+        Ok(())
+    }
+
     /// Lets `kappa snapshot` requests re-snapshot tables from `url`.
     pub fn with_resnapshots(
         mut self,
@@ -188,7 +204,21 @@ impl Streamer {
                 ReplicationEvent::XLogData { data, .. } => {
                     piece_bytes += data.len();
                     let before = changes.len();
-                    let decoded = self.decoder.apply(&data, &mut changes)?;
+                    let mut decoded = self.decoder.apply(&data, &mut changes)?;
+                    if let Decoded::UnknownTypes(oids) = &decoded {
+                        if let Err(e) = self.refresh_domains(oids).await {
+                            // The server's answer only: the URL may carry a password.
+                            let reason = match e {
+                                SourceError::Connect { source, .. } => source.to_string(),
+                                other => other.to_string(),
+                            };
+                            return Ok(SessionEnd::Lost(format!(
+                                "reading the catalog's domains: {reason}"
+                            )));
+                        }
+                        self.decoder.looked_up(oids);
+                        decoded = self.decoder.apply(&data, &mut changes)?;
+                    }
                     if let Some(resnapshot) = self.resnapshot.as_mut() {
                         resnapshot.observe(&changes.changes()[before..]);
                     }

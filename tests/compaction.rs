@@ -38,14 +38,22 @@ async fn rebuild_after_compaction_still_verifies() {
     ))
     .await;
     p.start();
+    // Each round lands in a segment of its own (segment.ms = 100): a segment
+    // rolls when a record arrives 100 ms after its first, so every round is
+    // delivered before the pause. (Without the wait, a kappa still starting
+    // on a loaded machine streamed all rounds in one burst into one segment,
+    // the active one, which is never compacted.)
     for _ in 0..10 {
-        p.commit(&format!("UPDATE {table} SET counter = counter + 1"))
+        let lsn = p
+            .commit(&format!("UPDATE {table} SET counter = counter + 1"))
             .await;
-        // Let each round land in a segment of its own (segment.ms = 100).
+        p.wait_confirmed(&lsn).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    p.commit(&format!("DELETE FROM {table} WHERE id > 18"))
+    let lsn = p
+        .commit(&format!("DELETE FROM {table} WHERE id > 18"))
         .await;
+    p.wait_confirmed(&lsn).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let lsn = p
         .commit(&format!("UPDATE {table} SET counter = -1 WHERE id = 1"))

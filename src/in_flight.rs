@@ -14,8 +14,10 @@
 
 use kappa_schemas::Checkpoint;
 use kappa_sink::producer::Pending;
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 /// Records produced and not yet acknowledged, at most (librdkafka's
 /// `queue.buffering.max.messages` in kappa's producer settings).
@@ -76,6 +78,56 @@ impl InFlight {
     }
 }
 
+/// How the produce loop ended ([`produce_watching_acks`]).
+pub struct ProduceEnd {
+    /// The produce loop's own result; an error when it was cut short because
+    /// the acknowledgement task ended first.
+    pub produced: anyhow::Result<()>,
+    /// The acknowledgement task's result when it ended first (a delivery
+    /// failed); `None` when the produce loop ended first and the task is
+    /// still to be awaited.
+    pub acks_first: Option<anyhow::Result<()>>,
+}
+
+/// Runs the produce loop `produce` until it ends, or until the
+/// acknowledgement task `acks` ends first, whichever comes first.
+///
+/// While the produce loop holds its [`InFlight`], the acknowledgement task
+/// ends only when a delivery failed (or the producer was found stuck). The
+/// produce loop need not notice: it may be waiting for the source's next
+/// batch, or for room in the producer's queue, so the failure stayed unseen
+/// and nothing more was produced or confirmed, and kappa neither exited nor
+/// retried (chaos finding 2). Here such a failure ends the produce loop at
+/// once (it is dropped mid-await, which loses nothing: what it produced and
+/// did not hand over is never confirmed), so kappa stops with the delivery's
+/// error and a restart resumes from the last confirmed position.
+pub async fn produce_watching_acks<F>(
+    produce: F,
+    acks: &mut JoinHandle<anyhow::Result<()>>,
+) -> ProduceEnd
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    tokio::select! {
+        produced = produce => ProduceEnd { produced, acks_first: None },
+        joined = acks => {
+            let result = joined
+                .map_err(|e| anyhow::anyhow!("acknowledgement task: {e}"))
+                .and_then(|r| r);
+            let reason = match &result {
+                Err(e) => format!("{e:#}"),
+                Ok(()) => "it ended early".to_string(),
+            };
+            ProduceEnd {
+                produced: Err(anyhow::anyhow!(
+                    "producing stopped: the acknowledgement task failed ({reason})"
+                )),
+                acks_first: Some(result),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +174,46 @@ mod tests {
         .expect("an acknowledged batch makes room")
         .expect("sent");
         drop(held);
+    }
+
+    /// A produce loop parked forever (waiting for the source, say) ends as
+    /// soon as the acknowledgement task fails, with that failure.
+    #[tokio::test]
+    async fn a_failed_acknowledgement_ends_a_waiting_produce_loop() {
+        let mut acks = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err::<(), _>(anyhow::anyhow!("delivery to t failed: Message timed out"))
+        });
+        let end = tokio::time::timeout(
+            Duration::from_secs(5),
+            produce_watching_acks(std::future::pending(), &mut acks),
+        )
+        .await
+        .expect("the produce loop was not left waiting");
+        let produced = end.produced.expect_err("the produce loop was cut short");
+        assert!(
+            produced.to_string().contains("Message timed out"),
+            "{produced}"
+        );
+        let acked = end
+            .acks_first
+            .expect("the acknowledgement task ended first");
+        assert!(acked.is_err());
+    }
+
+    /// A produce loop that ends first leaves the acknowledgement task to be
+    /// awaited (it drains what was handed over).
+    #[tokio::test]
+    async fn a_produce_loop_that_ends_first_leaves_the_acks_running() {
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let mut acks = tokio::spawn(async move {
+            let _ = stop_rx.await;
+            Ok::<(), anyhow::Error>(())
+        });
+        let end = produce_watching_acks(async { Ok(()) }, &mut acks).await;
+        assert!(end.produced.is_ok());
+        assert!(end.acks_first.is_none());
+        let _ = stop_tx.send(());
+        acks.await.expect("joined").expect("acks ok");
     }
 }

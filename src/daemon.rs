@@ -248,8 +248,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
         drop(final_ack_tx);
     }
-    producer.flush(Duration::from_secs(30))?;
-    let source_result = if produce_result.is_ok() && ack_result.is_ok() {
+    let stopping_on_error = produce_result.is_err() || ack_result.is_err();
+    if let Err(e) = producer.flush(Duration::from_secs(30)) {
+        if !stopping_on_error {
+            return Err(e.into());
+        }
+        // The failure that stopped kappa is the one to report.
+        tracing::warn!(error = %e, "stopping after a failure: the producer did not flush");
+    }
+    let source_result = if !stopping_on_error {
         source_task.await.context("reader task")?
     } else {
         // Stopping on an error: the reader gets a bounded time to wind down,

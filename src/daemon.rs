@@ -242,6 +242,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(result) => result,
         None => acks.await.context("acknowledgement task")?,
     };
+    if let (false, Err(e)) = (acks_ended_first, &ack_result) {
+        tracing::error!(error = %format!("{e:#}"), "acknowledging failed");
+    }
     if produce_result.is_ok() && ack_result.is_ok() {
         let _ = final_ack_tx.send(());
     } else {

@@ -50,6 +50,19 @@ pub fn in_flight() -> (InFlight, Acknowledging) {
     (InFlight { tx, records }, rx)
 }
 
+/// [`InFlight::send`]'s error: the acknowledgement task is gone (it failed;
+/// its own error says why).
+#[derive(Debug)]
+pub struct AcksEnded;
+
+impl std::fmt::Display for AcksEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the acknowledgement task ended early")
+    }
+}
+
+impl std::error::Error for AcksEnded {}
+
 impl InFlight {
     /// Hands a batch to the acknowledgement task once its records fit in the
     /// bound (a batch counts as at least one record, at most the whole bound).
@@ -66,7 +79,7 @@ impl InFlight {
             .clone()
             .acquire_many_owned(share)
             .await
-            .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))?;
+            .map_err(|_| AcksEnded)?;
         self.tx
             .send(Produced {
                 deliveries,
@@ -74,7 +87,7 @@ impl InFlight {
                 barrier,
                 _permit: permit,
             })
-            .map_err(|_| anyhow::anyhow!("the acknowledgement task ended early"))
+            .map_err(|_| AcksEnded.into())
     }
 }
 
@@ -108,23 +121,29 @@ pub async fn produce_watching_acks<F>(
 where
     F: Future<Output = anyhow::Result<()>>,
 {
-    tokio::select! {
-        produced = produce => ProduceEnd { produced, acks_first: None },
-        joined = acks => {
-            let result = joined
-                .map_err(|e| anyhow::anyhow!("acknowledgement task: {e}"))
-                .and_then(|r| r);
-            let reason = match &result {
-                Err(e) => format!("{e:#}"),
-                Ok(()) => "it ended early".to_string(),
-            };
-            ProduceEnd {
-                produced: Err(anyhow::anyhow!(
-                    "producing stopped: the acknowledgement task failed ({reason})"
-                )),
-                acks_first: Some(result),
-            }
+    let acks_ended = |joined: Result<anyhow::Result<()>, tokio::task::JoinError>| {
+        let result = joined
+            .map_err(|e| anyhow::anyhow!("acknowledgement task: {e}"))
+            .and_then(|r| r);
+        let reason = match &result {
+            Err(e) => format!("{e:#}"),
+            Ok(()) => "it ended early".to_string(),
+        };
+        ProduceEnd {
+            produced: Err(anyhow::anyhow!(
+                "producing stopped: the acknowledgement task failed ({reason})"
+            )),
+            acks_first: Some(result),
         }
+    };
+    tokio::select! {
+        produced = produce => match produced {
+            // The produce loop saw the task gone before this select did: the
+            // task's own error is the one that matters.
+            Err(e) if e.downcast_ref::<AcksEnded>().is_some() => acks_ended((&mut *acks).await),
+            produced => ProduceEnd { produced, acks_first: None },
+        },
+        joined = &mut *acks => acks_ended(joined),
     }
 }
 
@@ -215,5 +234,25 @@ mod tests {
         assert!(end.acks_first.is_none());
         let _ = stop_tx.send(());
         acks.await.expect("joined").expect("acks ok");
+    }
+
+    /// A produce loop that itself finds the acknowledgement task gone (its
+    /// send fails) reports the task's error, not just that it ended.
+    #[tokio::test]
+    async fn a_send_to_a_failed_acknowledgement_task_reports_its_error() {
+        let (in_flight, acknowledging) = in_flight();
+        let mut acks = tokio::spawn(async move {
+            drop(acknowledging);
+            Err::<(), _>(anyhow::anyhow!("delivery to t failed: Message timed out"))
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let produce = async { in_flight.send(Vec::new(), None, None).await };
+        let end = produce_watching_acks(produce, &mut acks).await;
+        let produced = end.produced.expect_err("cut short");
+        assert!(
+            produced.to_string().contains("Message timed out"),
+            "{produced}"
+        );
+        assert!(end.acks_first.expect("the task's result").is_err());
     }
 }

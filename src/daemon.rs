@@ -9,7 +9,7 @@
 //! harmless on a compacted topic keyed by primary key.
 
 use crate::config::Config;
-use crate::in_flight::{in_flight, produce_watching_acks, Acknowledging, InFlight};
+use crate::in_flight::{in_flight, produce_watching_acks, Acknowledging, AcksEnded, InFlight};
 use crate::state::ConnectorState;
 use anyhow::{bail, Context};
 use kappa_schemas::{ChangeBatch, Checkpoint, RecordEncoder, Registry};
@@ -411,9 +411,12 @@ async fn truncate(
 ) -> anyhow::Result<u64> {
     let (barrier, reached) = oneshot::channel();
     produced.send(Vec::new(), None, Some(barrier)).await?;
-    reached
-        .await
-        .map_err(|_| anyhow::anyhow!("a delivery failed before TRUNCATE of {topic}"))?;
+    reached.await.map_err(|_| {
+        // The acknowledgement task dropped the barrier: it failed, and its
+        // error is the one reported (`produce_watching_acks`).
+        anyhow::Error::new(AcksEnded)
+            .context(format!("a delivery failed before TRUNCATE of {topic}"))
+    })?;
     tombstone_live_keys(
         kafka,
         producer,

@@ -255,4 +255,24 @@ mod tests {
         );
         assert!(end.acks_first.expect("the task's result").is_err());
     }
+
+    /// The same through context (TRUNCATE's barrier): the task's error wins.
+    #[tokio::test]
+    async fn a_barrier_dropped_by_a_failed_task_reports_its_error() {
+        let mut acks = tokio::spawn(async {
+            Err::<(), _>(anyhow::anyhow!("delivery to t failed: Message timed out"))
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let produce = async {
+            Err::<(), _>(
+                anyhow::Error::new(AcksEnded).context("a delivery failed before TRUNCATE of t"),
+            )
+        };
+        let end = produce_watching_acks(produce, &mut acks).await;
+        let produced = end.produced.expect_err("cut short");
+        assert!(
+            produced.to_string().contains("Message timed out"),
+            "{produced}"
+        );
+    }
 }

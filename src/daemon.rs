@@ -9,7 +9,7 @@
 //! harmless on a compacted topic keyed by primary key.
 
 use crate::config::Config;
-use crate::in_flight::{in_flight, Acknowledging, InFlight};
+use crate::in_flight::{in_flight, produce_watching_acks, Acknowledging, AcksEnded, InFlight};
 use crate::state::ConnectorState;
 use anyhow::{bail, Context};
 use kappa_schemas::{ChangeBatch, Checkpoint, RecordEncoder, Registry};
@@ -25,6 +25,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Binlog positions are stored at most this often (plus once at stop, and
 /// once this long after the last commit when the stream goes quiet).
 const BINLOG_STORE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After a failure, how long the reader may take to stop before kappa
+/// exits without it.
+const READER_STOP_GRACE: Duration = Duration::from_secs(60);
 
 /// Tombstones of a TRUNCATE are produced this many at a time.
 const TOMBSTONE_BATCH: usize = 1000;
@@ -151,7 +155,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let (produced_tx, produced_rx) = in_flight();
-    let acks = tokio::spawn(acknowledge(
+    let mut acks = tokio::spawn(acknowledge(
         produced_rx,
         durable.clone(),
         producer.clone(),
@@ -172,7 +176,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         kappa_schemas::TableName,
         (String, metrics::Counter),
     > = std::collections::HashMap::new();
-    let produce_result: anyhow::Result<()> = async {
+    let produce = async {
         while let Some(batch) = changes_rx.recv().await {
             for table in &batch.truncate {
                 let topic = table_topic(&prefix, &table.name);
@@ -213,30 +217,74 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 );
                 produced.increment(1);
             }
-            produced_tx
-                .send(deliveries, batch.checkpoint, None)
-                .await?;
+            produced_tx.send(deliveries, batch.checkpoint, None).await?;
         }
         Ok(())
-    }
-    .await;
+    };
+    // A failed delivery ends the produce loop even while it waits (for the
+    // source, or for room in the producer's queue).
+    let ended = produce_watching_acks(produce, &mut acks).await;
+    let produce_result = ended.produced;
+    let acks_ended_first = ended.acks_first.is_some();
     drop(produced_tx);
-    if produce_result.is_err() {
+    // The reader may be waiting for room in the channel (a snapshot reader
+    // does not look at `stop`); with nobody receiving any more, its send
+    // fails and it ends, closing its snapshot transaction. Kept open, the
+    // reader waited forever and so did kappa (chaos findings 2 and 3).
+    drop(changes_rx);
+    if let Err(e) = &produce_result {
+        tracing::error!(error = %format!("{e:#}"), "stopping: producing failed");
         let _ = stop_tx.send(true);
     }
     // Every record handed over is acknowledged (or failed) before anything
     // more is confirmed.
-    let ack_result = acks.await.context("acknowledgement task")?;
+    let ack_result = match ended.acks_first {
+        Some(result) => result,
+        None => acks.await.context("acknowledgement task")?,
+    };
+    if let (false, Err(e)) = (acks_ended_first, &ack_result) {
+        tracing::error!(error = %format!("{e:#}"), "acknowledging failed");
+    }
     if produce_result.is_ok() && ack_result.is_ok() {
         let _ = final_ack_tx.send(());
     } else {
         let _ = stop_tx.send(true);
         drop(final_ack_tx);
     }
-    producer.flush(Duration::from_secs(30))?;
-    let source_result = source_task.await.context("reader task")?;
-    produce_result?;
-    ack_result?;
+    let stopping_on_error = produce_result.is_err() || ack_result.is_err();
+    if let Err(e) = producer.flush(Duration::from_secs(30)) {
+        if !stopping_on_error {
+            return Err(e.into());
+        }
+        // The failure that stopped kappa is the one to report.
+        tracing::warn!(error = %e, "stopping after a failure: the producer did not flush");
+    }
+    let source_result = if !stopping_on_error {
+        source_task.await.context("reader task")?
+    } else {
+        // Stopping on an error: the reader gets a bounded time to wind down,
+        // then kappa exits anyway (which closes its sessions) with the error
+        // that stopped it.
+        match tokio::time::timeout(READER_STOP_GRACE, source_task).await {
+            Ok(joined) => joined.context("reader task")?,
+            Err(_) => {
+                tracing::warn!(
+                    "the reader did not stop within {} s of the failure; exiting without it",
+                    READER_STOP_GRACE.as_secs()
+                );
+                Ok(())
+            }
+        }
+    };
+    // The first failure is the one reported: the acknowledgement task's when
+    // it ended the produce loop.
+    let (first, second) = if acks_ended_first {
+        (ack_result, produce_result)
+    } else {
+        (produce_result, ack_result)
+    };
+    first?;
+    second?;
     source_result?;
     if slot.is_empty() {
         tracing::info!("stopped cleanly");
@@ -363,9 +411,12 @@ async fn truncate(
 ) -> anyhow::Result<u64> {
     let (barrier, reached) = oneshot::channel();
     produced.send(Vec::new(), None, Some(barrier)).await?;
-    reached
-        .await
-        .map_err(|_| anyhow::anyhow!("a delivery failed before TRUNCATE of {topic}"))?;
+    reached.await.map_err(|_| {
+        // The acknowledgement task dropped the barrier: it failed, and its
+        // error is the one reported (`produce_watching_acks`).
+        anyhow::Error::new(AcksEnded)
+            .context(format!("a delivery failed before TRUNCATE of {topic}"))
+    })?;
     tombstone_live_keys(
         kafka,
         producer,

@@ -54,12 +54,25 @@ pub async fn wait_caught_up(
                 format!("DELETE FROM {marker} WHERE k1 = -999999"),
             ])
             .await?;
+            // The marker's GTID (MariaDB; MySQL has no @@last_gtid): the
+            // server's position may lie past the marker's commit by events
+            // that are no commit (a Binlog_checkpoint written after a binlog
+            // rotation), which kappa's stored position never covers.
+            let gtid = db
+                .scalar("SELECT @@last_gtid")
+                .await
+                .ok()
+                .filter(|g| !g.is_empty());
             let rows = db.text_rows("SHOW MASTER STATUS").await?;
             let row = rows
                 .into_iter()
                 .next()
                 .context("SHOW MASTER STATUS: binary logging is off")?;
-            Target::Binlog(row[0].clone(), row[1].parse().context("binlog position")?)
+            Target::Binlog(
+                row[0].clone(),
+                row[1].parse().context("binlog position")?,
+                gtid,
+            )
         }
     };
     events.log(&format!(
@@ -77,9 +90,17 @@ pub async fn wait_caught_up(
                 .await
                 .map(|v| v == "true")
                 .unwrap_or(false),
-            Target::Binlog(file, pos) => stored_binlog(&kafka, name)
-                .await
-                .is_some_and(|(f, p)| (f.as_str(), p) >= (file.as_str(), *pos)),
+            Target::Binlog(file, pos, gtid) => {
+                stored_binlog(&kafka, name)
+                    .await
+                    .is_some_and(|(f, p, stored_gtid)| {
+                        (f.as_str(), p) >= (file.as_str(), *pos)
+                            || gtid
+                                .as_deref()
+                                .zip(stored_gtid.as_deref())
+                                .is_some_and(|(marker, stored)| gtid_covers(stored, marker))
+                    })
+            }
         };
         if reached {
             events.log("kappa caught up");
@@ -118,11 +139,37 @@ fn stack_dump(pid: u32, dir: &Path) {
 #[derive(Debug)]
 enum Target {
     Lsn(String),
-    Binlog(String, u64),
+    /// The server's binlog file and position after the marker, and the
+    /// marker's GTID when the server names it.
+    Binlog(String, u64, Option<String>),
+}
+
+/// Whether the MariaDB GTID position `stored` (`domain-server-seq`, comma
+/// separated per domain) includes the transaction `marker`
+/// (`domain-server-seq`): the same domain at a sequence number at least
+/// the marker's. Sequence numbers grow within a domain.
+fn gtid_covers(stored: &str, marker: &str) -> bool {
+    let parse = |g: &str| -> Option<(u64, u64)> {
+        let mut parts = g.trim().split('-');
+        let domain = parts.next()?.parse().ok()?;
+        let _server: u64 = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some((domain, seq))
+    };
+    let Some((domain, seq)) = parse(marker) else {
+        return false;
+    };
+    stored
+        .split(',')
+        .filter_map(parse)
+        .any(|(d, s)| d == domain && s >= seq)
 }
 
 /// The binlog position in the connector's offsets record.
-async fn stored_binlog(kafka: &kappa_sink::KafkaConfig, name: &str) -> Option<(String, u64)> {
+async fn stored_binlog(
+    kafka: &kappa_sink::KafkaConfig,
+    name: &str,
+) -> Option<(String, u64, Option<String>)> {
     let bytes = kappa_sink::offsets::read_state(kafka, "kappa-chaos-offsets", name)
         .await
         .ok()??;
@@ -131,6 +178,7 @@ async fn stored_binlog(kafka: &kappa_sink::KafkaConfig, name: &str) -> Option<(S
     Some((
         binlog["file"].as_str()?.to_string(),
         binlog["pos"].as_u64()?,
+        binlog["gtid"].as_str().map(str::to_string),
     ))
 }
 
@@ -267,7 +315,18 @@ pub async fn delete_topics(brokers: &str, topics: &[String]) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_counts;
+    use super::{gtid_covers, parse_counts};
+
+    #[test]
+    fn a_stored_gtid_covers_the_marker_of_its_domain_only() {
+        assert!(gtid_covers("0-1-21390", "0-1-21390"));
+        assert!(gtid_covers("0-1-21391", "0-1-21390"));
+        assert!(!gtid_covers("0-1-21389", "0-1-21390"));
+        assert!(gtid_covers("1-1-5,0-1-21390", "0-1-21390"));
+        assert!(!gtid_covers("1-1-99999", "0-1-21390"));
+        assert!(!gtid_covers("0-1-21390", "not a gtid"));
+        assert!(!gtid_covers("", "0-1-1"));
+    }
 
     #[test]
     fn counts_come_from_the_verify_report() {

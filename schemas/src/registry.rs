@@ -7,6 +7,7 @@ use apache_avro::Schema;
 use schema_registry_converter::async_impl::schema_registry::{
     get_schema_by_id, post_schema, SrSettings,
 };
+use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,51 @@ fn registration_failure(url: &str, subject: &str, error: &str) -> String {
 /// How long one registry request may go unanswered.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a request that failed for a passing reason (no connection, a
+/// timeout, HTTP 5xx: a registry restarting) is tried again before the error
+/// stands. Outlasts a registry restart, so a snapshot need not start over
+/// for one; a registry down for longer makes kappa stop with the error.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// Whether a failed registry request may succeed when tried again: the
+/// registry was not reached or did not answer in time (`retriable` in the
+/// client's error), or answered with a server error. A 4xx answer (an
+/// incompatible schema, an unknown id) stands.
+fn passing(error: &SRCError) -> bool {
+    error.retriable
+        || ["status 500", "status 502", "status 503", "status 504"]
+            .iter()
+            .any(|s| {
+                error.error.contains(s) || error.cause.as_deref().is_some_and(|c| c.contains(s))
+            })
+}
+
+/// Runs `call` until it succeeds, fails for good ([`passing`] is false), or
+/// `retry_for` has passed since the first attempt (then its last error).
+async fn with_retries<T, F, Fut>(
+    what: &str,
+    retry_for: std::time::Duration,
+    mut call: F,
+) -> Result<T, SRCError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SRCError>>,
+{
+    let started = std::time::Instant::now();
+    let mut backoff = std::time::Duration::from_millis(500);
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(e) if passing(&e) && started.elapsed() + backoff < retry_for => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "schema registry: {what} failed; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A schema fetched by id: parsed, and as the registry's JSON text.
 pub type FetchedSchema = (Arc<Schema>, Arc<str>);
 
@@ -45,6 +91,7 @@ pub type FetchedSchema = (Arc<Schema>, Arc<str>);
 pub struct Registry {
     url: String,
     settings: Arc<SrSettings>,
+    retry_for: std::time::Duration,
     ids: Arc<Mutex<HashMap<(String, String), u32>>>,
     schemas: Arc<Mutex<HashMap<u32, FetchedSchema>>>,
 }
@@ -70,9 +117,17 @@ impl Registry {
         Self {
             url: url.to_string(),
             settings: Arc::new(settings),
+            retry_for: RETRY_FOR,
             ids: Arc::default(),
             schemas: Arc::default(),
         }
+    }
+
+    /// How long requests failing for a passing reason are tried again
+    /// (tests shorten it).
+    pub fn with_retry_for(mut self, retry_for: std::time::Duration) -> Self {
+        self.retry_for = retry_for;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -93,10 +148,16 @@ impl Registry {
         if let Some(id) = self.ids.lock().map_err(|e| self.error(e))?.get(&cache_key) {
             return Ok(*id);
         }
-        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_string());
-        let registered = post_schema(&self.settings, subject.to_string(), supplied)
-            .await
-            .map_err(|e| self.error(registration_failure(&self.url, subject, &e.to_string())))?;
+        let registered = with_retries(
+            &format!("registering a schema under {subject}"),
+            self.retry_for,
+            || {
+                let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_string());
+                post_schema(&self.settings, subject.to_string(), supplied)
+            },
+        )
+        .await
+        .map_err(|e| self.error(registration_failure(&self.url, subject, &e.to_string())))?;
         self.ids
             .lock()
             .map_err(|e| self.error(e))?
@@ -109,7 +170,11 @@ impl Registry {
         if let Some(found) = self.schemas.lock().map_err(|e| self.error(e))?.get(&id) {
             return Ok(found.clone());
         }
-        let fetched = get_schema_by_id(id, &self.settings).await.map_err(|e| {
+        let fetched = with_retries(&format!("fetching schema id {id}"), self.retry_for, || {
+            get_schema_by_id(id, &self.settings)
+        })
+        .await
+        .map_err(|e| {
             self.error(format!(
                 "schema id {id} is unknown to the registry ({e}); if the registry was restarted \
                  without its data, the topic's records refer to schemas it no longer has"
@@ -161,7 +226,8 @@ mod tests {
         let registry = Registry::with_timeout(
             &format!("http://{addr}"),
             std::time::Duration::from_millis(500),
-        );
+        )
+        .with_retry_for(std::time::Duration::ZERO);
         let started = std::time::Instant::now();
         let result = tokio::time::timeout(
             std::time::Duration::from_secs(20),
@@ -171,5 +237,117 @@ mod tests {
         .expect("register returned instead of hanging");
         assert!(result.is_err(), "{result:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    /// A registry on a plain listener: answers the n-th request (from 0)
+    /// with `answer(n)` (status line and body); returns its URL and the
+    /// count of requests it got.
+    fn scripted_registry(
+        answer: fn(usize) -> (&'static str, &'static str),
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Read the request head and its body (small: one schema).
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(read) = stream.read(&mut buf) {
+                    if read == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..read]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let (status, body) = answer(n);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (format!("http://{addr}"), count)
+    }
+
+    /// A registry restarting (HTTP 503 twice) is tried again until it answers.
+    #[tokio::test]
+    async fn a_restarting_registry_is_tried_again() {
+        let (url, count) = scripted_registry(|n| {
+            if n < 2 {
+                (
+                    "503 Service Unavailable",
+                    "{\"error_code\":50301,\"message\":\"starting\"}",
+                )
+            } else {
+                ("200 OK", "{\"id\":7}")
+            }
+        });
+        let registry = Registry::new(&url);
+        let id = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            registry.register("t-value", "\"string\""),
+        )
+        .await
+        .expect("answered")
+        .expect("registered once the registry was back");
+        assert_eq!(id, 7);
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    /// A registry that is not there at all (connection refused) is tried
+    /// again until the retry window closes, then the error stands.
+    #[tokio::test]
+    async fn an_absent_registry_fails_when_the_retry_window_closes() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+            listener.local_addr().expect("addr").port()
+        };
+        let registry = Registry::new(&format!("http://127.0.0.1:{port}"))
+            .with_retry_for(std::time::Duration::from_secs(2));
+        let started = std::time::Instant::now();
+        let result = registry.register("t-value", "\"string\"").await;
+        assert!(result.is_err(), "{result:?}");
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_millis(1000)
+                && took < std::time::Duration::from_secs(10),
+            "{took:?}"
+        );
+    }
+
+    /// A refusal (HTTP 409, incompatible) stands at once: no retries.
+    #[tokio::test]
+    async fn a_refused_schema_is_not_tried_again() {
+        let (url, count) = scripted_registry(|_| {
+            (
+                "409 Conflict",
+                "{\"error_code\":409,\"message\":\"incompatible\"}",
+            )
+        });
+        let registry = Registry::new(&url);
+        let err = registry
+            .register("t-value", "\"string\"")
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("incompatible"), "{err}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

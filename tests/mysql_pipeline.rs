@@ -477,3 +477,71 @@ async fn a_table_truncated_during_the_snapshot_is_read_again_at_the_end() {
     p.assert_verified(&big, 100_000);
     p.cleanup().await;
 }
+
+/// A server that refuses the login when kappa reconnects (here: its user
+/// was dropped; MariaDB answers 1698, MySQL 1045, both SQLSTATE 28000) stops kappa at once with the server's answer,
+/// instead of retrying forever; the password in the source URL never
+/// reaches the log. What is retried is decided by the server's error number
+/// (`source/src/mysql/errors.rs`), and this refusal is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
+    use mysql_async::prelude::Queryable;
+    let mut p = MysqlPipeline::new(
+        "kmy_refused",
+        1,
+        "CREATE TABLE {db0}.t (id INT PRIMARY KEY, v INT)",
+    )
+    .await;
+    let user = p.name.clone();
+    let secret = format!("pw-{user}-secret");
+    p.exec(&format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{secret}'; \
+         GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'"
+    ))
+    .await;
+    let url = common::mysql::mysql_url();
+    let own = url.replacen("://root@", &format!("://{user}:{secret}@"), 1);
+    assert_ne!(own, url, "MYSQL_URL names user root: {url}");
+    let config = std::fs::read_to_string(&p.config).expect("read config");
+    std::fs::write(
+        &p.config,
+        config.replacen(&format!("url = \"{url}\""), &format!("url = \"{own}\""), 1),
+    )
+    .expect("write config");
+    p.start().await;
+    let t = format!("{}.t", p.databases[0]);
+    let end = p.commit(&format!("INSERT INTO {t} VALUES (1, 1)")).await;
+    p.wait_stored(&end).await;
+
+    p.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
+    let dumps: Vec<u64> = p
+        .conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
+            (user.as_str(),),
+        )
+        .await
+        .expect("processlist");
+    assert!(!dumps.is_empty(), "no binlog dump thread of user {user}");
+    for id in dumps {
+        p.conn
+            .query_drop(format!("KILL CONNECTION {id}"))
+            .await
+            .expect("kill the dump thread");
+    }
+    let started = std::time::Instant::now();
+    let status = p.daemon.wait_exit();
+    let log = p.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(45),
+        "exited only after {:?}",
+        started.elapsed()
+    );
+    assert!(log.contains("(28000)"), "{log}");
+    assert!(
+        !log.contains(&secret),
+        "the password reached the log:\n{log}"
+    );
+    p.cleanup().await;
+}

@@ -958,3 +958,74 @@ async fn verify_finds_a_difference_on_a_backslash_key_with_conforming_strings_of
     p.stop();
     p.cleanup().await;
 }
+
+/// A server that refuses the login when kappa reconnects (here: its role
+/// lost LOGIN, SQLSTATE 28000) stops kappa at once with the server's
+/// answer, instead of retrying forever; the password in the source URL
+/// never reaches the log. What is retried is decided by SQLSTATE
+/// (`source/src/postgres/errors.rs`), and this refusal is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
+    let mut p = Pipeline::new("kappa_refused", "id int PRIMARY KEY, v int").await;
+    let table = p.table.clone();
+    let secret = format!("pw-{}-secret", p.name);
+    p.client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN SUPERUSER REPLICATION PASSWORD '{secret}'",
+            role = p.name
+        ))
+        .await
+        .expect("create role");
+    let url = common::pg_url();
+    let own = url.replacen("://postgres@", &format!("://{}:{secret}@", p.name), 1);
+    assert_ne!(own, url, "PG_URL names user postgres: {url}");
+    let config = std::fs::read_to_string(&p.config).expect("read config");
+    std::fs::write(
+        &p.config,
+        config.replacen(&format!("url = \"{url}\""), &format!("url = \"{own}\""), 1),
+    )
+    .expect("write config");
+    p.start();
+    let lsn = p
+        .commit(&format!("INSERT INTO {table} VALUES (1, 1)"))
+        .await;
+    p.wait_confirmed(&lsn).await;
+
+    p.client
+        .batch_execute(&format!("ALTER ROLE {} NOLOGIN", p.name))
+        .await
+        .expect("alter role");
+    let terminated: bool = p
+        .client
+        .query_one(
+            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = $1",
+            &[&format!("kappa:{}", p.name)],
+        )
+        .await
+        .expect("terminate")
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false);
+    assert!(terminated, "no walsender found for kappa:{}", p.name);
+    let started = Instant::now();
+    let status = p.wait_exit();
+    let log = p.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(45),
+        "exited only after {:?}",
+        started.elapsed()
+    );
+    assert!(log.contains("SQLSTATE 28000"), "{log}");
+    assert!(log.contains(&format!("slot {}", p.name)), "{log}");
+    assert!(
+        !log.contains(&secret),
+        "the password reached the log:\n{log}"
+    );
+    let role = p.name.clone();
+    p.cleanup().await;
+    common::pg()
+        .await
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .await
+        .expect("drop role");
+}

@@ -27,8 +27,28 @@ pub enum SourceError {
              delete the connector's topics and start it under a new connector name (or delete its offsets record), \
              and keep binlogs longer than the connector may be down")]
     BinlogPurged { position: String },
-    #[error("replication connection: {0}")]
-    Replication(String),
+    #[error("replication from slot {slot}, {doing}: {source}")]
+    ReplicationStream {
+        slot: String,
+        doing: &'static str,
+        #[source]
+        source: pgwire_replication::PgWireError,
+    },
+    #[error("replication slot {slot} is unusable: the server refused to stream from it ({source}). If the slot \
+             was dropped or invalidated (max_slot_wal_keep_size), the changes it held are lost to kappa. \
+             Re-snapshot: drop the slot, delete the topics and the connector's offsets record (or use a new \
+             connector name and topic prefix), then start again")]
+    SlotRefused {
+        slot: String,
+        #[source]
+        source: pgwire_replication::PgWireError,
+    },
+    #[error("the server refused to stream the binlog from {position}: {source}")]
+    BinlogRefused {
+        position: String,
+        #[source]
+        source: mysql_async::Error,
+    },
     #[error("binlog position {position}: a two-phase XA transaction writes captured table {table} \
              (XA START … XA END, XA PREPARE; committed or rolled back later). kappa does not capture \
              two-phase XA yet: whether its rows will exist is decided after they are in the binlog. \
@@ -66,7 +86,50 @@ pub struct BadValue {
     pub reason: String,
 }
 
+/// What a failure means for whoever decides whether to retry. Derived from
+/// the servers' own codes (SQLSTATE, MySQL/MariaDB error numbers) and the
+/// client libraries' error variants, never from message text
+/// (`postgres::errors`, `mysql::errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A state that ends by itself (a restart, a shutdown, a lost
+    /// connection, too many clients): reconnect with backoff.
+    Transient,
+    /// The server answered, and the same request gets the same answer: stop
+    /// with the error.
+    Definite,
+    /// Something the user must change (credentials, privileges, a missing
+    /// table or slot, a server setting): stop; the message names the fix.
+    Configuration,
+}
+
 impl SourceError {
+    /// Whether waiting and retrying can help (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        use SourceError as E;
+        match self {
+            E::Connect { source, .. } | E::Query { source, .. } => {
+                crate::postgres::errors::client_kind(source)
+            }
+            E::Mysql { source, .. } => crate::mysql::errors::kind(source),
+            E::ReplicationStream { source, .. } => {
+                crate::postgres::errors::replication_kind(source)
+            }
+            E::SlotRefused { .. }
+            | E::BinlogRefused { .. }
+            | E::BinlogPurged { .. }
+            | E::TwoPhaseXa { .. }
+            | E::NoSuchTable { .. }
+            | E::NoPrimaryKey { .. }
+            | E::Setup(_) => ErrorKind::Configuration,
+            E::BadValue(_)
+            | E::Protocol(_)
+            | E::Unsupported { .. }
+            | E::Schema(_)
+            | E::ConsumerGone => ErrorKind::Definite,
+        }
+    }
+
     /// A value of `column` in `table` that does not parse as `expected`.
     pub fn bad_value(
         table: &TableName,

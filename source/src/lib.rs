@@ -12,7 +12,9 @@ pub mod durable;
 pub mod error;
 pub mod mysql;
 pub mod postgres;
+pub mod redact;
 pub mod table_filter;
 
 pub use durable::DurablePosition;
-pub use error::SourceError;
+pub use error::{ErrorKind, SourceError};
+pub use redact::redact_url;

@@ -72,18 +72,7 @@ pub fn parse_url(into: &str) -> anyhow::Result<(String, TableName)> {
 }
 
 /// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
+pub use kappa_source::redact_url as redact;
 
 /// Connects a session for writing: UTC (TIMESTAMP values are UTC), utf8mb4,
 /// strict mode. The password comes from the URL or `password`.

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod charset;
 pub mod ddl;
 pub mod decoder_guard;
+pub(crate) mod errors;
 pub mod events;
 pub mod kind;
 pub mod resnapshot;
@@ -81,7 +82,8 @@ pub fn quote_ident(name: &str) -> String {
 pub fn opts(url: &str, password: Option<&str>) -> Result<Opts, SourceError> {
     let parsed = Opts::from_url(url).map_err(|e| {
         SourceError::Setup(format!(
-            "MySQL URL {url:?} is invalid: {e} (expected mysql://user@host:3306/)"
+            "MySQL URL {:?} is invalid: {e} (expected mysql://user@host:3306/)",
+            crate::redact_url(url)
         ))
     })?;
     let mut builder = OptsBuilder::from_opts(parsed);
@@ -98,7 +100,7 @@ pub async fn connect(url: &str, password: Option<&str>) -> Result<Conn, SourceEr
     let mut conn = Conn::new(opts(url, password)?)
         .await
         .map_err(|source| SourceError::Mysql {
-            doing: format!("connecting to {url}"),
+            doing: format!("connecting to {}", crate::redact_url(url)),
             source,
         })?;
     conn.query_drop(

@@ -97,9 +97,6 @@ pub async fn snapshot(
 /// keeps changing fails it (see the module docs).
 const READ_VIEWS: usize = 5;
 
-/// MySQL's and MariaDB's `ER_TABLE_DEF_CHANGED`.
-const ER_TABLE_DEF_CHANGED: u16 = 1412;
-
 /// Whether the snapshot read of a table failed because a DDL (TRUNCATE,
 /// ALTER) on it committed after the read view was taken.
 fn definition_changed(error: &SourceError) -> bool {
@@ -108,7 +105,7 @@ fn definition_changed(error: &SourceError) -> bool {
         SourceError::Mysql {
             source: mysql_async::Error::Server(server),
             ..
-        } if server.code == ER_TABLE_DEF_CHANGED
+        } if server.code == super::errors::ER_TABLE_DEF_CHANGED
     )
 }
 

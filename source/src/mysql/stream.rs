@@ -31,6 +31,7 @@
 
 use super::catalog::{load_table, MysqlTable};
 use super::ddl::{parse as parse_ddl, Ddl, NameCase};
+use super::errors;
 use super::events::{
     column_names, mapped_table, mariadb_gtid, mariadb_gtid_flags, query_role, rotate_file,
     undecodable_event, unhandled_event, values, QueryRole, Unhandled, FL_PREPARED_XA,
@@ -40,7 +41,7 @@ use super::resnapshot::{self, Resnapshot, Signal};
 use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
 use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
-use crate::error::SourceError;
+use crate::error::{ErrorKind, SourceError};
 use futures::StreamExt;
 use kappa_schemas::{
     BinlogPosition, Change, ChangeBatch, Checkpoint, TableName, TableSchema, Value,
@@ -60,8 +61,6 @@ pub const PIECE: usize = 512;
 /// rows (large TEXT/BLOB values) would otherwise make a piece of 512 rows
 /// weigh hundreds of megabytes (as the PostgreSQL reader's `PIECE_BYTES`).
 pub const PIECE_BYTES: usize = 1 << 20;
-/// Server error: the requested binlog file or position is not available.
-const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
 
 /// Fails with [`SourceError::BinlogPurged`] when `position`'s file is no
 /// longer among the server's binlogs.
@@ -234,23 +233,56 @@ impl Streamer {
         conn.get_binlog_stream(request).await
     }
 
-    async fn session(&mut self) -> Result<End, SourceError> {
+    /// Before each session: the resume position's binlog file is still on
+    /// the server, and whether events carry checksums.
+    async fn check_server(&self) -> Result<bool, SourceError> {
+        let mut conn = connect(&self.config.url, self.config.password.as_deref()).await?;
+        check_position_exists(&mut conn, &self.committed).await?;
+        let checksum: Option<String> = conn
+            .query_first("SELECT @@global.binlog_checksum")
+            .await
+            .map_err(query_error("reading binlog_checksum"))?;
+        let _ = conn.disconnect().await;
+        Ok(!checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")))
+    }
+
+    /// How an error of the binlog stream ends the session, by its kind: a
+    /// passing failure is a lost connection (reconnect); a refused position
+    /// is [`SourceError::BinlogPurged`] when `SHOW BINARY LOGS` no longer
+    /// lists its file, else the server's refusal; any other answer is fatal.
+    async fn classify(&self, e: mysql_async::Error) -> Result<End, SourceError> {
+        if errors::kind(&e) == ErrorKind::Transient {
+            return Ok(End::Lost(e.to_string()));
+        }
+        if matches!(&e, mysql_async::Error::Server(server) if server.code == errors::ER_MASTER_FATAL_ERROR_READING_BINLOG)
         {
-            let mut conn = match connect(&self.config.url, self.config.password.as_deref()).await {
-                Ok(conn) => conn,
-                Err(e) => return Ok(End::Lost(e.to_string())),
-            };
-            check_position_exists(&mut conn, &self.committed).await?;
-            let checksum: Option<String> = conn
-                .query_first("SELECT @@global.binlog_checksum")
-                .await
-                .map_err(query_error("reading binlog_checksum"))?;
-            self.checksums = !checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE"));
-            let _ = conn.disconnect().await;
+            // Whether the file is gone, asked of the server itself; when it
+            // cannot be asked, its refusal is reported as it came.
+            if let Ok(mut conn) = connect(&self.config.url, self.config.password.as_deref()).await {
+                check_position_exists(&mut conn, &self.committed).await?;
+                let _ = conn.disconnect().await;
+            }
+            return Err(SourceError::BinlogRefused {
+                position: self.committed.to_string(),
+                source: e,
+            });
+        }
+        Err(SourceError::Mysql {
+            doing: format!("streaming the binlog from {}", self.committed),
+            source: e,
+        })
+    }
+
+    async fn session(&mut self) -> Result<End, SourceError> {
+        match self.check_server().await {
+            Ok(checksums) => self.checksums = checksums,
+            // A server restarting, or too busy to take us: try again later.
+            Err(e) if e.kind() == ErrorKind::Transient => return Ok(End::Lost(e.to_string())),
+            Err(e) => return Err(e),
         }
         let mut stream = match self.open_stream().await {
             Ok(stream) => stream,
-            Err(e) => return classify(e, &self.committed),
+            Err(e) => return self.classify(e).await,
         };
         self.opened = true;
         self.file = self.committed.file.clone();
@@ -267,7 +299,7 @@ impl Streamer {
             match event {
                 Err(_) => return Ok(End::Lost(format!("no event or heartbeat for {silence:?}"))),
                 Ok(None) => return Ok(End::Lost("the server closed the binlog stream".into())),
-                Ok(Some(Err(e))) => return classify(e, &self.committed),
+                Ok(Some(Err(e))) => return self.classify(e).await,
                 Ok(Some(Ok(event))) => self.handle(&stream, &event).await?,
             }
         }
@@ -761,25 +793,4 @@ impl Streamer {
             .await
             .map_err(|_| SourceError::ConsumerGone)
     }
-}
-
-/// A purged position is fatal; anything else is a lost connection.
-fn classify(e: mysql_async::Error, at: &BinlogPosition) -> Result<End, SourceError> {
-    if let mysql_async::Error::Server(server) = &e {
-        if server.code == ER_MASTER_FATAL_ERROR_READING_BINLOG {
-            if server.message.contains("purged")
-                || server.message.contains("not find")
-                || server.message.contains("Could not find")
-            {
-                return Err(SourceError::BinlogPurged {
-                    position: at.to_string(),
-                });
-            }
-            return Err(SourceError::Replication(format!(
-                "the server refused to stream from {at}: {}",
-                server.message
-            )));
-        }
-    }
-    Ok(End::Lost(e.to_string()))
 }

@@ -20,6 +20,7 @@
 
 pub mod catalog;
 pub mod decode;
+pub(crate) mod errors;
 pub mod pgoutput;
 pub mod resnapshot;
 pub mod setup;
@@ -30,7 +31,7 @@ pub mod toast;
 pub mod types;
 
 use crate::durable::DurablePosition;
-use crate::error::SourceError;
+use crate::error::{ErrorKind, SourceError};
 use catalog::{load_table, CatalogTable};
 use kappa_schemas::{ChangeBatch, Checkpoint, Lsn, TableName};
 use pgwire_replication::{FeedbackObserver, ReplicationClient, ReplicationConfig};
@@ -82,7 +83,7 @@ pub struct PostgresSourceConfig {
 pub async fn connect(url: &str, password: Option<&str>) -> Result<Client, SourceError> {
     let mut config =
         tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
-            url: url.to_string(),
+            url: crate::redact_url(url),
             source,
         })?;
     if let Some(password) = password {
@@ -93,7 +94,7 @@ pub async fn connect(url: &str, password: Option<&str>) -> Result<Client, Source
             .connect(NoTls)
             .await
             .map_err(|source| SourceError::Connect {
-                url: url.to_string(),
+                url: crate::redact_url(url),
                 source,
             })?;
     tokio::spawn(async move {
@@ -186,7 +187,7 @@ impl PostgresSource {
         let url = &self.config.url;
         let parsed =
             tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
-                url: url.clone(),
+                url: crate::redact_url(url),
                 source,
             })?;
         let host = match parsed.get_hosts().first() {
@@ -254,7 +255,7 @@ impl PostgresSource {
         let existing = setup::slot_info(&client, &config.slot).await?;
         let mut replication = ReplicationClient::connect_gated(self.replication_config()?)
             .await
-            .map_err(|e| SourceError::Replication(e.to_string()))?;
+            .map_err(|e| stream::replication_error(&config.slot, "connecting", e))?;
         match existing {
             None if !state.snapshotted.is_empty() => {
                 return Err(SourceError::Setup(format!(
@@ -309,13 +310,11 @@ impl PostgresSource {
         replication
             .start()
             .await
-            .map_err(|e| SourceError::Replication(e.to_string()))?;
-        replication.wait_started().await.map_err(|e| {
-            SourceError::Replication(format!(
-                "starting replication from slot {}: {e}",
-                config.slot
-            ))
-        })?;
+            .map_err(|e| stream::replication_error(&config.slot, "starting replication", e))?;
+        replication
+            .wait_started()
+            .await
+            .map_err(|e| stream::replication_error(&config.slot, "starting replication", e))?;
         tracing::info!(slot = %config.slot, publication = %config.publication, "streaming changes");
         let keys: HashMap<TableName, Vec<String>> = tables
             .iter()
@@ -357,12 +356,13 @@ impl PostgresSource {
                         backoff = (backoff * 2).min(Duration::from_secs(30));
                         match self.start_streaming().await {
                             Ok(client) => break client,
-                            // The slot was invalidated or dropped while we were away:
-                            // no retry brings its changes back.
-                            Err(e @ SourceError::Setup(_)) => return Err(e),
-                            Err(e) => {
+                            Err(e) if e.kind() == ErrorKind::Transient => {
                                 tracing::warn!(error = %e, retry_in = ?backoff, "reconnecting failed")
                             }
+                            // The slot was invalidated or dropped while we were away
+                            // (no retry brings its changes back), or the server
+                            // refuses us for good: stop with its answer.
+                            Err(e) => return Err(e),
                         }
                     };
                     tracing::info!(slot = %config.slot, "reconnected; resuming from the slot's confirmed position");
@@ -378,11 +378,11 @@ impl PostgresSource {
     async fn start_streaming(&self) -> Result<ReplicationClient, SourceError> {
         let mut client = ReplicationClient::connect(self.replication_config()?)
             .await
-            .map_err(|e| stream::replication_error(&self.config.slot, &e))?;
+            .map_err(|e| stream::replication_error(&self.config.slot, "reconnecting", e))?;
         client
             .wait_started()
             .await
-            .map_err(|e| stream::replication_error(&self.config.slot, &e))?;
+            .map_err(|e| stream::replication_error(&self.config.slot, "reconnecting", e))?;
         Ok(client)
     }
 

@@ -6,10 +6,11 @@
 //! replays from the last durable commit (at-least-once).
 
 pub use super::decode::{ChangeDecoder, Decoded};
+use super::errors;
 use super::resnapshot::{Request, Resnapshot, REQUEST_PREFIX, WATERMARK_PREFIX};
 use super::toast::{Buffered, ToastFetcher};
 use crate::durable::DurablePosition;
-use crate::error::SourceError;
+use crate::error::{ErrorKind, SourceError};
 use kappa_schemas::{ChangeBatch, Checkpoint, Lsn, TableSchema};
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use std::sync::Arc;
@@ -33,41 +34,20 @@ pub enum SessionEnd {
     Lost(String),
 }
 
-/// Server errors that mean "try again later": administrator or crash
-/// shutdown, the server starting up, connection failures.
-fn is_transient(error: &PgWireError) -> bool {
-    if error.is_transient() {
-        return true;
+/// Turns a replication error into the reader's: a slot the server will not
+/// stream from (missing, invalidated) is named as such, with what to do.
+pub fn replication_error(slot: &str, doing: &'static str, error: PgWireError) -> SourceError {
+    if errors::is_slot_refusal(&error) {
+        return SourceError::SlotRefused {
+            slot: slot.to_string(),
+            source: error,
+        };
     }
-    let text = error.to_string();
-    [
-        "SQLSTATE 57P0",
-        "SQLSTATE 08",
-        "SQLSTATE 53300",
-        "the database system is",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-}
-
-/// Turns a replication error into the reader's, naming the slot-lost case.
-pub fn replication_error(slot: &str, error: &PgWireError) -> SourceError {
-    let text = error.to_string();
-    // PostgreSQL 15 says "cannot read from logical replication slot" (SQLSTATE
-    // 55000, the detail naming the invalidation) for a slot invalidated while
-    // its connector was away; older and newer servers word it as below.
-    if text.contains("invalidated")
-        || text.contains("can no longer get changes")
-        || text.contains("cannot read from logical replication slot")
-        || text.contains("does not exist")
-    {
-        return SourceError::Setup(format!(
-            "replication slot {slot} is unusable ({text}): the changes it held are lost to kappa. Re-snapshot: \
-             drop the slot, delete the topics and the connector's offsets record (or use a new connector name \
-             and topic prefix), then start again"
-        ));
+    SourceError::ReplicationStream {
+        slot: slot.to_string(),
+        doing,
+        source: error,
     }
-    SourceError::Replication(text)
 }
 
 /// The streaming state that survives reconnections.
@@ -196,8 +176,10 @@ impl Streamer {
                         "the server ended the replication stream".into(),
                     ))
                 }
-                Err(e) if is_transient(&e) => return Ok(SessionEnd::Lost(e.to_string())),
-                Err(e) => return Err(replication_error(&self.slot, &e)),
+                Err(e) if errors::replication_kind(&e) == ErrorKind::Transient => {
+                    return Ok(SessionEnd::Lost(e.to_string()))
+                }
+                Err(e) => return Err(replication_error(&self.slot, "streaming changes", e)),
             };
             match event {
                 ReplicationEvent::Begin { .. } => in_transaction = true,
@@ -409,6 +391,6 @@ impl Streamer {
         client
             .shutdown()
             .await
-            .map_err(|e| SourceError::Replication(e.to_string()))
+            .map_err(|e| replication_error(&self.slot, "closing the replication session", e))
     }
 }

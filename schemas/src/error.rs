@@ -25,4 +25,14 @@ pub enum SchemaError {
     Decode { schema_id: u32, reason: String },
     #[error("schema registry at {url}: {reason} (is it running? `dev/services status`)")]
     Registry { url: String, reason: String },
+    /// The registry answered 404 for a schema id: it does not have it.
+    #[error(
+        "schema id {id} is unknown to the registry at {url} ({reason}); if the registry was \
+             restarted without its data, the topic's records refer to schemas it no longer has"
+    )]
+    UnknownSchemaId {
+        url: String,
+        id: u32,
+        reason: String,
+    },
 }

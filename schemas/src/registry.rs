@@ -12,14 +12,29 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSche
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// The HTTP status the registry answered a failed request with, read from
+/// the client's error: schema_registry_converter words every non-2xx answer
+/// "HTTP request to schema registry failed with status {code} {reason}"
+/// (`send_with_auth`). `None` when the registry was not reached, or answered
+/// 2xx with a body that could not be used.
+fn http_status(error: &SRCError) -> Option<u16> {
+    const PREFIX: &str = "failed with status ";
+    let at = error.error.find(PREFIX)? + PREFIX.len();
+    let digits = error.error.get(at..at + 3)?;
+    digits
+        .parse()
+        .ok()
+        .filter(|code| (100..=599).contains(code))
+}
+
 /// Why a registration failed, with the fix when the registry refused the
-/// schema as incompatible. Added columns are nullable with a null default
+/// schema as incompatible (HTTP 409, as Confluent's API and Apicurio's
+/// ccompat API answer). Added columns are nullable with a null default
 /// (BACKWARD compatible), so a refusal means the table changed in a way old
 /// records cannot be read under (a column's type changed, say), or the
 /// subject's rule is stricter than BACKWARD (FULL, FORWARD_TRANSITIVE, …).
-fn registration_failure(url: &str, subject: &str, error: &str) -> String {
-    let lower = error.to_ascii_lowercase();
-    if lower.contains("409") || lower.contains("incompatible") {
+fn registration_failure(url: &str, subject: &str, error: &SRCError) -> String {
+    if http_status(error) == Some(409) {
         format!(
             "the registry refused a new schema for subject {subject} as incompatible ({error}). \
              Columns kappa adds are nullable with a null default, which BACKWARD compatibility \
@@ -49,12 +64,7 @@ const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(90);
 /// client's error), or answered with a server error. A 4xx answer (an
 /// incompatible schema, an unknown id) stands.
 fn passing(error: &SRCError) -> bool {
-    error.retriable
-        || ["status 500", "status 502", "status 503", "status 504"]
-            .iter()
-            .any(|s| {
-                error.error.contains(s) || error.cause.as_deref().is_some_and(|c| c.contains(s))
-            })
+    error.retriable || http_status(error).is_some_and(|code| code >= 500)
 }
 
 /// Runs `call` until it succeeds, fails for good ([`passing`] is false), or
@@ -157,7 +167,7 @@ impl Registry {
             },
         )
         .await
-        .map_err(|e| self.error(registration_failure(&self.url, subject, &e.to_string())))?;
+        .map_err(|e| self.error(registration_failure(&self.url, subject, &e)))?;
         self.ids
             .lock()
             .map_err(|e| self.error(e))?
@@ -174,11 +184,13 @@ impl Registry {
             get_schema_by_id(id, &self.settings)
         })
         .await
-        .map_err(|e| {
-            self.error(format!(
-                "schema id {id} is unknown to the registry ({e}); if the registry was restarted \
-                 without its data, the topic's records refer to schemas it no longer has"
-            ))
+        .map_err(|e| match http_status(&e) {
+            Some(404) => SchemaError::UnknownSchemaId {
+                url: self.url.clone(),
+                id,
+                reason: e.to_string(),
+            },
+            _ => self.error(format!("fetching schema id {id}: {e}")),
         })?;
         let parsed =
             Schema::parse_str(&fetched.schema).map_err(|e| SchemaError::InvalidSchema {
@@ -198,16 +210,40 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn answered(status: &str) -> SRCError {
+        SRCError::new(
+            &format!("HTTP request to schema registry failed with status {status}"),
+            Some("error code 0: any text, even 503 or 409".into()),
+            false,
+        )
+    }
+
+    #[test]
+    fn the_status_is_read_from_the_clients_wording_only() {
+        assert_eq!(http_status(&answered("409 Conflict")), Some(409));
+        assert_eq!(
+            http_status(&answered("500 Internal Server Error")),
+            Some(500)
+        );
+        // Numbers elsewhere in the text (the cause, a subject name) are no status.
+        let unreached = SRCError::new("error sending request: 409 subject-503", None, true);
+        assert_eq!(http_status(&unreached), None);
+        assert!(passing(&unreached), "the client marked it retriable");
+        assert!(passing(&answered("500 Internal Server Error")));
+        assert!(!passing(&answered("404 Not Found")));
+    }
+
     #[test]
     fn an_incompatible_schema_names_the_subject_and_the_fix() {
-        let text = registration_failure(
-            "http://r:8081",
-            "t-value",
-            "HTTP 409 Conflict: incompatible",
-        );
+        let text = registration_failure("http://r:8081", "t-value", &answered("409 Conflict"));
         assert!(text.contains("t-value"), "{text}");
         assert!(text.contains("http://r:8081/config/t-value"), "{text}");
-        let other = registration_failure("http://r:8081", "t-value", "connection refused");
+        // A cause that merely mentions 409 is not a refusal.
+        let other = registration_failure(
+            "http://r:8081",
+            "t-value",
+            &answered("422 Unprocessable Entity"),
+        );
         assert!(!other.contains("/config/"), "{other}");
     }
 
@@ -348,6 +384,49 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(err.to_string().contains("incompatible"), "{err}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// HTTP 500 is a passing failure too (the client marks only 502 and 503
+    /// retriable).
+    #[tokio::test]
+    async fn an_internal_error_is_tried_again() {
+        let (url, count) = scripted_registry(|n| {
+            if n == 0 {
+                (
+                    "500 Internal Server Error",
+                    "{\"error_code\":50001,\"message\":\"storage not ready\"}",
+                )
+            } else {
+                ("200 OK", "{\"id\":3}")
+            }
+        });
+        let id = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            Registry::new(&url).register("t-value", "\"string\""),
+        )
+        .await
+        .expect("answered")
+        .expect("registered after the retry");
+        assert_eq!(id, 3);
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// An id the registry answers 404 for is an unknown schema id (what the
+    /// materializer reports per record), not a registry failure.
+    #[tokio::test]
+    async fn an_id_answered_404_is_an_unknown_schema_id() {
+        let (url, count) = scripted_registry(|_| {
+            (
+                "404 Not Found",
+                "{\"error_code\":40403,\"message\":\"Schema not found\"}",
+            )
+        });
+        let err = Registry::new(&url).schema(41).await.expect_err("unknown");
+        assert!(
+            matches!(err, SchemaError::UnknownSchemaId { id: 41, .. }),
+            "{err:?}"
+        );
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -134,14 +134,8 @@ impl RecordDecoder {
         }
         let fetched = match self.runtime.block_on(self.registry.schema(id)) {
             Ok((schema, text)) => Some(StoredSchema { id, schema, text }),
-            Err(e) => {
-                let message = e.to_string();
-                let lower = message.to_ascii_lowercase();
-                if !(lower.contains("40403") || lower.contains("not found")) {
-                    return Err(message);
-                }
-                None
-            }
+            Err(kappa_schemas::SchemaError::UnknownSchemaId { .. }) => None,
+            Err(e) => return Err(e.to_string()),
         };
         self.known.insert(id, fetched);
         Ok(())

@@ -1,8 +1,9 @@
 //! `kappa.toml`: one file for the daemon, defaults in one place, unknown keys
 //! refused by name. Secrets and addresses can be overridden from the
-//! environment (`KAPPA_POSTGRES_URL`, `KAPPA_POSTGRES_PASSWORD`,
-//! `KAPPA_KAFKA_BROKERS`, `KAPPA_SCHEMA_REGISTRY_URL`) so they need not be in
-//! the file.
+//! environment (`KAPPA_POSTGRES_URL`, `KAPPA_POSTGRES_PASSWORD` for a
+//! `[source.postgres]`, `KAPPA_MYSQL_URL`, `KAPPA_MYSQL_PASSWORD` for a
+//! `[source.mysql]`, `KAPPA_KAFKA_BROKERS`, `KAPPA_SCHEMA_REGISTRY_URL`) so
+//! they need not be in the file; each applies to its own section only.
 
 use anyhow::{bail, Context};
 use kappa_schemas::TableName;

@@ -492,8 +492,8 @@ async fn tombstone_live_keys(
     Ok(written)
 }
 
-/// Samples how much WAL the slot holds back (`kappa_slot_lag_bytes`), so an
-/// operator sees a stuck or slow connector before the disk fills.
+/// Turns SIGTERM or SIGINT into the stop signal: the readers stop, and
+/// everything handed over is delivered and confirmed before kappa exits.
 async fn stop_on_signal(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (

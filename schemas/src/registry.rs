@@ -5,7 +5,7 @@
 use crate::error::SchemaError;
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::schema_registry::{
-    get_schema_by_id, post_schema, SrSettings,
+    get_schema_by_id, get_schema_by_subject_and_version, post_schema, SrSettings,
 };
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
@@ -173,6 +173,20 @@ impl Registry {
             .map_err(|e| self.error(e))?
             .insert(cache_key, registered.id);
         Ok(registered.id)
+    }
+
+    /// The id and JSON text of the newest schema registered under
+    /// `subject`, asked with the same timeout and retries as every request
+    /// (never cached: a rebuild wants the newest).
+    pub async fn latest(&self, subject: &str) -> Result<(u32, String), SchemaError> {
+        let registered = with_retries(
+            &format!("fetching the latest schema of {subject}"),
+            self.retry_for,
+            || get_schema_by_subject_and_version(&self.settings, subject, None),
+        )
+        .await
+        .map_err(|e| self.error(format!("no latest schema for subject {subject}: {e}")))?;
+        Ok((registered.id, registered.schema))
     }
 
     /// The parsed schema with `id`, and its JSON text.

@@ -11,9 +11,6 @@ use crate::datum::DatumPlan;
 use kappa_schemas::decode::decode_record;
 use kappa_schemas::framing::unframe;
 use kappa_schemas::{AvroSchema, Registry, Value};
-use schema_registry_converter::async_impl::schema_registry::{
-    get_schema_by_subject_and_version, SrSettings,
-};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -60,21 +57,13 @@ pub struct DecodedRecord {
 
 /// The latest schema registered under `subject` (e.g. `<topic>-value`).
 pub async fn latest_schema(registry: &Registry, subject: &str) -> Result<StoredSchema, String> {
-    let settings = SrSettings::new(registry.url().trim_end_matches('/').to_string());
-    let registered = get_schema_by_subject_and_version(&settings, subject, None)
-        .await
-        .map_err(|e| {
-            format!(
-                "schema registry at {}: no latest schema for subject {subject}: {e}",
-                registry.url()
-            )
-        })?;
-    let schema = AvroSchema::parse_str(&registered.schema)
+    let (id, text) = registry.latest(subject).await.map_err(|e| e.to_string())?;
+    let schema = AvroSchema::parse_str(&text)
         .map_err(|e| format!("subject {subject}: latest schema is not valid Avro: {e}"))?;
     Ok(StoredSchema {
-        id: registered.id,
+        id,
         schema: Arc::new(schema),
-        text: registered.schema.as_str().into(),
+        text: text.as_str().into(),
     })
 }
 

@@ -103,6 +103,45 @@ async fn toast_holes_of_a_lost_connection_never_reach_the_next_session() {
     p.cleanup().await;
 }
 
+/// The TOAST fetch session dies in the middle of a transaction's fetches
+/// (its backend terminated: what a PostgreSQL restart does to it) while the
+/// replication connection lives: the stream ends the session as a lost
+/// connection, closes the replication connection, reopens the fetch session
+/// and reads the transaction again. Before, the failed fetch stopped kappa
+/// (exit 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_toast_fetch_session_is_reopened() {
+    let mut p = Pipeline::build("kappa_toastfetchlost", TOASTED, STORAGE, FETCH).await;
+    let table = p.table.clone();
+    p.commit(&insert_rows(&table, 1, 3000)).await;
+    p.start();
+    p.wait_for_log("initial snapshot delivered").await;
+    let lsn = p
+        .commit(&format!(
+            "UPDATE {table} SET n = n + 1, pad = repeat('p', 20000) WHERE id <= 3000"
+        ))
+        .await;
+    wait_for_fetches(&p).await;
+    let terminated: bool = p
+        .client
+        .query_one(
+            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+             AND query LIKE '%= $1::text::%' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+            &[&p.name],
+        )
+        .await
+        .expect("terminate the fetch session")
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false);
+    assert!(terminated, "no TOAST fetch session found for {}", p.name);
+    p.wait_for_log("TOAST fetch session reopened").await;
+    p.wait_confirmed(&lsn).await;
+    p.assert_running();
+    p.stop();
+    p.assert_verified(3000);
+    p.cleanup().await;
+}
+
 /// The default for an ordinary table with a `text` column under REPLICA
 /// IDENTITY DEFAULT: it starts (no refusal), with one warning naming the
 /// table and the cheaper exact alternative, and UPDATEs that leave its

@@ -344,6 +344,10 @@ impl PostgresSource {
                 stream::SessionEnd::Stopped => break,
                 stream::SessionEnd::Lost(reason) => {
                     tracing::warn!(%reason, retry_in = ?backoff, "replication connection lost; reconnecting");
+                    // The session may have ended over another connection (a
+                    // TOAST fetch) with this one still open and holding the
+                    // slot: close it, or the new one would find the slot busy.
+                    replication.abort();
                     replication = loop {
                         let mut stop = streamer.stop.clone();
                         let stopped = tokio::select! {

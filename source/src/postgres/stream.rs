@@ -148,10 +148,35 @@ impl Streamer {
     /// connection, handing changes to the daemon and confirming what it made
     /// durable. Changes of a transaction cut by a lost connection are
     /// re-read from the slot after reconnecting (duplicates are harmless).
+    /// A query session of the stream (TOAST fetches, re-snapshot reads)
+    /// failing for a passing reason ends the session as a lost connection
+    /// too: the server restarted, or its backend was terminated.
     pub async fn session(
         &mut self,
         client: &mut ReplicationClient,
     ) -> Result<SessionEnd, SourceError> {
+        if let Some(fetcher) = self.fetcher.as_mut() {
+            match fetcher.reopen_if_closed().await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Transient => {
+                    return Ok(SessionEnd::Lost(format!(
+                        "reopening the TOAST fetch session: {e}"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match self.stream(client).await {
+            Err(e @ (SourceError::Query { .. } | SourceError::Connect { .. }))
+                if e.kind() == ErrorKind::Transient =>
+            {
+                Ok(SessionEnd::Lost(e.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    async fn stream(&mut self, client: &mut ReplicationClient) -> Result<SessionEnd, SourceError> {
         // Owned by this session: a lost connection drops the buffered changes
         // and their TOAST holes together (they are read again from the slot).
         let mut changes = Buffered::default();

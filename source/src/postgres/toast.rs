@@ -140,8 +140,14 @@ impl Buffered {
 }
 
 /// Fetches current rows by key, for the tables in `fetch` mode.
+/// What the fetch session is for, in its errors.
+const FETCH_SESSION: &str = "TOAST fetches";
+
 pub struct ToastFetcher {
     client: Client,
+    /// Where the session was opened, to open it again after a restart.
+    url: String,
+    password: Option<String>,
     /// Per table: the SELECT by key, and the names of the columns it returns.
     queries: HashMap<TableName, (String, Vec<String>)>,
 }
@@ -153,7 +159,7 @@ impl ToastFetcher {
         password: Option<&str>,
         tables: &[&CatalogTable],
     ) -> Result<Self, SourceError> {
-        let client = pinned_session(url, password, "TOAST fetches").await?;
+        let client = pinned_session(url, password, FETCH_SESSION).await?;
         let queries = tables
             .iter()
             .map(|t| {
@@ -186,7 +192,25 @@ impl ToastFetcher {
                 (schema.name.clone(), (sql, names))
             })
             .collect();
-        Ok(Self { client, queries })
+        Ok(Self {
+            client,
+            url: url.to_string(),
+            password: password.map(str::to_string),
+            queries,
+        })
+    }
+
+    /// Opens the session again when the server closed it (a PostgreSQL
+    /// restart, a terminated backend); the queries stay. The stream calls
+    /// this before each session, so a fetch session lost with the
+    /// replication connection is back when streaming resumes.
+    pub async fn reopen_if_closed(&mut self) -> Result<(), SourceError> {
+        if self.client.is_closed() {
+            self.client =
+                pinned_session(&self.url, self.password.as_deref(), FETCH_SESSION).await?;
+            tracing::info!("TOAST fetch session reopened");
+        }
+        Ok(())
     }
 
     /// Whether `table` is in fetch mode.

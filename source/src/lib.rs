@@ -8,6 +8,7 @@
 
 pub mod calendar;
 pub mod changed_keys;
+pub mod dblog;
 pub mod durable;
 pub mod error;
 pub mod mysql;

@@ -63,7 +63,7 @@ use super::charset::Charset;
 use super::kind::MysqlKind;
 use super::types::{convert_row, Origin};
 use super::{connect, query_error, quote_ident, quote_table};
-use crate::changed_keys::ChangedKeys;
+use crate::dblog::Chunks;
 use crate::error::SourceError;
 use kappa_schemas::{BinlogPosition, Change, TableName, Value};
 use mysql_async::prelude::Queryable;
@@ -205,19 +205,12 @@ pub struct Resnapshot {
     name: TableName,
     /// The table's shape at the last chunk's SELECT.
     table: Option<MysqlTable>,
-    id: String,
-    chunk_rows: usize,
-    chunk: u64,
-    /// The last emitted key, as the server returned it (bound as is into the
-    /// next chunk's `WHERE (key) > (?)`).
-    last_key: Option<Vec<My>>,
-    rows: Vec<Vec<Value>>,
-    changed: ChangedKeys,
-    done: bool,
+    /// The chunk state (`crate::dblog`); the last key as the server
+    /// returned it (bound as is into the next chunk's `WHERE (key) > (?)`).
+    chunks: Chunks<Vec<My>>,
     /// The position before the request's transaction: checkpoints do not
     /// pass it meanwhile.
     pub cap: BinlogPosition,
-    pub emitted: u64,
 }
 
 /// Where a re-snapshot reads from and signals to.
@@ -263,15 +256,12 @@ impl Resnapshot {
             connector: source.connector.to_string(),
             name: name.clone(),
             table: None,
-            id: format!("{cap}/{}/{}", std::process::id(), unique_suffix()),
-            chunk_rows: source.chunk_rows.max(1),
-            chunk: 0,
-            last_key: None,
-            rows: Vec::new(),
-            changed: ChangedKeys::new(name.clone()),
-            done: false,
+            chunks: Chunks::new(
+                format!("{cap}/{}/{}", std::process::id(), unique_suffix()),
+                name.clone(),
+                source.chunk_rows,
+            ),
             cap,
-            emitted: 0,
         };
         resnapshot.next_chunk().await?;
         Ok(resnapshot)
@@ -281,8 +271,13 @@ impl Resnapshot {
         &self.name
     }
 
+    /// Rows emitted so far.
+    pub fn emitted(&self) -> u64 {
+        self.chunks.emitted()
+    }
+
     async fn watermark(&mut self, kind: &str) -> Result<(), SourceError> {
-        let payload = format!("{}:{}", self.id, self.chunk);
+        let payload = self.chunks.payload();
         insert_signal(
             &mut self.conn,
             &self.signal,
@@ -295,7 +290,7 @@ impl Resnapshot {
 
     /// LOW watermark, the next chunk's SELECT, HIGH watermark.
     async fn next_chunk(&mut self) -> Result<(), SourceError> {
-        self.chunk += 1;
+        self.chunks.begin_chunk();
         self.watermark(LOW).await?;
         // The shape as it is now: a DDL since the last chunk is picked up.
         let table = load_table(&mut self.conn, &self.name).await?;
@@ -312,7 +307,7 @@ impl Resnapshot {
             columns.join(", "),
             quote_table(&self.name)
         );
-        let params = match &self.last_key {
+        let params = match self.chunks.last_key() {
             Some(last) if last.len() == keys.len() => {
                 let marks = vec!["?"; keys.len()].join(", ");
                 sql.push_str(&format!(" WHERE ({}) > ({marks})", keys.join(", ")));
@@ -329,7 +324,7 @@ impl Resnapshot {
         sql.push_str(&format!(
             " ORDER BY {} LIMIT {}",
             keys.join(", "),
-            self.chunk_rows
+            self.chunks.rows_per_chunk()
         ));
         let doing = format!("reading a re-snapshot chunk of {}", self.name);
         let rows: Vec<mysql_async::Row> = self
@@ -337,19 +332,14 @@ impl Resnapshot {
             .exec(sql, mysql_async::Params::Positional(params))
             .await
             .map_err(query_error(doing))?;
-        self.rows.clear();
-        let count = rows.len();
+        let mut read = Vec::with_capacity(rows.len());
         let mut last_key = None;
         for row in rows {
             let raw = row.unwrap();
             last_key = Some(schema.key_columns.iter().map(|&i| raw[i].clone()).collect());
-            self.rows
-                .push(convert_row(&self.name, &table.columns, raw, Origin::Query)?);
+            read.push(convert_row(&self.name, &table.columns, raw, Origin::Query)?);
         }
-        if last_key.is_some() {
-            self.last_key = last_key;
-        }
-        self.done = count < self.chunk_rows;
+        self.chunks.chunk_read(read, last_key);
         self.table = Some(table);
         self.watermark(HIGH).await
     }
@@ -357,7 +347,7 @@ impl Resnapshot {
     /// Notes the keys of changes to this table the stream hands over (from
     /// the request on).
     pub fn observe(&mut self, changes: &[Change]) {
-        self.changed.observe(changes);
+        self.chunks.observe(changes);
     }
 
     /// Acts on a watermark row of this connector. At this chunk's HIGH it
@@ -368,7 +358,7 @@ impl Resnapshot {
         &mut self,
         signal: &Signal,
     ) -> Result<Option<(Vec<Change>, bool)>, SourceError> {
-        let expected = format!("{}:{}", self.id, self.chunk);
+        let expected = self.chunks.payload();
         if signal.payload == expected && signal.kind == LOW {
             return Ok(None);
         }
@@ -379,23 +369,9 @@ impl Resnapshot {
         let Some(table) = self.table.as_ref() else {
             return Ok(None);
         };
-        tracing::debug!(
-            chunk = self.chunk,
-            rows = self.rows.len(),
-            changed = self.changed.len(),
-            "high watermark"
-        );
         let schema = table.schema.clone();
-        let changes: Vec<Change> = std::mem::take(&mut self.rows)
-            .into_iter()
-            .filter(|row| !self.changed.touched(row, &schema.key_columns))
-            .map(|row| Change::Upsert {
-                table: schema.clone(),
-                row,
-            })
-            .collect();
-        self.emitted += changes.len() as u64;
-        let finished = self.done;
+        let key_columns = schema.key_columns.clone();
+        let (changes, finished) = self.chunks.at_high(&schema, &key_columns);
         if !finished {
             self.next_chunk().await?;
         }

@@ -757,7 +757,7 @@ impl Streamer {
                     .map_err(|_| SourceError::ConsumerGone)?;
                 if finished {
                     if let Some(done) = self.resnapshot.take() {
-                        tracing::info!(table = %done.table(), rows = done.emitted, chunks_from = %done.cap, "re-snapshot complete");
+                        tracing::info!(table = %done.table(), rows = done.emitted(), chunks_from = %done.cap, "re-snapshot complete");
                         done.close().await;
                     }
                 }
@@ -777,7 +777,7 @@ impl Streamer {
             running.observe(&self.pending);
             if self.truncate.iter().any(|t| &t.name == running.table()) {
                 if let Some(done) = self.resnapshot.take() {
-                    tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
+                    tracing::info!(table = %done.table(), rows = done.emitted(), "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
                     done.close().await;
                 }
             }

@@ -43,7 +43,7 @@ use super::catalog::{load_table, CatalogTable};
 use super::setup::{quote_ident, quote_table};
 use super::text::{column_from_text, text_params};
 use super::{connect, pinned_session};
-use crate::changed_keys::ChangedKeys;
+use crate::dblog::Chunks;
 use crate::error::SourceError;
 use kappa_schemas::{Change, Lsn, Row, TableName, TableSchema};
 use std::sync::Arc;
@@ -94,17 +94,10 @@ pub struct Resnapshot {
     table: CatalogTable,
     /// The stream's current shape of the table, used for emitted rows.
     schema: Arc<TableSchema>,
-    id: String,
-    chunk_rows: usize,
-    chunk: u64,
-    last_key: Option<Vec<String>>,
-    rows: Vec<(Vec<String>, Row)>,
-    window_open: bool,
-    changed: ChangedKeys,
-    done: bool,
+    /// The chunk state (`crate::dblog`); the last key in text form.
+    chunks: Chunks<Vec<String>>,
     /// The request's position: the slot is not confirmed past it meanwhile.
     pub cap: Lsn,
-    pub emitted: u64,
 }
 
 impl Resnapshot {
@@ -129,16 +122,12 @@ impl Resnapshot {
             client,
             table: catalog,
             schema,
-            id: format!("{}-{}", cap, std::process::id()),
-            chunk_rows: chunk_rows.max(1),
-            chunk: 0,
-            last_key: None,
-            rows: Vec::new(),
-            window_open: false,
-            changed: ChangedKeys::new(table.clone()),
-            done: false,
+            chunks: Chunks::new(
+                format!("{}-{}", cap, std::process::id()),
+                table.clone(),
+                chunk_rows,
+            ),
             cap,
-            emitted: 0,
         };
         resnapshot.next_chunk().await?;
         Ok(resnapshot)
@@ -148,8 +137,13 @@ impl Resnapshot {
         &self.schema.name
     }
 
+    /// Rows emitted so far.
+    pub fn emitted(&self) -> u64 {
+        self.chunks.emitted()
+    }
+
     async fn emit_watermark(&self, which: &str) -> Result<(), SourceError> {
-        let content = format!("{which}:{}:{}", self.id, self.chunk);
+        let content = format!("{which}:{}", self.chunks.payload());
         self.client
             .execute(
                 "SELECT pg_logical_emit_message(false, $1, $2)",
@@ -165,8 +159,7 @@ impl Resnapshot {
 
     /// LOW watermark, the next chunk's select, HIGH watermark.
     async fn next_chunk(&mut self) -> Result<(), SourceError> {
-        self.chunk += 1;
-        self.window_open = false;
+        self.chunks.begin_chunk();
         self.emit_watermark("low").await?;
         let schema = &self.table.schema;
         // Output columns are aliased: ORDER BY would otherwise sort by the
@@ -183,7 +176,7 @@ impl Resnapshot {
             columns.join(", "),
             quote_table(&schema.name)
         );
-        if self.last_key.is_some() {
+        if self.chunks.last_key().is_some() {
             let params: Vec<String> = schema
                 .key_columns
                 .iter()
@@ -199,9 +192,9 @@ impl Resnapshot {
         sql.push_str(&format!(
             " ORDER BY {} LIMIT {}",
             keys.join(", "),
-            self.chunk_rows
+            self.chunks.rows_per_chunk()
         ));
-        let last = self.last_key.clone().unwrap_or_default();
+        let last = self.chunks.last_key().cloned().unwrap_or_default();
         let rows = self
             .client
             .query(sql.as_str(), &text_params(&last))
@@ -210,31 +203,31 @@ impl Resnapshot {
                 doing: format!("reading a re-snapshot chunk of {}", schema.name),
                 source,
             })?;
-        self.rows.clear();
+        let mut read = Vec::with_capacity(rows.len());
+        let mut last_key = None;
         for row in &rows {
             let texts: Vec<Option<String>> =
                 (0..schema.columns.len()).map(|i| row.get(i)).collect();
             let values = (0..schema.columns.len())
                 .map(|i| column_from_text(schema, i, texts[i].as_deref()))
                 .collect::<Result<Row, SourceError>>()?;
-            let key_text: Vec<String> = schema
-                .key_columns
-                .iter()
-                .map(|&i| texts[i].clone().unwrap_or_default())
-                .collect();
-            self.rows.push((key_text, values));
+            last_key = Some(
+                schema
+                    .key_columns
+                    .iter()
+                    .map(|&i| texts[i].clone().unwrap_or_default())
+                    .collect(),
+            );
+            read.push(values);
         }
-        self.done = rows.len() < self.chunk_rows;
-        if let Some((key, _)) = self.rows.last() {
-            self.last_key = Some(key.clone());
-        }
+        self.chunks.chunk_read(read, last_key);
         self.emit_watermark("high").await
     }
 
     /// Notes the keys of changes to this table seen in the stream since the
     /// request (see the module comment for why not only within a window).
     pub fn observe(&mut self, changes: &[Change]) {
-        self.changed.observe(changes);
+        self.chunks.observe(changes);
     }
 
     /// Handles a watermark message. At this chunk's HIGH watermark it returns
@@ -244,10 +237,9 @@ impl Resnapshot {
         &mut self,
         content: &str,
     ) -> Result<Option<(Vec<Change>, bool)>, SourceError> {
-        let expected_low = format!("low:{}:{}", self.id, self.chunk);
-        let expected_high = format!("high:{}:{}", self.id, self.chunk);
+        let expected_low = format!("low:{}", self.chunks.payload());
+        let expected_high = format!("high:{}", self.chunks.payload());
         if content == expected_low {
-            self.window_open = true;
             return Ok(None);
         }
         if content != expected_high {
@@ -259,24 +251,8 @@ impl Resnapshot {
             );
             return Ok(None);
         }
-        tracing::debug!(
-            chunk = self.chunk,
-            rows = self.rows.len(),
-            changed = self.changed.len(),
-            window = self.window_open,
-            "high watermark"
-        );
         let key_columns = self.table.schema.key_columns.clone();
-        let changes: Vec<Change> = std::mem::take(&mut self.rows)
-            .into_iter()
-            .filter(|(_, row)| !self.changed.touched(row, &key_columns))
-            .map(|(_, row)| Change::Upsert {
-                table: self.schema.clone(),
-                row,
-            })
-            .collect();
-        self.emitted += changes.len() as u64;
-        let finished = self.done;
+        let (changes, finished) = self.chunks.at_high(&self.schema, &key_columns);
         if !finished {
             self.next_chunk().await?;
         }

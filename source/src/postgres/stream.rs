@@ -283,7 +283,7 @@ impl Streamer {
             .is_some_and(|running| truncated.iter().any(|t| &t.name == running.table()));
         if ends {
             if let Some(done) = self.resnapshot.take() {
-                tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
+                tracing::info!(table = %done.table(), rows = done.emitted(), "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
             }
         }
     }
@@ -357,7 +357,7 @@ impl Streamer {
                 self.send(rows.into(), Vec::new(), None).await?;
                 if finished {
                     if let Some(done) = self.resnapshot.take() {
-                        tracing::info!(table = %done.table(), rows = done.emitted, "re-snapshot complete");
+                        tracing::info!(table = %done.table(), rows = done.emitted(), "re-snapshot complete");
                     }
                 }
             }

@@ -1,0 +1,179 @@
+//! The database-independent half of a DBLog re-snapshot (Andreas Andreakis,
+//! Ioannis Papapanagiotou, "DBLog", 2020), written once for both readers:
+//! which chunk is current and how its watermarks are told apart from other
+//! chunks' and other re-snapshots', the chunk's rows read between LOW and
+//! HIGH, the keys the stream changed since the request, and what is emitted
+//! at HIGH. Each reader's `resnapshot.rs` does the I/O — writing watermarks
+//! (a logical message in PostgreSQL, a signal-table row in MySQL) and reading
+//! a chunk in key order — and argues there why emitting at HIGH is exact on
+//! its database.
+//!
+//! Guaranteed here: a chunk row whose key a change of the stream touched
+//! since the request is never emitted (the stream's own change, at least as
+//! new, represents it); every other row of the chunk is emitted once, at its
+//! chunk's HIGH; the re-snapshot is finished after a chunk shorter than the
+//! chunk size.
+
+use crate::changed_keys::ChangedKeys;
+use kappa_schemas::{Change, Row, TableName, TableSchema};
+use std::sync::Arc;
+
+/// The chunk state of one re-snapshot. `K` is the last key as the reader
+/// binds it into the next chunk's `WHERE (key) > (…)`.
+#[derive(Debug)]
+pub struct Chunks<K> {
+    /// Tells this re-snapshot's watermarks apart from any other's.
+    id: String,
+    rows_per_chunk: usize,
+    /// The current chunk's number (from 1 once the first is begun).
+    chunk: u64,
+    last_key: Option<K>,
+    rows: Vec<Row>,
+    changed: ChangedKeys,
+    done: bool,
+    emitted: u64,
+}
+
+impl<K> Chunks<K> {
+    /// A re-snapshot of `table` whose watermarks carry `id`, reading
+    /// `rows_per_chunk` rows a chunk (at least 1).
+    pub fn new(id: String, table: TableName, rows_per_chunk: usize) -> Self {
+        Self {
+            id,
+            rows_per_chunk: rows_per_chunk.max(1),
+            chunk: 0,
+            last_key: None,
+            rows: Vec::new(),
+            changed: ChangedKeys::new(table),
+            done: false,
+            emitted: 0,
+        }
+    }
+
+    /// Begins the next chunk; returns the payload its LOW and HIGH
+    /// watermarks carry.
+    pub fn begin_chunk(&mut self) -> String {
+        self.chunk += 1;
+        self.payload()
+    }
+
+    /// The current chunk's watermark payload (`id:chunk`).
+    pub fn payload(&self) -> String {
+        format!("{}:{}", self.id, self.chunk)
+    }
+
+    /// The last key read so far (`None` before the first row).
+    pub fn last_key(&self) -> Option<&K> {
+        self.last_key.as_ref()
+    }
+
+    pub fn rows_per_chunk(&self) -> usize {
+        self.rows_per_chunk
+    }
+
+    /// The chunk's rows as read (in key order), and the key of its last row.
+    /// A chunk shorter than the chunk size is the table's last.
+    pub fn chunk_read(&mut self, rows: Vec<Row>, last_key: Option<K>) {
+        self.done = rows.len() < self.rows_per_chunk;
+        if last_key.is_some() {
+            self.last_key = last_key;
+        }
+        self.rows = rows;
+    }
+
+    /// Notes the keys of changes to the table the stream handed over (from
+    /// the request on).
+    pub fn observe(&mut self, changes: &[Change]) {
+        self.changed.observe(changes);
+    }
+
+    /// At the current chunk's HIGH watermark: the chunk's rows whose keys
+    /// the stream did not change, as upserts of `schema` (key columns at
+    /// `key_columns` of the rows as read), and whether the table is done.
+    pub fn at_high(
+        &mut self,
+        schema: &Arc<TableSchema>,
+        key_columns: &[usize],
+    ) -> (Vec<Change>, bool) {
+        tracing::debug!(
+            chunk = self.chunk,
+            rows = self.rows.len(),
+            changed = self.changed.len(),
+            "high watermark"
+        );
+        let changes: Vec<Change> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .filter(|row| !self.changed.touched(row, key_columns))
+            .map(|row| Change::Upsert {
+                table: schema.clone(),
+                row,
+            })
+            .collect();
+        self.emitted = self.emitted.saturating_add(changes.len() as u64);
+        (changes, self.done)
+    }
+
+    /// Rows emitted so far.
+    pub fn emitted(&self) -> u64 {
+        self.emitted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kappa_schemas::Value;
+
+    /// Rows of (id, v) keyed by id (columns are not looked at here).
+    fn schema() -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            name: TableName::new("s", "t"),
+            columns: Vec::new(),
+            key_columns: vec![0],
+        })
+    }
+
+    fn row(id: i64) -> Row {
+        vec![Value::Int(id), Value::Text(format!("v{id}"))]
+    }
+
+    #[test]
+    fn rows_changed_since_the_request_are_left_to_the_stream() {
+        let schema = schema();
+        let mut chunks = Chunks::<i64>::new("r".into(), schema.name.clone(), 3);
+        assert_eq!(chunks.begin_chunk(), "r:1");
+        chunks.observe(&[Change::Upsert {
+            table: schema.clone(),
+            row: row(2),
+        }]);
+        chunks.chunk_read(vec![row(1), row(2), row(3)], Some(3));
+        let (emitted, finished) = chunks.at_high(&schema, &[0]);
+        assert_eq!(
+            emitted.iter().map(|c| c.key()).collect::<Vec<_>>(),
+            vec![vec![Value::Int(1)], vec![Value::Int(3)]]
+        );
+        assert!(!finished, "a full chunk is not the last");
+        assert_eq!(chunks.last_key(), Some(&3));
+        // A key changed after this chunk stays noted for the next ones.
+        assert_eq!(chunks.begin_chunk(), "r:2");
+        chunks.chunk_read(vec![row(4)], Some(4));
+        let (emitted, finished) = chunks.at_high(&schema, &[0]);
+        assert_eq!(emitted.len(), 1);
+        assert!(finished, "a short chunk is the last");
+        assert_eq!(chunks.emitted(), 3);
+    }
+
+    #[test]
+    fn an_empty_chunk_keeps_the_last_key_and_finishes() {
+        let schema = schema();
+        let mut chunks = Chunks::<i64>::new("r".into(), schema.name.clone(), 2);
+        chunks.begin_chunk();
+        chunks.chunk_read(vec![row(1), row(2)], Some(2));
+        let _ = chunks.at_high(&schema, &[0]);
+        chunks.begin_chunk();
+        chunks.chunk_read(Vec::new(), None);
+        assert_eq!(chunks.last_key(), Some(&2));
+        let (emitted, finished) = chunks.at_high(&schema, &[0]);
+        assert!(emitted.is_empty() && finished);
+    }
+}

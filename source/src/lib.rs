@@ -14,6 +14,7 @@ pub mod error;
 pub mod mysql;
 pub mod postgres;
 pub mod redact;
+pub mod stream_bounds;
 pub mod table_filter;
 
 pub use durable::DurablePosition;

@@ -26,7 +26,6 @@ use catalog::{load_table, MysqlTable};
 use kappa_schemas::{BinlogPosition, ChangeBatch, Checkpoint, TableName};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// What the MySQL reader needs to know.
@@ -264,9 +263,4 @@ async fn send_snapshot_complete(
     })
     .await
     .map_err(|_| SourceError::ConsumerGone)
-}
-
-/// How long to wait before reconnect attempt `n` (1 s doubling to 30 s).
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs((1u64 << attempt.min(5)).min(30))
 }

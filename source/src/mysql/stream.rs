@@ -40,8 +40,9 @@ use super::events::{
 use super::resnapshot::{self, Resnapshot, Signal};
 use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
-use super::{backoff, connect, opts, query_error, MysqlSourceConfig};
+use super::{connect, opts, query_error, MysqlSourceConfig};
 use crate::error::{ErrorKind, SourceError};
+use crate::stream_bounds::reconnect_backoff;
 use futures::StreamExt;
 use kappa_schemas::{
     BinlogPosition, Change, ChangeBatch, Checkpoint, TableName, TableSchema, Value,
@@ -55,12 +56,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// Changes handed over in one batch at most, inside a large transaction.
-pub const PIECE: usize = 512;
-/// ... or once the row events decoded into it hold this many bytes: wide
-/// rows (large TEXT/BLOB values) would otherwise make a piece of 512 rows
-/// weigh hundreds of megabytes (as the PostgreSQL reader's `PIECE_BYTES`).
-pub const PIECE_BYTES: usize = 1 << 20;
+pub use crate::stream_bounds::{PIECE, PIECE_BYTES};
 
 /// Fails with [`SourceError::BinlogPurged`] when `position`'s file is no
 /// longer among the server's binlogs.
@@ -194,7 +190,7 @@ impl Streamer {
                     if std::mem::take(&mut self.opened) {
                         attempt = 0;
                     }
-                    let wait = backoff(attempt);
+                    let wait = reconnect_backoff(attempt);
                     attempt += 1;
                     tracing::warn!(%reason, retry_in = ?wait, resume_from = %self.committed, "binlog connection lost; reconnecting");
                     self.pending.clear();

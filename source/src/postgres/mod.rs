@@ -32,6 +32,7 @@ pub mod types;
 
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
+use crate::stream_bounds::reconnect_backoff;
 use catalog::{load_table, CatalogTable};
 use kappa_schemas::{ChangeBatch, Checkpoint, Lsn, TableName};
 use pgwire_replication::{FeedbackObserver, ReplicationClient, ReplicationConfig};
@@ -338,12 +339,12 @@ impl PostgresSource {
                     config.password.clone(),
                     config.snapshot_chunk_rows,
                 );
-        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 0u32;
         loop {
             match streamer.session(&mut replication).await? {
                 stream::SessionEnd::Stopped => break,
                 stream::SessionEnd::Lost(reason) => {
-                    tracing::warn!(%reason, retry_in = ?backoff, "replication connection lost; reconnecting");
+                    tracing::warn!(%reason, retry_in = ?reconnect_backoff(attempt), "replication connection lost; reconnecting");
                     // The session may have ended over another connection (a
                     // TOAST fetch) with this one still open and holding the
                     // slot: close it, or the new one would find the slot busy.
@@ -352,16 +353,16 @@ impl PostgresSource {
                         let mut stop = streamer.stop.clone();
                         let stopped = tokio::select! {
                             _ = stop.wait_for(|s| *s) => true,
-                            _ = tokio::time::sleep(backoff) => false,
+                            _ = tokio::time::sleep(reconnect_backoff(attempt)) => false,
                         };
                         if stopped {
                             return streamer.close_without_session(final_ack).await;
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        attempt = attempt.saturating_add(1);
                         match self.start_streaming().await {
                             Ok(client) => break client,
                             Err(e) if e.kind() == ErrorKind::Transient => {
-                                tracing::warn!(error = %e, retry_in = ?backoff, "reconnecting failed")
+                                tracing::warn!(error = %e, retry_in = ?reconnect_backoff(attempt), "reconnecting failed")
                             }
                             // The slot was invalidated or dropped while we were away
                             // (no retry brings its changes back), or the server
@@ -370,7 +371,7 @@ impl PostgresSource {
                         }
                     };
                     tracing::info!(slot = %config.slot, "reconnected; resuming from the slot's confirmed position");
-                    backoff = Duration::from_secs(1);
+                    attempt = 0;
                 }
             }
         }

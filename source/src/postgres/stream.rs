@@ -11,19 +11,12 @@ use super::resnapshot::{Request, Resnapshot, REQUEST_PREFIX, WATERMARK_PREFIX};
 use super::toast::{Buffered, ToastFetcher};
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
+use crate::stream_bounds::{PIECE, PIECE_BYTES};
 use kappa_schemas::{ChangeBatch, Checkpoint, Lsn, TableSchema};
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationEvent};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// A large transaction is handed over in pieces of this many changes, so
-/// memory holds one piece, not the whole transaction.
-const PIECE: usize = 512;
-/// ... or once this many bytes of row data are decoded into it: wide rows
-/// (TOASTed text, large bytea) would otherwise make a piece of 512 rows
-/// weigh hundreds of megabytes.
-const PIECE_BYTES: usize = 1 << 20;
 
 /// Why a replication session ended without a fatal error.
 pub enum SessionEnd {

@@ -1,0 +1,158 @@
+//! Signal-table rows in the stream: re-snapshot requests and watermarks of
+//! this connector (see `mysql/resnapshot.rs`), acted on at the commit of
+//! their transaction.
+
+use super::*;
+
+impl Streamer {
+    /// The signal table's TABLE_MAP: its rows are decoded as signals.
+    pub(super) async fn signal_table_map(
+        &mut self,
+        tme: &TableMapEvent<'_>,
+        name: &TableName,
+    ) -> Result<(), SourceError> {
+        let names = column_names(tme).map_err(|e| {
+            SourceError::Protocol(format!(
+                "TABLE_MAP of the signal table {name}: {e} (is binlog_row_metadata = FULL?)"
+            ))
+        })?;
+        let cached = self.signal_table.as_ref().map(|t| t.project(&names));
+        let projected = match cached {
+            Some(Ok(projected)) => projected,
+            _ => {
+                let side = self.side_session().await?;
+                let table = load_table(side, name).await?;
+                self.signal_table = Some(table.clone());
+                table.project(&names)?
+            }
+        };
+        let plan = RowPlan::new(tme, &projected.columns, None).map_err(|e| {
+            SourceError::Protocol(format!("TABLE_MAP of the signal table {name}: {e}"))
+        })?;
+        self.by_id
+            .insert(tme.table_id(), Some(Arc::new((projected, plan))));
+        self.signal_ids.insert(tme.table_id());
+        Ok(())
+    }
+
+    /// Inserted rows of the signal table naming this connector: kept until
+    /// their transaction commits. They are never records.
+    pub(super) fn signal_rows(
+        &mut self,
+        table: &MysqlTable,
+        plan: &RowPlan,
+        rows: &RowsEventData<'_>,
+    ) -> Result<(), SourceError> {
+        // Inserts only (WRITE_ROWS, v1 in MariaDB or v2): an after image alone.
+        if rows.columns_before_image().is_some() {
+            return Ok(());
+        }
+        let name = &table.schema.name;
+        let file = &self.file;
+        let error = |e: std::io::Error| {
+            SourceError::Protocol(format!(
+                "row event of the signal table {name} at {file}: {e}"
+            ))
+        };
+        let Some(after_cols) = rows.columns_after_image() else {
+            return Ok(());
+        };
+        plan.check_present(after_cols.iter().by_vals())
+            .map_err(error)?;
+        let mut buf = ParseBuf(rows.rows_data());
+        while !buf.is_empty() {
+            let row = plan.decode(name, &table.columns, &mut buf)?;
+            if let Some(signal) = resnapshot::signal_of(table, &row, &self.config.connector) {
+                self.signals.push(signal);
+            }
+        }
+        Ok(())
+    }
+
+    /// A request or a watermark of this connector, at the commit of its
+    /// transaction; `before` is the position before that transaction.
+    pub(super) async fn on_signal(
+        &mut self,
+        signal: &Signal,
+        before: &BinlogPosition,
+    ) -> Result<(), SourceError> {
+        if signal.kind == resnapshot::REQUEST {
+            let table = match TableName::parse(&signal.payload) {
+                Ok(table) => table,
+                Err(e) => {
+                    tracing::warn!(payload = %signal.payload, error = %e, "ignoring a malformed re-snapshot request");
+                    return Ok(());
+                }
+            };
+            if !self.tables.contains_key(&table) {
+                tracing::warn!(%table, "re-snapshot requested for a table this connector does not capture; ignored");
+                return Ok(());
+            }
+            if let Some(running) = &self.resnapshot {
+                tracing::warn!(%table, running = %running.table(), "a re-snapshot is already running; request ignored (request it again once it is complete)");
+                return Ok(());
+            }
+            let Some(signal_table) = self.config.signal_table.clone() else {
+                return Ok(());
+            };
+            let source = resnapshot::Source {
+                url: &self.config.url,
+                password: self.config.password.as_deref(),
+                signal: &signal_table,
+                connector: &self.config.connector,
+                chunk_rows: self.config.snapshot_chunk_rows,
+            };
+            tracing::info!(%table, at = %before, "re-snapshot started");
+            match Resnapshot::start(&source, &table, before.clone()).await {
+                Ok(running) => self.resnapshot = Some(running),
+                Err(e) => {
+                    tracing::error!(%table, error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)")
+                }
+            }
+            return Ok(());
+        }
+        let Some(running) = self.resnapshot.as_mut() else {
+            return Ok(());
+        };
+        match running.on_watermark(signal).await {
+            Ok(None) => {}
+            Ok(Some((rows, finished))) => {
+                let schema = rows.first().map(|c| c.table().clone());
+                let rows = match (schema, self.tables.get(running.table())) {
+                    // The streamer's own shape when it is the same.
+                    (Some(schema), Some(current)) if *schema == *current.schema => rows
+                        .into_iter()
+                        .map(|change| match change {
+                            Change::Upsert { row, .. } => Change::Upsert {
+                                table: current.schema.clone(),
+                                row,
+                            },
+                            other => other,
+                        })
+                        .collect(),
+                    _ => rows,
+                };
+                self.tx
+                    .send(ChangeBatch {
+                        changes: rows,
+                        ..ChangeBatch::default()
+                    })
+                    .await
+                    .map_err(|_| SourceError::ConsumerGone)?;
+                if finished {
+                    if let Some(done) = self.resnapshot.take() {
+                        tracing::info!(table = %done.table(), rows = done.emitted(), chunks_from = %done.cap, "re-snapshot complete");
+                        done.close().await;
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(failed) = self.resnapshot.take() {
+                    tracing::error!(table = %failed.table(), error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)");
+                    failed.close().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}

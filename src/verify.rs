@@ -52,6 +52,7 @@ mod oracle_pg;
 mod rebuilt;
 mod report;
 mod source;
+pub mod source_url;
 mod spill;
 
 use crate::rebuild::{self, RebuildOptions, Target};

@@ -17,7 +17,7 @@ use kappa_sink::offsets::write_state;
 use kappa_sink::topics::{ensure_compacted_topic, table_topic, table_topics};
 use kappa_sink::Producer;
 use kappa_source::mysql::{MysqlSource, MysqlStart};
-use kappa_source::postgres::{PostgresSource, PostgresSourceConfig, StartState};
+use kappa_source::postgres::{PostgresSource, PostgresSourceConfig, PostgresStart};
 use kappa_source::DurablePosition;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -136,7 +136,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let slot = source.slot();
     let source_task = match source {
         Reader::Postgres(source, _) => {
-            let start = StartState {
+            let start = PostgresStart {
                 snapshotted: state.snapshotted.clone(),
             };
             tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx))

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 const BATCH: usize = 10_000;
 
 /// A table being rebuilt.
-pub struct TableBuilder {
+pub struct SqliteTableBuilder {
     conn: Connection,
     partial: PathBuf,
     path: PathBuf,
@@ -43,7 +43,7 @@ pub fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(partial)
 }
 
-impl TableBuilder {
+impl SqliteTableBuilder {
     /// Starts a fresh table that will replace `path` when finished.
     pub fn create(path: &Path) -> Result<Self, SinkError> {
         let partial = partial_path(path);
@@ -271,7 +271,7 @@ mod tests {
     fn newest_record_wins_and_tombstones_delete() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sqlite");
-        let mut builder = TableBuilder::create(&path).unwrap();
+        let mut builder = SqliteTableBuilder::create(&path).unwrap();
         builder.apply(b"a", b"ka", Some(b"1"), 0, 0).unwrap();
         builder.apply(b"b", b"kb", Some(b"2"), 0, 1).unwrap();
         builder.apply(b"a", b"ka", Some(b"3"), 0, 2).unwrap();

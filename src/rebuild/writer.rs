@@ -6,7 +6,7 @@ use super::{mysql_target, pg_target, RebuildOptions, Target};
 use anyhow::Context;
 use kappa_schemas::Registry;
 use kappa_sink::resolve::{latest_schema, DecodedRecord, StoredSchema};
-use kappa_sink::table::TableBuilder;
+use kappa_sink::table::SqliteTableBuilder;
 use tokio::sync::mpsc;
 
 /// Records per PostgreSQL transaction.
@@ -16,7 +16,7 @@ const MYSQL_BATCH: usize = 5_000;
 
 /// What the writer task ends with.
 pub enum Written {
-    Sqlite(TableBuilder),
+    Sqlite(SqliteTableBuilder),
     Postgres(pg_target::PgTableBuilder),
     Mysql(mysql_target::MysqlTableBuilder),
 }
@@ -29,7 +29,7 @@ pub async fn start_writer(
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Written>>> {
     Ok(match &options.target {
         Target::Sqlite(path) => {
-            let mut builder = TableBuilder::create(path)?;
+            let mut builder = SqliteTableBuilder::create(path)?;
             tokio::task::spawn_blocking(move || {
                 while let Some(batch) = rx.blocking_recv() {
                     for a in batch {

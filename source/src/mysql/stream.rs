@@ -66,8 +66,12 @@ pub use connection::check_position_exists;
 
 type Row = Vec<Value>;
 
-enum End {
+/// Why a binlog session ended without a fatal error (as the PostgreSQL
+/// stream's `SessionEnd`).
+enum SessionEnd {
+    /// `stop` was requested.
     Stopped,
+    /// The connection was lost: reconnect and resume from the last commit.
     Lost(String),
 }
 
@@ -167,8 +171,8 @@ impl Streamer {
         let mut attempt = 0u32;
         loop {
             match self.session().await? {
-                End::Stopped => return Ok(()),
-                End::Lost(reason) => {
+                SessionEnd::Stopped => return Ok(()),
+                SessionEnd::Lost(reason) => {
                     // A session that got its stream open starts the backoff
                     // over, as the PostgreSQL reader does after reconnecting.
                     if std::mem::take(&mut self.opened) {
@@ -192,11 +196,13 @@ impl Streamer {
         }
     }
 
-    async fn session(&mut self) -> Result<End, SourceError> {
+    async fn session(&mut self) -> Result<SessionEnd, SourceError> {
         match self.check_server().await {
             Ok(checksums) => self.checksums = checksums,
             // A server restarting, or too busy to take us: try again later.
-            Err(e) if e.kind() == ErrorKind::Transient => return Ok(End::Lost(e.to_string())),
+            Err(e) if e.kind() == ErrorKind::Transient => {
+                return Ok(SessionEnd::Lost(e.to_string()))
+            }
             Err(e) => return Err(e),
         }
         let mut stream = match self.open_stream().await {
@@ -212,12 +218,20 @@ impl Streamer {
         let mut stop = self.stop.clone();
         loop {
             let event = tokio::select! {
-                _ = stop.wait_for(|s| *s) => return Ok(End::Stopped),
+                _ = stop.wait_for(|s| *s) => return Ok(SessionEnd::Stopped),
                 next = tokio::time::timeout(silence, stream.next()) => next,
             };
             match event {
-                Err(_) => return Ok(End::Lost(format!("no event or heartbeat for {silence:?}"))),
-                Ok(None) => return Ok(End::Lost("the server closed the binlog stream".into())),
+                Err(_) => {
+                    return Ok(SessionEnd::Lost(format!(
+                        "no event or heartbeat for {silence:?}"
+                    )))
+                }
+                Ok(None) => {
+                    return Ok(SessionEnd::Lost(
+                        "the server closed the binlog stream".into(),
+                    ))
+                }
                 Ok(Some(Err(e))) => return self.classify(e).await,
                 Ok(Some(Ok(event))) => self.handle(&stream, &event).await?,
             }

@@ -127,7 +127,7 @@ pub async fn pinned_session(
 /// Where the reader starts: which tables' initial snapshots are already in
 /// their topics (from the connector's offsets record).
 #[derive(Debug, Clone, Default)]
-pub struct StartState {
+pub struct PostgresStart {
     pub snapshotted: Vec<TableName>,
 }
 
@@ -230,7 +230,7 @@ impl PostgresSource {
     /// `stop`. See the module docs for the handover argument.
     pub async fn run(
         self,
-        state: StartState,
+        state: PostgresStart,
         tx: mpsc::Sender<ChangeBatch>,
         durable: DurablePosition,
         stop: watch::Receiver<bool>,

@@ -66,9 +66,9 @@ impl Streamer {
     /// passing failure is a lost connection (reconnect); a refused position
     /// is [`SourceError::BinlogPurged`] when `SHOW BINARY LOGS` no longer
     /// lists its file, else the server's refusal; any other answer is fatal.
-    pub(super) async fn classify(&self, e: mysql_async::Error) -> Result<End, SourceError> {
+    pub(super) async fn classify(&self, e: mysql_async::Error) -> Result<SessionEnd, SourceError> {
         if errors::kind(&e) == ErrorKind::Transient {
-            return Ok(End::Lost(e.to_string()));
+            return Ok(SessionEnd::Lost(e.to_string()));
         }
         if matches!(&e, mysql_async::Error::Server(server) if server.code == errors::ER_MASTER_FATAL_ERROR_READING_BINLOG)
         {

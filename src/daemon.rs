@@ -511,3 +511,6 @@ async fn stop_on_signal(stop: watch::Sender<bool>) {
     }
     let _ = stop.send(true);
 }
+
+#[cfg(test)]
+mod acknowledge_tests;

@@ -6,7 +6,8 @@
 //! The classes follow the PostgreSQL manual's Appendix A: connection
 //! exceptions (class 08), operator intervention (57P01 admin shutdown, 57P02
 //! crash shutdown, 57P03 cannot connect now, 57P05 idle session timeout) and
-//! insufficient resources (class 53, "too many clients") pass by themselves;
+//! insufficient resources (class 53, "too many clients"; not 53400, a
+//! configured limit such as `max_replication_slots`) pass by themselves;
 //! invalid authorization (class 28), missing privileges and objects, and a
 //! server not in the state replication needs (55000: `wal_level`, an
 //! invalidated slot) need someone to change something; anything else is the
@@ -23,7 +24,11 @@ pub(crate) fn sqlstate_kind(code: &str) -> ErrorKind {
         // cancelled (by an operator or a statement timeout under load), a
         // slot still held by a walsender that has not noticed its client left.
         "40001" | "40P01" | "55P03" | "57014" | "55006" => ErrorKind::Transient,
-        "42501" | "42704" | "42P01" | "3D000" | "55000" | "0A000" => ErrorKind::Configuration,
+        // 53400: a configured limit (max_replication_slots, max_wal_senders)
+        // is reached: only the user frees or raises it.
+        "42501" | "42704" | "42P01" | "3D000" | "55000" | "0A000" | "53400" => {
+            ErrorKind::Configuration
+        }
         _ => match code.get(..2) {
             Some("08") | Some("53") => ErrorKind::Transient,
             Some("28") => ErrorKind::Configuration,
@@ -127,7 +132,9 @@ mod tests {
 
     #[test]
     fn authentication_privileges_and_missing_objects_need_the_user() {
-        for code in ["28P01", "28000", "42501", "42704", "3D000", "55000"] {
+        for code in [
+            "28P01", "28000", "42501", "42704", "3D000", "55000", "53400",
+        ] {
             assert_eq!(sqlstate_kind(code), ErrorKind::Configuration, "{code}");
         }
         assert_eq!(

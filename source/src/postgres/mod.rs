@@ -273,19 +273,23 @@ impl PostgresSource {
                     setup::quote_ident(&config.slot)
                 );
                 let rows = replication.simple_query(&sql).await.map_err(|e| {
-                    SourceError::Setup(format!("creating replication slot {}: {e}", config.slot))
+                    stream::replication_error(&config.slot, "creating the replication slot", e)
                 })?;
                 let field = |i: usize| -> Result<String, SourceError> {
                     rows.first()
                         .and_then(|r| r.get(i).cloned().flatten())
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .ok_or_else(|| {
-                            SourceError::Setup(
+                            SourceError::Protocol(
                                 "CREATE_REPLICATION_SLOT returned no snapshot".into(),
                             )
                         })
                 };
-                let consistent_point = Lsn::parse(&field(1)?).map_err(SourceError::Setup)?;
+                let consistent_point = Lsn::parse(&field(1)?).map_err(|e| {
+                    SourceError::Protocol(format!(
+                        "CREATE_REPLICATION_SLOT's consistent point: {e}"
+                    ))
+                })?;
                 let snapshot_name = field(2)?;
                 tracing::info!(slot = %config.slot, %consistent_point, snapshot = %snapshot_name, "created replication slot");
                 self.snapshot(

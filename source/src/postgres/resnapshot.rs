@@ -73,7 +73,7 @@ pub async fn request(
         slot: slot.to_string(),
         table: table.clone(),
     })
-    .map_err(|e| SourceError::Setup(e.to_string()))?;
+    .map_err(|e| SourceError::Protocol(format!("encoding a re-snapshot request: {e}")))?;
     let lsn: String = client
         .query_one(
             "SELECT pg_logical_emit_message(true, $1, $2)::text",
@@ -85,7 +85,8 @@ pub async fn request(
             source,
         })?
         .get(0);
-    Lsn::parse(&lsn).map_err(SourceError::Setup)
+    Lsn::parse(&lsn)
+        .map_err(|e| SourceError::Protocol(format!("pg_logical_emit_message's LSN: {e}")))
 }
 
 /// A re-snapshot in progress.

@@ -1,11 +1,10 @@
 # kappa: change-data-capture into log-compacted Kafka topics.
 #   docker build -t kappa .      (or: docker compose up --build)
-# Only the workspace manifests and the four crates are copied, so the build context's target/
-# and .kappa-state/ are never sent (BuildKit transfers what COPY names).
+# Only the workspace manifests and its member crates are copied (every member must be there, or
+# cargo refuses the workspace), so the build context's target/ and .kappa-state/ are never sent
+# (BuildKit transfers what COPY names).
 #
-# The builder is not rust:1.85 (the workspace's declared rust-version): the locked dependencies
-# need a newer rustc (uuid 1.29 needs 1.89; pgwire-replication 0.5 and schema_registry_converter
-# 6.0 need 1.88). The default is the toolchain CI tests with; override with
+# The builder is the toolchain CI tests with, the workspace's rust-version; override with
 # --build-arg RUST_VERSION=1.xx.
 ARG RUST_VERSION=1.95
 
@@ -15,6 +14,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY schemas ./schemas
 COPY source ./source
 COPY sink ./sink
+COPY materialize ./materialize
+COPY chaos ./chaos
 COPY src ./src
 RUN cargo build --release --bin kappa
 

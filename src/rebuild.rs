@@ -25,9 +25,9 @@ pub use target::{parse_as_of, parse_target, parse_until_offsets, Target, TargetP
 
 use anyhow::{bail, Context};
 use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};
+use kappa_materialize::resolve::{latest_schema, RecordDecoder, StoredSchema};
 use kappa_schemas::Registry;
 use kappa_sink::replay::{self, Bound, PartitionSink, ReplayPlan, ReplayProgress, ReplayRecord};
-use kappa_sink::resolve::{latest_schema, RecordDecoder, StoredSchema};
 use kappa_sink::KafkaConfig;
 use std::collections::{BTreeMap, HashMap};
 
@@ -172,7 +172,7 @@ pub async fn rebuild(
             return Err(writer_error.context(e.to_string()));
         }
         if let Target::Sqlite(path) = &options.target {
-            let _ = std::fs::remove_file(kappa_sink::table::partial_path(path));
+            let _ = std::fs::remove_file(kappa_materialize::table::partial_path(path));
         }
         return Err(e.into());
     }
@@ -208,7 +208,7 @@ pub async fn rebuild(
     {
         if let Target::Sqlite(path) = &options.target {
             drop(written);
-            let _ = std::fs::remove_file(kappa_sink::table::partial_path(path));
+            let _ = std::fs::remove_file(kappa_materialize::table::partial_path(path));
         }
         bail!(
             "--require-exact: {} records before the end offsets of {topic} are no longer in the topic \

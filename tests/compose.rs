@@ -189,3 +189,25 @@ fn kappa_docker_toml_points_at_the_compose_services() {
         );
     }
 }
+
+/// `docker build` needs every workspace member in the image's build
+/// context: cargo refuses a workspace with a member missing (chaos/ was,
+/// until it was copied).
+#[test]
+fn the_dockerfile_copies_every_workspace_member() {
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).expect("Cargo.toml");
+    let members = manifest["workspace"]["members"]
+        .as_array()
+        .expect("workspace.members");
+    let dockerfile = read("Dockerfile");
+    for member in members {
+        let member = member.as_str().expect("a member path");
+        if member == "." {
+            continue;
+        }
+        assert!(
+            dockerfile.contains(&format!("COPY {member} ./{member}\n")),
+            "the Dockerfile does not copy workspace member {member}"
+        );
+    }
+}

@@ -819,7 +819,7 @@ async fn unknown_schema_ids_and_undecodable_bytes_are_poison_too() {
 
     // A schema id the registry knows, for a datum that stops mid-record.
     let topic = topic_with_poison(&[], 1).await;
-    let latest = kappa_sink::resolve::latest_schema(&registry, &format!("{topic}-value"))
+    let latest = kappa_materialize::resolve::latest_schema(&registry, &format!("{topic}-value"))
         .await
         .unwrap();
     let topic_bad = topic_with_poison(&[(2, truncated(latest.id))], 4).await;

@@ -10,8 +10,8 @@ use arbitrary::Arbitrary;
 use kappa_fuzz::{table, ArbColumn};
 use kappa_schemas::framing::unframe;
 use kappa_schemas::{Column, ColumnType, TableAvro, Value};
-use kappa_sink::datum::DatumPlan;
-use kappa_sink::resolve::{decode_value, StoredSchema};
+use kappa_materialize::datum::DatumPlan;
+use kappa_materialize::resolve::{decode_value, StoredSchema};
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The shared vocabulary of kappa: what a table, a row and a change are, and how
 //! they become Avro records in a Confluent-compatible Schema Registry.
 //!
-//! Readers in `kappa-source` produce [`Change`]s; the producer in `kappa-sink`
+//! Readers in `kappa-source` produce [`Change`]s; the daemon in `src/`
 //! turns them into keyed records with [`RecordEncoder`]; the materializer and
 //! `verify` turn records back into [`Row`]s with [`decode`]. Keeping both
 //! directions here is what makes "the rebuilt table equals the source" checkable.

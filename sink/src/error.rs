@@ -15,8 +15,6 @@ pub enum SinkError {
         offset: i64,
         reason: String,
     },
-    #[error("rebuilt table {path}: {reason}")]
-    Table { path: String, reason: String },
     #[error("offsets record in topic {topic} for connector {connector}: {reason}")]
     Offsets {
         topic: String,

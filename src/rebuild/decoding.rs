@@ -1,8 +1,8 @@
 //! The replay workers' sink: decode each record, set poison records aside
 //! (or stop on them), and hand batches to the table writer.
 
+use kappa_materialize::resolve::{DecodedRecord, RecordDecoder};
 use kappa_sink::replay::{PartitionSink, ReplayRecord};
-use kappa_sink::resolve::{DecodedRecord, RecordDecoder};
 use tokio::sync::mpsc;
 
 /// Records per batch handed from a worker to the writer.

@@ -13,8 +13,8 @@
 use super::mysql_types::{self, column_parameter};
 use super::shape::{self, TargetShape, TypeMapping};
 use anyhow::{bail, Context};
+use kappa_materialize::resolve::DecodedRecord;
 use kappa_schemas::{AvroSchema, TableName, Value};
-use kappa_sink::resolve::DecodedRecord;
 use kappa_source::mysql::{quote_ident, quote_table};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as MyValue};

@@ -12,9 +12,9 @@
 pub use super::shape::TargetShape;
 use super::shape::{self, TypeMapping};
 use anyhow::{bail, Context};
+use kappa_materialize::pg_text::copy_field;
+use kappa_materialize::resolve::DecodedRecord;
 use kappa_schemas::{AvroSchema, TableName, Value};
-use kappa_sink::pg_text::copy_field;
-use kappa_sink::resolve::DecodedRecord;
 use kappa_source::postgres::setup::{quote_ident, quote_table};
 use std::collections::HashMap;
 use tokio_postgres::Client;

@@ -1,7 +1,7 @@
 //! What a rebuild reports, and what it stores with the table.
 
+use kappa_materialize::resolve::StoredSchema;
 use kappa_sink::replay::{self, Bound, ReplayPlan};
-use kappa_sink::resolve::StoredSchema;
 use serde::Serialize;
 
 /// Whether the replayed history is complete up to the end offsets.

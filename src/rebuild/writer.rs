@@ -4,9 +4,9 @@
 use super::decoding::Applied;
 use super::{mysql_target, pg_target, RebuildOptions, Target};
 use anyhow::Context;
+use kappa_materialize::resolve::{latest_schema, DecodedRecord, StoredSchema};
+use kappa_materialize::table::SqliteTableBuilder;
 use kappa_schemas::Registry;
-use kappa_sink::resolve::{latest_schema, DecodedRecord, StoredSchema};
-use kappa_sink::table::SqliteTableBuilder;
 use tokio::sync::mpsc;
 
 /// Records per PostgreSQL transaction.

@@ -17,9 +17,9 @@
 use super::source::{Connector, ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource};
 use super::spill::SpillSort;
 use anyhow::bail;
+use kappa_materialize::order_key::encode_key;
 use kappa_schemas::mask::TableMask;
 use kappa_schemas::{Row, TableSchema, Value};
-use kappa_sink::order_key::encode_key;
 use std::path::PathBuf;
 use std::sync::Arc;
 

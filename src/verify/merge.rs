@@ -15,8 +15,8 @@
 use super::rebuilt::RebuiltRow;
 use super::source::{OrderedRow, OrderedSource};
 use anyhow::bail;
+use kappa_materialize::order_key::encode_key;
 use kappa_schemas::{Row, TableSchema, Value};
-use kappa_sink::order_key::encode_key;
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hasher};

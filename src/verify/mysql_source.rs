@@ -47,8 +47,8 @@ use super::source::{
 use super::spill::SpillSort;
 use crate::state::ConnectorState;
 use anyhow::{anyhow, bail, Context};
+use kappa_materialize::order_key::encode_key;
 use kappa_schemas::{BinlogPosition, ColumnType, Row, TableName, TableSchema, Value};
-use kappa_sink::order_key::encode_key;
 use kappa_source::mysql::catalog::{load_table, MysqlTable};
 use kappa_source::mysql::kind::MysqlColumn;
 use kappa_source::mysql::snapshot::{begin, select_sql};

@@ -11,12 +11,12 @@
 //! matched to the source's by name.
 
 use anyhow::{bail, Context};
+use kappa_materialize::datum::DatumPlan;
+use kappa_materialize::resolve::{decode_value, StoredSchema};
+use kappa_materialize::table::RebuiltTable;
 use kappa_schemas::avro::avro_name;
 use kappa_schemas::framing::unframe;
 use kappa_schemas::{AvroSchema, TableSchema, Value};
-use kappa_sink::datum::DatumPlan;
-use kappa_sink::resolve::{decode_value, StoredSchema};
-use kappa_sink::table::RebuiltTable;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,7 +141,7 @@ impl RowDecoder {
                 path.display()
             );
         };
-        let fields = kappa_sink::resolve::field_names(&reader.schema);
+        let fields = kappa_materialize::resolve::field_names(&reader.schema);
         let positions = table
             .columns
             .iter()
@@ -201,12 +201,13 @@ fn read_all(
         if closed {
             return Ok(());
         }
-        let values = decoder
-            .decode(value)
-            .map_err(|reason| kappa_sink::SinkError::Table {
-                path: path.display().to_string(),
-                reason,
-            })?;
+        let values =
+            decoder
+                .decode(value)
+                .map_err(|reason| kappa_materialize::MaterializeError::Table {
+                    path: path.display().to_string(),
+                    reason,
+                })?;
         chunk.push(RebuiltRow {
             ord: ord.to_vec(),
             values,

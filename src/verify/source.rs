@@ -1,5 +1,5 @@
 //! The source side of `verify`: a table's rows read in one consistent
-//! snapshot, in ascending order of their order key (`kappa_sink::order_key`),
+//! snapshot, in ascending order of their order key (`kappa_materialize::order_key`),
 //! behind a small trait so a second database (MySQL/MariaDB) plugs in.
 //!
 //! ## Why the database sorts, and when it cannot
@@ -21,9 +21,9 @@ use super::spill::SpillSort;
 use anyhow::{bail, Context};
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
+use kappa_materialize::order_key::encode_key;
+use kappa_materialize::pg_text::literal;
 use kappa_schemas::{ColumnType, Lsn, Row, TableName, TableSchema, Value};
-use kappa_sink::order_key::encode_key;
-use kappa_sink::pg_text::literal;
 use kappa_source::postgres::catalog::load_table;
 use kappa_source::postgres::setup::{quote_ident, quote_table};
 use kappa_source::postgres::text::{copy_fields, parse_value};

@@ -1,4 +1,4 @@
-//! Generators shared by the property tests of kappa-schemas and kappa-sink
+//! Generators shared by the property tests of kappa-schemas and kappa-materialize
 //! (`#[path]`-included there): a table shape of every column type and a row
 //! of values it holds, edge values made likely. Each including test uses a
 //! part of it.

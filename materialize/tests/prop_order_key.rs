@@ -2,8 +2,8 @@
 //! the key values — for one column of every kind, and column by column for
 //! composite keys — and equal keys encode equally.
 
+use kappa_materialize::order_key::encode_key;
 use kappa_schemas::Value;
-use kappa_sink::order_key::encode_key;
 use num_bigint::BigInt;
 use proptest::prelude::*;
 use std::cmp::Ordering;

@@ -10,9 +10,9 @@
 #[path = "../../schemas/tests/prop_strategy/mod.rs"]
 mod prop_strategy;
 
+use kappa_materialize::pg_text::literal;
 use kappa_schemas::value::DECIMAL_SPECIALS;
 use kappa_schemas::{ColumnType, Value};
-use kappa_sink::pg_text::literal;
 use kappa_source::postgres::text::{copy_fields, parse_value};
 use num_bigint::BigInt;
 use proptest::prelude::*;
@@ -98,8 +98,8 @@ proptest! {
                 line.push('\t');
             }
             match field {
-                None => kappa_sink::pg_text::copy_field(&Value::Null, &mut line),
-                Some((_, value)) => kappa_sink::pg_text::copy_field(value, &mut line),
+                None => kappa_materialize::pg_text::copy_field(&Value::Null, &mut line),
+                Some((_, value)) => kappa_materialize::pg_text::copy_field(value, &mut line),
             }
         }
         let fields = copy_fields(line.as_bytes()).expect("a line kappa wrote");

@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(literal(&Value::Date(-735_160)).unwrap(), "0044-03-15 BC");
         assert_eq!(literal(&Value::Date(2_932_897)).unwrap(), "10000-01-01");
         // Past chrono's range (262143 AD), within PostgreSQL's: these were
-        // "date out of range" (found by sink/tests/prop_pg_text.rs).
+        // "date out of range" (found by materialize/tests/prop_pg_text.rs).
         assert_eq!(literal(&Value::Date(95_026_237)).unwrap(), "262143-01-01");
         assert_eq!(
             literal(&Value::Date(2_145_042_905)).unwrap(),

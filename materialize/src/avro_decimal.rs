@@ -5,7 +5,7 @@
 //! comparison in `resolve_decimal` is the wrong way round), so resolving an
 //! older record to the latest schema failed for almost every decimal.
 //! Sign-extending each decimal to the width its reader precision allows
-//! keeps the value and passes the check. Found by `sink/tests/prop_datum.rs`.
+//! keeps the value and passes the check. Found by `materialize/tests/prop_datum.rs`.
 
 use apache_avro::schema::{DecimalSchema, RecordSchema};
 use apache_avro::types::Value as Avro;

@@ -12,7 +12,7 @@
 //! A rebuild writes `PATH.partial` and renames it over `PATH` at the end, so a
 //! reader never sees a half-built table.
 
-use crate::error::SinkError;
+use crate::error::MaterializeError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 
@@ -29,8 +29,8 @@ pub struct SqliteTableBuilder {
     pub tombstones: u64,
 }
 
-fn table_error(path: &Path) -> impl Fn(rusqlite::Error) -> SinkError + '_ {
-    move |e| SinkError::Table {
+fn table_error(path: &Path) -> impl Fn(rusqlite::Error) -> MaterializeError + '_ {
+    move |e| MaterializeError::Table {
         path: path.display().to_string(),
         reason: e.to_string(),
     }
@@ -45,10 +45,10 @@ pub fn partial_path(path: &Path) -> PathBuf {
 
 impl SqliteTableBuilder {
     /// Starts a fresh table that will replace `path` when finished.
-    pub fn create(path: &Path) -> Result<Self, SinkError> {
+    pub fn create(path: &Path) -> Result<Self, MaterializeError> {
         let partial = partial_path(path);
         if partial.exists() {
-            std::fs::remove_file(&partial).map_err(|e| SinkError::Table {
+            std::fs::remove_file(&partial).map_err(|e| MaterializeError::Table {
                 path: partial.display().to_string(),
                 reason: format!("removing a leftover partial rebuild: {e}"),
             })?;
@@ -87,7 +87,7 @@ impl SqliteTableBuilder {
         value: Option<&[u8]>,
         partition: i32,
         offset: i64,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), MaterializeError> {
         let on_error = table_error(&self.partial);
         match value {
             Some(value) => {
@@ -119,7 +119,7 @@ impl SqliteTableBuilder {
     }
 
     /// Stores a writer schema the rows refer to.
-    pub fn add_schema(&mut self, id: u32, schema: &str) -> Result<(), SinkError> {
+    pub fn add_schema(&mut self, id: u32, schema: &str) -> Result<(), MaterializeError> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO kappa_schemas (id, schema) VALUES (?1, ?2)",
@@ -130,7 +130,7 @@ impl SqliteTableBuilder {
     }
 
     /// Records a fact about the rebuild (topic, end offsets…).
-    pub fn set_meta(&mut self, name: &str, value: &str) -> Result<(), SinkError> {
+    pub fn set_meta(&mut self, name: &str, value: &str) -> Result<(), MaterializeError> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO kappa_meta (name, value) VALUES (?1, ?2)",
@@ -141,7 +141,7 @@ impl SqliteTableBuilder {
     }
 
     /// Commits and moves the table into place. Returns the number of live keys.
-    pub fn finish(self) -> Result<u64, SinkError> {
+    pub fn finish(self) -> Result<u64, MaterializeError> {
         let on_error = table_error(&self.partial);
         self.conn.execute_batch("COMMIT;").map_err(&on_error)?;
         let live: i64 = self
@@ -149,7 +149,7 @@ impl SqliteTableBuilder {
             .query_row("SELECT count(*) FROM kappa_rows", [], |r| r.get(0))
             .map_err(&on_error)?;
         self.conn.close().map_err(|(_, e)| on_error(e))?;
-        std::fs::rename(&self.partial, &self.path).map_err(|e| SinkError::Table {
+        std::fs::rename(&self.partial, &self.path).map_err(|e| MaterializeError::Table {
             path: self.path.display().to_string(),
             reason: format!("moving the finished rebuild into place: {e}"),
         })?;
@@ -164,9 +164,9 @@ pub struct RebuiltTable {
 }
 
 impl RebuiltTable {
-    pub fn open(path: &Path) -> Result<Self, SinkError> {
+    pub fn open(path: &Path) -> Result<Self, MaterializeError> {
         if !path.exists() {
-            return Err(SinkError::Table {
+            return Err(MaterializeError::Table {
                 path: path.display().to_string(),
                 reason: "does not exist: run `kappa rebuild` first".into(),
             });
@@ -183,8 +183,8 @@ impl RebuiltTable {
     /// key's order), streaming: memory holds one row at a time.
     pub fn for_each_row(
         &self,
-        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), SinkError>,
-    ) -> Result<(), SinkError> {
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), MaterializeError>,
+    ) -> Result<(), MaterializeError> {
         let on_error = table_error(&self.path);
         let mut statement = self
             .conn
@@ -206,7 +206,7 @@ impl RebuiltTable {
     }
 
     /// The value stored for the key with order key `ord`.
-    pub fn value(&self, ord: &[u8]) -> Result<Option<Vec<u8>>, SinkError> {
+    pub fn value(&self, ord: &[u8]) -> Result<Option<Vec<u8>>, MaterializeError> {
         self.conn
             .query_row(
                 "SELECT value FROM kappa_rows WHERE ord = ?1",
@@ -218,7 +218,7 @@ impl RebuiltTable {
     }
 
     /// Every stored writer schema, by id.
-    pub fn schemas(&self) -> Result<Vec<(u32, String)>, SinkError> {
+    pub fn schemas(&self) -> Result<Vec<(u32, String)>, MaterializeError> {
         let on_error = table_error(&self.path);
         let mut statement = self
             .conn
@@ -231,7 +231,7 @@ impl RebuiltTable {
     }
 
     /// The writer schema with `id`, as stored by the rebuild.
-    pub fn schema(&self, id: u32) -> Result<Option<String>, SinkError> {
+    pub fn schema(&self, id: u32) -> Result<Option<String>, MaterializeError> {
         self.conn
             .query_row(
                 "SELECT schema FROM kappa_schemas WHERE id = ?1",
@@ -243,7 +243,7 @@ impl RebuiltTable {
     }
 
     /// A fact recorded by the rebuild.
-    pub fn meta(&self, name: &str) -> Result<Option<String>, SinkError> {
+    pub fn meta(&self, name: &str) -> Result<Option<String>, MaterializeError> {
         self.conn
             .query_row(
                 "SELECT value FROM kappa_meta WHERE name = ?1",
@@ -254,7 +254,7 @@ impl RebuiltTable {
             .map_err(table_error(&self.path))
     }
 
-    pub fn row_count(&self) -> Result<u64, SinkError> {
+    pub fn row_count(&self) -> Result<u64, MaterializeError> {
         let n: i64 = self
             .conn
             .query_row("SELECT count(*) FROM kappa_rows", [], |r| r.get(0))

@@ -3,11 +3,11 @@
 //! broker: the general apache-avro path (decode, re-encode to prove the datum
 //! canonical, decode into kappa values) against the direct decoder, building
 //! values and only checking them.
-//! `cargo run --release -p kappa-sink --example decode_cost [RECORDS]`
+//! `cargo run --release -p kappa-materialize --example decode_cost [RECORDS]`
 
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
-use kappa_sink::datum::DatumPlan;
+use kappa_materialize::datum::DatumPlan;
 use std::time::Instant;
 
 const VALUE: &str = r#"{"type":"record","name":"Value","fields":[

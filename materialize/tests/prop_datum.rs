@@ -6,11 +6,11 @@
 #[path = "../../schemas/tests/prop_strategy/mod.rs"]
 mod prop_strategy;
 
+use kappa_materialize::datum::DatumPlan;
+use kappa_materialize::resolve::{decode_value, StoredSchema};
 use kappa_schemas::avro::encode_row;
 use kappa_schemas::framing::{frame, unframe};
 use kappa_schemas::{Column, ColumnType, TableAvro, Value};
-use kappa_sink::datum::DatumPlan;
-use kappa_sink::resolve::{decode_value, StoredSchema};
 use prop_strategy::table_and_row;
 use proptest::prelude::*;
 use std::sync::Arc;

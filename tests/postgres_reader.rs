@@ -392,19 +392,7 @@ async fn an_idle_table_does_not_pin_wal_while_others_write() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reconnects_when_the_replication_connection_drops() {
     let p = common::streaming_hundred_rows("kappa_reconnect").await;
-    // What a server restart does to the walsender (SQLSTATE 57P01), without
-    // disturbing the other tests' sessions.
-    let terminated: bool = p
-        .client
-        .query_one(
-            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = $1",
-            &[&format!("kappa:{}", p.name)],
-        )
-        .await
-        .expect("terminate")
-        .get::<_, Option<bool>>(0)
-        .unwrap_or(false);
-    assert!(terminated, "no walsender found for kappa:{}", p.name);
+    common::terminate_walsender(&p).await;
     common::assert_streams_on_after_reconnect(p).await;
 }
 
@@ -995,17 +983,7 @@ async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
         .batch_execute(&format!("ALTER ROLE {} NOLOGIN", p.name))
         .await
         .expect("alter role");
-    let terminated: bool = p
-        .client
-        .query_one(
-            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = $1",
-            &[&format!("kappa:{}", p.name)],
-        )
-        .await
-        .expect("terminate")
-        .get::<_, Option<bool>>(0)
-        .unwrap_or(false);
-    assert!(terminated, "no walsender found for kappa:{}", p.name);
+    common::terminate_walsender(&p).await;
     let started = Instant::now();
     let status = p.wait_exit();
     let log = p.log();

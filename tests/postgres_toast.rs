@@ -50,21 +50,6 @@ async fn wait_for_fetches(p: &Pipeline) {
     }
 }
 
-/// What a server restart does to the walsender, without disturbing other sessions.
-async fn terminate_walsender(p: &Pipeline) {
-    let terminated: bool = p
-        .client
-        .query_one(
-            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = $1",
-            &[&format!("kappa:{}", p.name)],
-        )
-        .await
-        .expect("terminate")
-        .get::<_, Option<bool>>(0)
-        .unwrap_or(false);
-    assert!(terminated, "no walsender found for kappa:{}", p.name);
-}
-
 /// The connection is lost in the middle of a transaction whose UPDATEs left
 /// the body unchanged: the pending piece's TOAST holes must die with it.
 /// Before, they survived into the next session and were applied to its
@@ -93,7 +78,7 @@ async fn toast_holes_of_a_lost_connection_never_reach_the_next_session() {
     wait_for_fetches(&p).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     p.daemon.signal("-STOP");
-    terminate_walsender(&p).await;
+    common::terminate_walsender(&p).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     p.daemon.signal("-CONT");
     p.wait_for_log("reconnected").await;

@@ -565,3 +565,20 @@ pub fn peak_rss_kb(pid: u32) -> u64 {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// Terminates the connector's walsender (SQLSTATE 57P01, what a server
+/// restart does to it) without disturbing other tests' sessions; fails the
+/// test when there is none.
+pub async fn terminate_walsender(p: &Pipeline) {
+    let terminated: bool = p
+        .client
+        .query_one(
+            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_replication WHERE application_name = $1",
+            &[&format!("kappa:{}", p.name)],
+        )
+        .await
+        .expect("terminate")
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false);
+    assert!(terminated, "no walsender found for kappa:{}", p.name);
+}

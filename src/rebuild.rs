@@ -12,7 +12,7 @@
 
 mod decoding;
 pub mod mysql_target;
-mod mysql_types;
+pub mod mysql_types;
 pub mod pg_target;
 mod progress;
 pub mod shape;

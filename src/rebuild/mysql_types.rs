@@ -222,7 +222,10 @@ pub fn parameter(value: &Value) -> Result<MyValue, String> {
     })
 }
 
-fn date_time(t: chrono::NaiveDateTime) -> Result<MyValue, String> {
+/// A date and time as the MySQL value that reads as it (microseconds; a
+/// year outside 0..=65535 is refused with the value's text). Also what
+/// `verify` binds for key look-ups.
+pub fn date_time(t: chrono::NaiveDateTime) -> Result<MyValue, String> {
     use chrono::{Datelike, Timelike};
     let year = u16::try_from(t.year()).map_err(|_| t.to_string())?;
     Ok(MyValue::Date(

@@ -71,19 +71,11 @@ pub(super) fn key_param(column: &MysqlColumn, value: &Value) -> anyhow::Result<M
     })
 }
 
+/// A date and time as the MySQL value that reads as it (see
+/// [`crate::rebuild::mysql_types::date_time`]).
 pub(super) fn date_value(date: chrono::NaiveDate, time: chrono::NaiveTime) -> anyhow::Result<My> {
-    use chrono::{Datelike, Timelike};
-    let year = u16::try_from(date.year())
-        .map_err(|_| anyhow!("year {} is outside MySQL's range", date.year()))?;
-    Ok(My::Date(
-        year,
-        date.month() as u8,
-        date.day() as u8,
-        time.hour() as u8,
-        time.minute() as u8,
-        time.second() as u8,
-        time.nanosecond() / 1000,
-    ))
+    crate::rebuild::mysql_types::date_time(date.and_time(time))
+        .map_err(|value| anyhow!("{value} is outside MySQL's range"))
 }
 
 #[cfg(test)]

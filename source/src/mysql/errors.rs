@@ -1,8 +1,9 @@
 //! What a MySQL/MariaDB failure means for whoever decides to retry, from the
 //! server's error number and the client library's error variant — never from
 //! the message text (translated under `lc_messages`, reworded between
-//! releases). Numbers from the MariaDB and MySQL error references; the same
-//! numbers mean the same on both servers for every code below.
+//! releases). Numbers from the MariaDB and MySQL error references; a number
+//! below means the same on both servers where both have it (1927 is
+//! MariaDB's own, 4031 MySQL 8's).
 
 use crate::error::ErrorKind;
 use mysql_async::{DriverError, Error};
@@ -54,10 +55,12 @@ pub(crate) fn kind(error: &Error) -> ErrorKind {
     match error {
         Error::Io(_) => ErrorKind::Transient,
         Error::Server(server) => server_code_kind(server.code),
+        // A stream cut mid-packet can also surface as an unexpected packet.
         Error::Driver(
             DriverError::ConnectionClosed
             | DriverError::PoolDisconnected
-            | DriverError::PacketOutOfOrder,
+            | DriverError::PacketOutOfOrder
+            | DriverError::UnexpectedPacket { .. },
         ) => ErrorKind::Transient,
         Error::Driver(
             DriverError::UnknownAuthPlugin { .. }

@@ -186,6 +186,16 @@ impl Streamer {
                     self.signals.clear();
                     self.by_id.clear();
                     self.signal_ids.clear();
+                    // The catalog session may have died with the server.
+                    self.side = None;
+                    // One failure policy for both readers: a running
+                    // re-snapshot ends with its session. The stored position
+                    // is held before its request, so the request is read
+                    // again and the re-snapshot starts over.
+                    if let Some(running) = self.resnapshot.take() {
+                        tracing::warn!(table = %running.table(), "re-snapshot interrupted by the lost connection; it starts over when the request is read again");
+                        running.close().await;
+                    }
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -233,7 +243,16 @@ impl Streamer {
                     ))
                 }
                 Ok(Some(Err(e))) => return self.classify(e).await,
-                Ok(Some(Ok(event))) => self.handle(&stream, &event).await?,
+                Ok(Some(Ok(event))) => match self.handle(&stream, &event).await {
+                    Ok(()) => {}
+                    // A query of the stream's own (a catalog reload, a
+                    // re-snapshot chunk) lost its server: the session is lost
+                    // with it, and resumes from the last commit.
+                    Err(e @ SourceError::Mysql { .. }) if e.kind() == ErrorKind::Transient => {
+                        return Ok(SessionEnd::Lost(e.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                },
             }
         }
     }

@@ -348,6 +348,11 @@ impl PostgresSource {
             match streamer.session(&mut replication).await? {
                 stream::SessionEnd::Stopped => break,
                 stream::SessionEnd::Lost(reason) => {
+                    // A session that received something starts the backoff
+                    // over, as the MySQL reader does once its stream opened.
+                    if streamer.take_progress() {
+                        attempt = 0;
+                    }
                     tracing::warn!(%reason, retry_in = ?reconnect_backoff(attempt), "replication connection lost; reconnecting");
                     // The session may have ended over another connection (a
                     // TOAST fetch) with this one still open and holding the
@@ -375,7 +380,6 @@ impl PostgresSource {
                         }
                     };
                     tracing::info!(slot = %config.slot, "reconnected; resuming from the slot's confirmed position");
-                    attempt = 0;
                 }
             }
         }

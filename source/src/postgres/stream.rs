@@ -64,6 +64,8 @@ pub struct Streamer {
     resnapshot: Option<Resnapshot>,
     /// Where re-snapshots read from: URL, password, rows per chunk.
     resnapshot_source: Option<(String, Option<String>, usize)>,
+    /// Whether the current session received an event (see [`Self::take_progress`]).
+    progressed: bool,
 }
 
 impl Streamer {
@@ -87,6 +89,7 @@ impl Streamer {
             last_commit: Lsn(0),
             resnapshot: None,
             resnapshot_source: None,
+            progressed: false,
         }
     }
 
@@ -159,14 +162,31 @@ impl Streamer {
                 Err(e) => return Err(e),
             }
         }
-        match self.stream(client).await {
+        let ended = match self.stream(client).await {
             Err(e @ (SourceError::Query { .. } | SourceError::Connect { .. }))
                 if e.kind() == ErrorKind::Transient =>
             {
                 Ok(SessionEnd::Lost(e.to_string()))
             }
             other => other,
+        };
+        if matches!(ended, Ok(SessionEnd::Lost(_))) {
+            // One failure policy for both readers: a running re-snapshot
+            // ends with its session (a chunk taken at HIGH may not have been
+            // handed over). The slot is held at its request, so the request
+            // is read again and the re-snapshot starts over.
+            if let Some(running) = self.resnapshot.take() {
+                tracing::warn!(table = %running.table(), "re-snapshot interrupted by the lost connection; it starts over when the request is read again");
+            }
         }
+        ended
+    }
+
+    /// Takes whether the last session received anything (then the next
+    /// reconnect starts its backoff over; a session that fails at once does
+    /// not, so a failure that repeats backs off to 30 s).
+    pub fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
     }
 
     async fn stream(&mut self, client: &mut ReplicationClient) -> Result<SessionEnd, SourceError> {
@@ -188,7 +208,10 @@ impl Streamer {
                 event = client.recv() => event,
             };
             let event = match event {
-                Ok(Some(event)) => event,
+                Ok(Some(event)) => {
+                    self.progressed = true;
+                    event
+                }
                 Ok(None) => {
                     return Ok(SessionEnd::Lost(
                         "the server ended the replication stream".into(),

@@ -75,8 +75,11 @@ impl Streamer {
             // Whether the file is gone, asked of the server itself; when it
             // cannot be asked, its refusal is reported as it came.
             if let Ok(mut conn) = connect(&self.config.url, self.config.password.as_deref()).await {
-                check_position_exists(&mut conn, &self.committed).await?;
+                let purged = check_position_exists(&mut conn, &self.committed).await;
                 let _ = conn.disconnect().await;
+                if let Err(e @ SourceError::BinlogPurged { .. }) = purged {
+                    return Err(e);
+                }
             }
             return Err(SourceError::BinlogRefused {
                 position: self.committed.to_string(),

@@ -4,37 +4,41 @@
 //! PostgreSQL key/value form `host=h password=pw`), and errors that name the
 //! server they failed on must not print it.
 
-/// `url` with any password replaced by `***`.
+/// `url` with any password replaced by `***`. Clients disagree on where
+/// the credentials end (tokio-postgres at the first `@`, URL parsers at the
+/// last `@` of the authority), and a password may hold `?`, `/` or `@`: so
+/// everything from the first `:` of the credentials up to the *last* `@` is
+/// hidden. That never shows a password; it can hide more than one (a path
+/// or parameter holding `@`), which is the safe side.
 pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority_and_path, query) = match rest.split_once('?') {
-                Some((before, query)) => (before, Some(query)),
-                None => (rest, None),
-            };
-            let authority_and_path = match authority_and_path.rsplit_once('@') {
-                Some((credentials, host)) => match credentials.split_once(':') {
-                    Some((user, _)) => format!("{user}:***@{host}"),
-                    None => authority_and_path.to_string(),
-                },
-                None => authority_and_path.to_string(),
-            };
-            match query {
-                Some(query) => {
-                    let params: Vec<String> = query
-                        .split('&')
-                        .map(|param| match param.split_once('=') {
-                            Some((key, _)) if is_password_key(key) => format!("{key}=***"),
-                            _ => param.to_string(),
-                        })
-                        .collect();
-                    format!("{scheme}://{authority_and_path}?{}", params.join("&"))
-                }
-                None => format!("{scheme}://{authority_and_path}"),
-            }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_key_value(url);
+    };
+    let (credentials, after) = match rest.rsplit_once('@') {
+        Some((credentials, after)) => (Some(credentials), after),
+        None => (None, rest),
+    };
+    let credentials = match credentials {
+        Some(credentials) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:***@"),
+            None => format!("{credentials}@"),
+        },
+        None => String::new(),
+    };
+    let after = match after.split_once('?') {
+        Some((before, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if is_password_key(key) => format!("{key}=***"),
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{before}?{}", params.join("&"))
         }
-        None => redact_key_value(url),
-    }
+        None => after.to_string(),
+    };
+    format!("{scheme}://{credentials}{after}")
 }
 
 fn is_password_key(key: &str) -> bool {
@@ -113,6 +117,30 @@ mod tests {
             "mysql://root:***@127.0.0.1:3306/"
         );
         assert_eq!(redact_url("mysql://root@h/"), "mysql://root@h/");
+        assert_eq!(redact_url("postgres://h:5432/db"), "postgres://h:5432/db");
+    }
+
+    /// Passwords holding the characters that end credentials for one client
+    /// or another never show (tokio-postgres reads up to the first `@`).
+    #[test]
+    fn passwords_with_query_path_or_at_characters_stay_hidden() {
+        for (url, secret) in [
+            ("postgres://kappa:pa?ss@db/app", "pa?ss"),
+            ("postgres://kappa:pa/ss@db/app", "pa/ss"),
+            ("mysql://root:p@ss@127.0.0.1:3306/", "p@ss"),
+            (
+                "postgres://kappa:s%40cret@db/app?sslmode=require",
+                "s%40cret",
+            ),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} shown as {shown}");
+            assert!(shown.starts_with(&url[..url.find(':').unwrap_or(0)]));
+        }
+        assert_eq!(
+            redact_url("postgres://kappa:pa?ss@db/app"),
+            "postgres://kappa:***@db/app"
+        );
     }
 
     #[test]

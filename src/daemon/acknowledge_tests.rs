@@ -13,7 +13,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaRespErr;
 
-const TOPIC: &str = "t";
+const TOPIC: &str = "kappa_ack_records";
 const OFFSETS: &str = "offsets";
 
 fn cluster() -> MockCluster<'static, DefaultProducerContext> {

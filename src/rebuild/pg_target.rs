@@ -31,7 +31,10 @@ pub fn parse_url(into: &str) -> anyhow::Result<(String, TableName)> {
         }
     }
     let Some(table) = table else {
-        bail!("--into {into:?}: name the target table, e.g. postgres://user@host/db?table=public.orders_rebuilt");
+        bail!(
+            "--into {:?}: name the target table, e.g. postgres://user@host/db?table=public.orders_rebuilt",
+            kappa_source::redact_url(into)
+        );
     };
     let url = if rest.is_empty() {
         base.to_string()

@@ -302,20 +302,9 @@ mod tests {
 
     /// A Relation message of `public.t` with columns `id int4` and `v` of
     /// type `v_oid`.
+    /// Relation 7, `public.t (id int, v <v_oid>)`.
     fn relation_with(v_oid: u32) -> Vec<u8> {
-        let mut msg = vec![b'R'];
-        msg.extend(7u32.to_be_bytes());
-        msg.extend(b"public\0t\0");
-        msg.push(b'd');
-        msg.extend(2i16.to_be_bytes());
-        for (flags, name, oid) in [(1u8, "id", 23u32), (0, "v", v_oid)] {
-            msg.push(flags);
-            msg.extend(name.as_bytes());
-            msg.push(0);
-            msg.extend(oid.to_be_bytes());
-            msg.extend((-1i32).to_be_bytes());
-        }
-        msg
+        relation_of(7, "v", v_oid)
     }
 
     #[test]
@@ -384,16 +373,22 @@ mod tests {
     }
 
     fn relation() -> Vec<u8> {
+        relation_of(1, "body", 25)
+    }
+
+    /// A Relation message: relation `id`, `public.t (id int key, <name> <oid>)`,
+    /// replica identity DEFAULT.
+    fn relation_of(id: u32, name: &str, oid: u32) -> Vec<u8> {
         let mut msg = vec![b'R'];
-        msg.extend(1u32.to_be_bytes());
+        msg.extend(id.to_be_bytes());
         msg.extend(b"public\0t\0");
         msg.push(b'd');
         msg.extend(2i16.to_be_bytes());
-        for (flags, name, oid) in [(1u8, "id", 23u32), (0, "body", 25)] {
+        for (flags, column, type_oid) in [(1u8, "id", 23u32), (0, name, oid)] {
             msg.push(flags);
-            msg.extend(name.as_bytes());
+            msg.extend(column.as_bytes());
             msg.push(0);
-            msg.extend(oid.to_be_bytes());
+            msg.extend(type_oid.to_be_bytes());
             msg.extend((-1i32).to_be_bytes());
         }
         msg

@@ -449,12 +449,11 @@ async fn a_table_truncated_during_the_snapshot_is_read_again_at_the_end() {
         "INSERT INTO {big} SELECT seq, REPEAT(MD5(seq), 6) FROM {db}.seq_1_to_100000"
     ))
     .await;
-    let config = std::fs::read_to_string(&p.config).expect("config");
-    std::fs::write(
+    common::edit_config(
         &p.config,
-        config.replace("snapshot_chunk_rows = 1000", "snapshot_chunk_rows = 100"),
-    )
-    .expect("config");
+        "snapshot_chunk_rows = 1000",
+        "snapshot_chunk_rows = 100",
+    );
     p.spawn();
     p.wait_for_current_log("snapshot position read").await;
     p.commit(&format!("UPDATE {trunc} SET v = 20 WHERE id = 2"))
@@ -502,12 +501,11 @@ async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
     let url = common::mysql::mysql_url();
     let own = url.replacen("://root@", &format!("://{user}:{secret}@"), 1);
     assert_ne!(own, url, "MYSQL_URL names user root: {url}");
-    let config = std::fs::read_to_string(&p.config).expect("read config");
-    std::fs::write(
+    common::edit_config(
         &p.config,
-        config.replacen(&format!("url = \"{url}\""), &format!("url = \"{own}\""), 1),
-    )
-    .expect("write config");
+        &format!("url = \"{url}\""),
+        &format!("url = \"{own}\""),
+    );
     p.start().await;
     let t = format!("{}.t", p.databases[0]);
     let end = p.commit(&format!("INSERT INTO {t} VALUES (1, 1)")).await;

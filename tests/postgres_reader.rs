@@ -840,12 +840,11 @@ async fn a_truncate_during_a_resnapshot_ends_it_and_no_row_comes_back() {
         "id int PRIMARY KEY, v int NOT NULL, note text",
     )
     .await;
-    let config = std::fs::read_to_string(&p.config).expect("config");
-    std::fs::write(
+    common::edit_config(
         &p.config,
-        config.replace("snapshot_chunk_rows = 1000", "snapshot_chunk_rows = 50000"),
-    )
-    .expect("config");
+        "snapshot_chunk_rows = 1000",
+        "snapshot_chunk_rows = 50000",
+    );
     let table = p.table.clone();
     p.commit(&format!(
         "INSERT INTO {table} SELECT g, g, repeat('n', 200) FROM generate_series(1, 150000) g"
@@ -967,12 +966,11 @@ async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
     let url = common::pg_url();
     let own = url.replacen("://postgres@", &format!("://{}:{secret}@", p.name), 1);
     assert_ne!(own, url, "PG_URL names user postgres: {url}");
-    let config = std::fs::read_to_string(&p.config).expect("read config");
-    std::fs::write(
+    common::edit_config(
         &p.config,
-        config.replacen(&format!("url = \"{url}\""), &format!("url = \"{own}\""), 1),
-    )
-    .expect("write config");
+        &format!("url = \"{url}\""),
+        &format!("url = \"{own}\""),
+    );
     p.start();
     let lsn = p
         .commit(&format!("INSERT INTO {table} VALUES (1, 1)"))

@@ -582,3 +582,15 @@ pub async fn terminate_walsender(p: &Pipeline) {
         .unwrap_or(false);
     assert!(terminated, "no walsender found for kappa:{}", p.name);
 }
+
+/// Replaces `from` by `to` in the config file at `path` (once); fails the
+/// test when the config does not hold `from`.
+pub fn edit_config(path: &Path, from: &str, to: &str) {
+    let config = std::fs::read_to_string(path).expect("read config");
+    assert!(
+        config.contains(from),
+        "{} has no {from:?}:\n{config}",
+        path.display()
+    );
+    std::fs::write(path, config.replacen(from, to, 1)).expect("write config");
+}

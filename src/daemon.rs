@@ -8,23 +8,26 @@
 //! confirmed, and anything produced but not confirmed is produced again —
 //! harmless on a compacted topic keyed by primary key.
 
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::in_flight::{in_flight, produce_watching_acks, Acknowledging, AcksEnded, InFlight};
-use crate::state::ConnectorState;
 use anyhow::{bail, Context};
-use kappa_schemas::{ChangeBatch, Checkpoint, RecordEncoder, Registry};
+use kappa_schemas::{
+    ChangeBatch, Checkpoint, ConnectorState, RecordEncoder, Registry, StoredPosition,
+};
 use kappa_sink::offsets::write_state;
 use kappa_sink::topics::{ensure_compacted_topic, table_topic, table_topics};
 use kappa_sink::Producer;
-use kappa_source::mysql::{MysqlSource, MysqlStart};
-use kappa_source::postgres::{PostgresSource, PostgresSourceConfig, PostgresStart};
-use kappa_source::DurablePosition;
+use kappa_source::mysql::MysqlSource;
+use kappa_source::postgres::PostgresSource;
+use kappa_source::{Acknowledger, Shutdown, Source};
+use std::fmt::Display;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Binlog positions are stored at most this often (plus once at stop, and
-/// once this long after the last commit when the stream goes quiet).
-const BINLOG_STORE_INTERVAL: Duration = Duration::from_secs(1);
+/// Positions the daemon stores ([`Source::STORES_COMMITTED`]) are stored at
+/// most this often (plus once at stop, and once this long after the last
+/// commit when the stream goes quiet).
+const POSITION_STORE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// After a failure, how long the reader may take to stop before kappa
 /// exits without it.
@@ -35,51 +38,27 @@ const TOMBSTONE_BATCH: usize = 1000;
 /// Batches of live keys read ahead of the tombstones being produced.
 const KEY_BATCHES_QUEUED: usize = 2;
 
-/// The configured source.
-enum Reader {
-    Postgres(Box<PostgresSource>, PostgresSourceConfig),
-    Mysql(MysqlSource),
-}
-
-impl Reader {
-    async fn open(config: &Config) -> anyhow::Result<Self> {
-        Ok(match config.source_kind()? {
-            crate::config::SourceKind::Postgres(_) => {
-                let postgres = config.postgres()?;
-                Reader::Postgres(
-                    Box::new(PostgresSource::open(postgres.clone()).await?),
-                    postgres,
-                )
-            }
-            crate::config::SourceKind::Mysql(_) => {
-                Reader::Mysql(MysqlSource::open(config.mysql()?).await?)
-            }
-        })
-    }
-
-    fn tables(&self) -> Vec<kappa_schemas::TableName> {
-        match self {
-            Reader::Postgres(source, _) => source.tables(),
-            Reader::Mysql(source) => source.tables(),
-        }
-    }
-
-    /// The slot name recorded in the offsets record (PostgreSQL only).
-    fn slot(&self) -> String {
-        match self {
-            Reader::Postgres(_, postgres) => postgres.slot.clone(),
-            Reader::Mysql(_) => String::new(),
-        }
-    }
-}
-
-/// Runs until SIGINT/SIGTERM (then drains and confirms, and returns Ok) or a
-/// fatal error.
+/// Opens the configured source and runs the daemon on it until
+/// SIGINT/SIGTERM (then drains and confirms, and returns Ok) or a fatal
+/// error. The one place the daemon matches the kind of source.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    match config.source_kind()? {
+        SourceKind::Postgres(_) => {
+            let source = PostgresSource::open(config.postgres()?).await?;
+            serve(source, config).await
+        }
+        SourceKind::Mysql(_) => {
+            let source = MysqlSource::open(config.mysql()?).await?;
+            serve(source, config).await
+        }
+    }
+}
+
+/// The daemon, for any source.
+async fn serve<S: Source>(source: S, config: Config) -> anyhow::Result<()> {
     let kafka = config.kafka();
     let registry = Registry::new(&config.schema_registry.url);
     let producer = Producer::new(&kafka)?;
-    let source = Reader::open(&config).await?;
     for (_, topic) in table_topics(&config.kafka.topic_prefix, &source.tables())? {
         ensure_compacted_topic(&kafka, &topic, &config.topic_spec()).await?;
     }
@@ -90,20 +69,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.kafka.replication_factor,
     )
     .await?;
-    let state = ConnectorState::load(&kafka, &offsets_topic, &config.name)
-        .await?
-        .unwrap_or_default();
-    if let Reader::Postgres(_, postgres) = &source {
-        if !state.snapshotted.is_empty() && state.slot != postgres.slot {
-            bail!(
-                "connector {} was snapshotted through slot {:?} but the config names slot {:?}; \
-                 use the old slot name, or a new connector name and topic prefix to start over",
-                config.name,
-                state.slot,
-                postgres.slot
-            );
-        }
-    }
+    let state: ConnectorState<S::Position> =
+        crate::state::load(&kafka, &offsets_topic, &config.name)
+            .await?
+            .unwrap_or_default();
+    source.check_resume(&config.name, &state)?;
     tracing::info!(connector = %config.name, snapshotted = state.snapshotted.len(), "starting");
     // A table whose initial snapshot is not recorded as complete is read
     // afresh. An earlier attempt that stopped before its offsets record
@@ -125,44 +95,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("serving metrics on {listen}"))?;
         tracing::info!(%listen, "Prometheus metrics at /metrics");
     }
-    if let Reader::Postgres(_, postgres) = &source {
-        tokio::spawn(crate::slot_lag::watch(postgres.clone()));
-    }
 
-    let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch>(4);
+    let (changes_tx, mut changes_rx) = mpsc::channel::<ChangeBatch<S::Position>>(4);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (final_ack_tx, final_ack_rx) = oneshot::channel();
-    let durable = DurablePosition::default();
-    let slot = source.slot();
-    let source_task = match source {
-        Reader::Postgres(source, _) => {
-            let start = PostgresStart {
-                snapshotted: state.snapshotted.clone(),
-            };
-            tokio::spawn(source.run(start, changes_tx, durable.clone(), stop_rx, final_ack_rx))
-        }
-        Reader::Mysql(source) => {
-            let start = MysqlStart {
-                snapshotted: state.snapshotted.clone(),
-                binlog: state.binlog.clone(),
-            };
-            if let Some(binlog) = &start.binlog {
-                tracing::info!(%binlog, "resuming from the stored binlog position");
-            }
-            drop(final_ack_rx);
-            tokio::spawn(source.run(start, changes_tx, stop_rx))
-        }
+    let acknowledger = source.acknowledger();
+    let origin = source.origin();
+    let shutdown = Shutdown {
+        requested: stop_rx,
+        drained: final_ack_rx,
     };
+    let source_task = tokio::spawn(source.run(state.clone(), changes_tx, shutdown));
 
     let (produced_tx, produced_rx) = in_flight();
     let mut acks = tokio::spawn(acknowledge(
         produced_rx,
-        durable.clone(),
-        producer.clone(),
-        offsets_topic,
-        config.name.clone(),
-        state,
-        slot.clone(),
+        Positions {
+            acknowledger,
+            stores_committed: S::STORES_COMMITTED,
+            origin,
+            state,
+        },
+        OffsetsRecord {
+            producer: producer.clone(),
+            topic: offsets_topic,
+            connector: config.name.clone(),
+            unstored: false,
+            stored_at: Instant::now(),
+        },
     ));
     tokio::spawn(stop_on_signal(stop_tx.clone()));
 
@@ -286,38 +246,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     first?;
     second?;
     source_result?;
-    if slot.is_empty() {
-        tracing::info!("stopped cleanly");
-    } else {
-        tracing::info!(durable_lsn = %durable.get(), "stopped cleanly");
-    }
+    tracing::info!("stopped cleanly");
     Ok(())
 }
 
-async fn acknowledge(
-    mut produced: Acknowledging,
-    durable: DurablePosition,
-    producer: Producer,
-    offsets_topic: String,
-    connector: String,
-    mut state: ConnectorState,
-    slot: String,
+/// What the acknowledgement task does with the positions of delivered
+/// batches.
+struct Positions<P> {
+    /// Told of every position whose records are all durable.
+    acknowledger: Acknowledger<P>,
+    /// Whether committed positions go into the offsets record too
+    /// ([`Source::STORES_COMMITTED`]).
+    stores_committed: bool,
+    /// The source's origin, recorded with each completed snapshot.
+    origin: String,
+    /// The connector's state as last stored (or about to be).
+    state: ConnectorState<P>,
+}
+
+/// Awaits every delivery in production order; a batch's checkpoint takes
+/// effect only once its records and all before them are acknowledged:
+/// a committed position goes to the source's [`Acknowledger`] (and, for a
+/// source that resumes from the record, into it, at most every
+/// [`POSITION_STORE_INTERVAL`] and at the end); a completed snapshot is
+/// stored at once. A failed delivery ends the task with its error, and
+/// nothing after it takes effect.
+async fn acknowledge<P: StoredPosition + Display>(
+    mut produced: Acknowledging<P>,
+    mut positions: Positions<P>,
+    mut offsets: OffsetsRecord,
 ) -> anyhow::Result<()> {
-    let mut offsets = OffsetsRecord {
-        producer,
-        topic: offsets_topic,
-        connector,
-        unstored: false,
-        stored_at: Instant::now(),
-    };
     loop {
         let next = if offsets.unstored {
-            let wait = BINLOG_STORE_INTERVAL.saturating_sub(offsets.stored_at.elapsed());
+            let wait = POSITION_STORE_INTERVAL.saturating_sub(offsets.stored_at.elapsed());
             match tokio::time::timeout(wait, produced.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    offsets.store(&state).await?;
-                    tracing::debug!(binlog = ?state.binlog, "stored binlog position");
+                    offsets.store(&positions.state).await?;
                     continue;
                 }
             }
@@ -331,65 +296,63 @@ async fn acknowledge(
         if let Some(barrier) = batch.barrier {
             let _ = barrier.send(());
         }
+        let state = &mut positions.state;
         match batch.checkpoint {
-            Some(Checkpoint::PgLsn(lsn)) => {
-                durable.advance(lsn);
-                metrics::gauge!("kappa_durable_lsn").set(lsn.0 as f64);
+            Some(Checkpoint::Committed(position)) => {
+                positions.acknowledger.acknowledged(&position);
+                if positions.stores_committed {
+                    state.position = Some(position);
+                    offsets.unstored = true;
+                    if offsets.stored_at.elapsed() >= POSITION_STORE_INTERVAL {
+                        offsets.store(state).await?;
+                    }
+                }
             }
             Some(Checkpoint::SnapshotComplete {
                 tables,
                 resume_from,
             }) => {
                 state.mark_snapshotted(tables);
-                state.slot = slot.clone();
-                state.snapshot_lsn = Some(resume_from.to_string());
-                offsets.store(&state).await?;
-                tracing::info!(tables = ?state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(), "initial snapshot delivered");
-            }
-            Some(Checkpoint::Binlog(position)) => {
-                state.binlog = Some(position);
-                offsets.unstored = true;
-                if offsets.stored_at.elapsed() >= BINLOG_STORE_INTERVAL {
-                    offsets.store(&state).await?;
-                    tracing::debug!(binlog = ?state.binlog, "stored binlog position");
-                }
-            }
-            Some(Checkpoint::BinlogSnapshotComplete {
-                tables,
-                resume_from,
-            }) => {
-                state.mark_snapshotted(tables);
-                state.binlog = Some(resume_from);
-                offsets.store(&state).await?;
-                tracing::info!(tables = ?state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(), binlog = ?state.binlog, "initial snapshot delivered");
+                state.origin = positions.origin.clone();
+                tracing::info!(tables = %state.snapshotted_list(), resume_from = %resume_from, "initial snapshot delivered");
+                state.position = Some(resume_from);
+                offsets.store(state).await?;
             }
             None => {}
         }
     }
     if offsets.unstored {
-        offsets.store(&state).await?;
-        tracing::info!(binlog = ?state.binlog, "stored the binlog position of the last delivered commit");
+        offsets.store(&positions.state).await?;
+        if let Some(position) = &positions.state.position {
+            tracing::info!(%position, "stored the position of the last delivered commit");
+        }
     }
     Ok(())
 }
 
-/// Where the connector's state goes, and whether the newest binlog position
-/// is in it yet (positions are stored at most every
-/// [`BINLOG_STORE_INTERVAL`], and at stop).
+/// Where the connector's state goes, and whether the newest position is in
+/// it yet (positions are stored at most every [`POSITION_STORE_INTERVAL`],
+/// and at stop).
 struct OffsetsRecord {
     producer: Producer,
     topic: String,
     connector: String,
-    /// A binlog position delivered but not yet stored.
+    /// A position delivered but not yet stored.
     unstored: bool,
     stored_at: Instant,
 }
 
 impl OffsetsRecord {
     /// Writes `state` as the connector's offsets record.
-    async fn store(&mut self, state: &ConnectorState) -> anyhow::Result<()> {
+    async fn store<P: StoredPosition + Display>(
+        &mut self,
+        state: &ConnectorState<P>,
+    ) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(state)?;
         write_state(&self.producer, &self.topic, &self.connector, &bytes).await?;
+        if let Some(position) = &state.position {
+            tracing::debug!(%position, "stored position");
+        }
         self.unstored = false;
         self.stored_at = Instant::now();
         Ok(())
@@ -403,10 +366,10 @@ impl OffsetsRecord {
 /// Memory is bounded ([`tombstone_live_keys`]); the tombstones join the
 /// in-flight records, which wait once
 /// [`crate::in_flight::IN_FLIGHT_RECORDS`] are unacknowledged.
-async fn truncate(
+async fn truncate<P>(
     kafka: &kappa_sink::KafkaConfig,
     producer: &Producer,
-    produced: &InFlight,
+    produced: &InFlight<P>,
     topic: &str,
 ) -> anyhow::Result<u64> {
     let (barrier, reached) = oneshot::channel();
@@ -434,13 +397,13 @@ async fn clear_topic(
     producer: &Producer,
     topic: &str,
 ) -> anyhow::Result<u64> {
-    tombstone_live_keys(kafka, producer, topic, Acks::Await, "clearing").await
+    tombstone_live_keys::<()>(kafka, producer, topic, Acks::Await, "clearing").await
 }
 
 /// Where the acknowledgements of a batch of tombstones go.
-enum Acks<'a> {
+enum Acks<'a, P> {
     /// Joined to the in-flight records, awaited with the next checkpoint.
-    InFlight(&'a InFlight),
+    InFlight(&'a InFlight<P>),
     /// Awaited before the next batch is produced.
     Await,
 }
@@ -451,11 +414,11 @@ enum Acks<'a> {
 /// with at most [`KEY_BATCHES_QUEUED`] queued, and each batch's deliveries
 /// go to `acks` before the next is read. Fails unless every live key the
 /// replay found got its tombstone; `what` starts the error messages.
-async fn tombstone_live_keys(
+async fn tombstone_live_keys<P>(
     kafka: &kappa_sink::KafkaConfig,
     producer: &Producer,
     topic: &str,
-    acks: Acks<'_>,
+    acks: Acks<'_, P>,
     what: &str,
 ) -> anyhow::Result<u64> {
     let (keys_tx, mut keys_rx) = mpsc::channel::<Vec<Vec<u8>>>(KEY_BATCHES_QUEUED);

@@ -25,9 +25,9 @@ pub const IN_FLIGHT_RECORDS: usize = 20_000;
 
 /// One batch's deliveries, and what to do once all of them (and every
 /// earlier one) are acknowledged.
-pub struct Produced {
+pub struct Produced<P> {
     pub deliveries: Vec<Pending>,
-    pub checkpoint: Option<Checkpoint>,
+    pub checkpoint: Option<Checkpoint<P>>,
     /// Signalled once every delivery before (and in) this one is acknowledged.
     pub barrier: Option<oneshot::Sender<()>>,
     /// This batch's share of [`IN_FLIGHT_RECORDS`], returned when dropped.
@@ -35,16 +35,15 @@ pub struct Produced {
 }
 
 /// The produce loop's end: waits while [`IN_FLIGHT_RECORDS`] are pending.
-#[derive(Clone)]
-pub struct InFlight {
-    tx: mpsc::UnboundedSender<Produced>,
+pub struct InFlight<P> {
+    tx: mpsc::UnboundedSender<Produced<P>>,
     records: Arc<Semaphore>,
 }
 
 /// The acknowledgement task's end, in production order.
-pub type Acknowledging = mpsc::UnboundedReceiver<Produced>;
+pub type Acknowledging<P> = mpsc::UnboundedReceiver<Produced<P>>;
 
-pub fn in_flight() -> (InFlight, Acknowledging) {
+pub fn in_flight<P>() -> (InFlight<P>, Acknowledging<P>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let records = Arc::new(Semaphore::new(IN_FLIGHT_RECORDS));
     (InFlight { tx, records }, rx)
@@ -63,13 +62,23 @@ impl std::fmt::Display for AcksEnded {
 
 impl std::error::Error for AcksEnded {}
 
-impl InFlight {
+/// Written by hand: a derived `Clone` would ask `P: Clone`.
+impl<P> Clone for InFlight<P> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            records: Arc::clone(&self.records),
+        }
+    }
+}
+
+impl<P> InFlight<P> {
     /// Hands a batch to the acknowledgement task once its records fit in the
     /// bound (a batch counts as at least one record, at most the whole bound).
     pub async fn send(
         &self,
         deliveries: Vec<Pending>,
-        checkpoint: Option<Checkpoint>,
+        checkpoint: Option<Checkpoint<P>>,
         barrier: Option<oneshot::Sender<()>>,
     ) -> anyhow::Result<()> {
         let share = deliveries.len().clamp(1, IN_FLIGHT_RECORDS);
@@ -154,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_small_batches_wait_together_and_the_bound_holds() {
-        let (in_flight, mut acknowledging) = in_flight();
+        let (in_flight, mut acknowledging) = in_flight::<()>();
         // Far more single-record batches than the old bound of 8 batches go
         // through without anything being acknowledged.
         for _ in 0..1000 {
@@ -240,7 +249,7 @@ mod tests {
     /// send fails) reports the task's error, not just that it ended.
     #[tokio::test]
     async fn a_send_to_a_failed_acknowledgement_task_reports_its_error() {
-        let (in_flight, acknowledging) = in_flight();
+        let (in_flight, acknowledging) = in_flight::<()>();
         let mut acks = tokio::spawn(async move {
             drop(acknowledging);
             Err::<(), _>(anyhow::anyhow!("delivery to t failed: Message timed out"))

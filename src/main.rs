@@ -5,7 +5,6 @@ mod config;
 mod daemon;
 mod in_flight;
 mod rebuild;
-mod slot_lag;
 mod state;
 mod status;
 mod verify;

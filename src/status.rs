@@ -2,9 +2,10 @@
 //! holds back, which snapshots are complete, and what its topics hold.
 
 use crate::config::Config;
-use crate::state::ConnectorState;
+use kappa_schemas::{BinlogPosition, Lsn};
 use kappa_sink::topics::table_topic;
 use kappa_source::postgres::{connect, setup, PostgresSource};
+use kappa_source::Source;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::Duration;
 
@@ -38,7 +39,8 @@ pub async fn status(config: &Config) -> anyhow::Result<bool> {
         }
     }
     let kafka = config.kafka();
-    let state = ConnectorState::load(&kafka, &config.kafka.offsets_topic, &config.name).await?;
+    let state =
+        crate::state::load::<Lsn>(&kafka, &config.kafka.offsets_topic, &config.name).await?;
     match &state {
         Some(state) => println!(
             "snapshot   complete for {} table(s): {}",
@@ -81,8 +83,12 @@ pub async fn status(config: &Config) -> anyhow::Result<bool> {
 async fn mysql_status(config: &Config) -> anyhow::Result<bool> {
     let mysql = config.mysql()?;
     println!("connector  {}", config.name);
-    let state =
-        ConnectorState::load(&config.kafka(), &config.kafka.offsets_topic, &config.name).await?;
+    let state = crate::state::load::<BinlogPosition>(
+        &config.kafka(),
+        &config.kafka.offsets_topic,
+        &config.name,
+    )
+    .await?;
     let mut conn = kappa_source::mysql::connect(&mysql.url, mysql.password.as_deref()).await?;
     let current = kappa_source::mysql::snapshot::current_position(&mut conn).await?;
     println!("server     binlog at {current}");
@@ -91,7 +97,7 @@ async fn mysql_status(config: &Config) -> anyhow::Result<bool> {
         return Ok(true);
     };
     println!("snapshots  {}", state.snapshotted_list());
-    match &state.binlog {
+    match &state.position {
         Some(binlog) => {
             let exists =
                 kappa_source::mysql::stream::check_position_exists(&mut conn, binlog).await;

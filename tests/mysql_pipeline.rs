@@ -95,7 +95,7 @@ async fn snapshot_and_stream_rebuild_exactly() {
     let log = p.log();
     assert!(log.contains("lock_held_ms"), "{log}");
     assert!(log.contains("initial snapshot delivered"), "{log}");
-    assert!(log.contains("stored binlog position"), "{log}");
+    assert!(log.contains("stored position"), "{log}");
     assert!(log.contains("table shape reloaded after DDL"), "{log}");
     p.cleanup().await;
 }
@@ -540,6 +540,71 @@ async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
     assert!(
         !log.contains(&secret),
         "the password reached the log:\n{log}"
+    );
+    p.cleanup().await;
+}
+
+/// Upgrades keep working: an offsets record exactly as earlier releases
+/// wrote it (these bytes) is resumed from, not re-snapshotted, and the record
+/// written back keeps that format, field for field.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_resumes_from_an_offsets_record_of_an_earlier_release() {
+    let mut p = MysqlPipeline::new("kmy_upgrade", 1, TABLE).await;
+    let db = p.databases[0].clone();
+    p.commit(&insert(&db, 1, 100)).await;
+    let stored = p.master_position().await;
+    // The earlier release's bytes: its field names and order, `slot` empty.
+    let record = format!(
+        r#"{{"slot":"","snapshotted":[{{"schema":"{db}","table":"orders"}}],"snapshot_lsn":null,"binlog":{{"file":"{}","pos":{}}}}}"#,
+        stored.file, stored.pos
+    );
+    let kafka = kappa_sink::KafkaConfig::new(common::brokers());
+    kappa_sink::offsets::ensure_offsets_topic(&kafka, common::mysql::OFFSETS_TOPIC, 1)
+        .await
+        .expect("offsets topic");
+    let producer = kappa_sink::Producer::new(&kafka).expect("producer");
+    kappa_sink::offsets::write_state(
+        &producer,
+        common::mysql::OFFSETS_TOPIC,
+        &p.name,
+        record.as_bytes(),
+    )
+    .await
+    .expect("write the earlier release's record");
+    // Rows after the stored position: the only ones the topic may hold.
+    p.commit(&insert(&db, 1001, 40)).await;
+    p.start().await;
+    assert!(
+        p.log().contains("resuming from the stored binlog position"),
+        "{}",
+        p.log()
+    );
+    let end = p
+        .commit(&format!(
+            "UPDATE {db}.orders SET version = 1 WHERE id = 1001"
+        ))
+        .await;
+    p.wait_stored(&end).await;
+    let rows = topic_rows(&p.topic(&format!("{db}.orders")));
+    let mut keys: Vec<i64> = rows.keys().copied().collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        (1001..1041).collect::<Vec<i64>>(),
+        "resumed at the stored position: no snapshot of the 100 earlier rows"
+    );
+    let bytes = kappa_sink::offsets::read_state(&kafka, common::mysql::OFFSETS_TOPIC, &p.name)
+        .await
+        .expect("read the record")
+        .expect("a record");
+    let written = String::from_utf8(bytes).expect("JSON text");
+    let prefix = format!(
+        r#"{{"slot":"","snapshotted":[{{"schema":"{db}","table":"orders"}}],"snapshot_lsn":null,"binlog":{{"file":"{}","pos":"#,
+        end.file
+    );
+    assert!(
+        written.starts_with(&prefix),
+        "the record is written back in the earlier format: {written}"
     );
     p.cleanup().await;
 }

@@ -75,17 +75,14 @@ fn started_at(log: &str) -> Option<Position> {
     })
 }
 
-/// The positions of the daemon's "stored binlog position" log lines.
+/// The positions of the daemon's "stored position" log lines
+/// (`position=<file>:<pos> (gtid …)`).
 fn stored_lines(log: &str) -> Vec<Position> {
     log.lines()
-        .filter(|l| l.contains("stored binlog position"))
+        .filter(|l| l.contains("stored position"))
         .filter_map(|l| {
-            let file = l.split("file: \"").nth(1)?.split('"').next()?;
-            let pos = l
-                .split("pos: ")
-                .nth(1)?
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?;
+            let at = l.split("position=").nth(1)?.split_whitespace().next()?;
+            let (file, pos) = at.rsplit_once(':')?;
             Some(Position {
                 file: file.to_string(),
                 pos: pos.parse().ok()?,

@@ -129,38 +129,43 @@ impl Change {
 }
 
 /// A point in the source's history up to which every change has been handed
-/// over. The daemon reports it back to the source only once the broker has
-/// acknowledged every record before it (at-least-once).
+/// over, in the source's own position type `P` (PostgreSQL: [`Lsn`]; MySQL:
+/// [`BinlogPosition`]). The daemon reports it back to the source only once
+/// the broker has acknowledged every record before it (at-least-once).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Checkpoint {
-    /// Every change committed at or before this WAL position is included.
-    PgLsn(Lsn),
+pub enum Checkpoint<P> {
+    /// Every change of transactions committed up to `P` is included.
+    Committed(P),
     /// The initial snapshot of these tables is complete; streaming continues
-    /// from `resume_from`.
+    /// from `resume_from` (the position the snapshot was taken at, or an
+    /// earlier one whose changes are applied again over it).
     SnapshotComplete {
         tables: Vec<TableName>,
-        resume_from: Lsn,
-    },
-    /// Every change of transactions committed before this binlog position
-    /// is included.
-    Binlog(BinlogPosition),
-    /// The initial snapshot of these MySQL tables is complete; streaming
-    /// continues from `resume_from` (the position read under the snapshot lock).
-    BinlogSnapshotComplete {
-        tables: Vec<TableName>,
-        resume_from: BinlogPosition,
+        resume_from: P,
     },
 }
 
 /// Changes that belong together (one transaction, or one snapshot chunk),
 /// followed by the checkpoint they complete, if any.
-#[derive(Debug, Clone, Default)]
-pub struct ChangeBatch {
+#[derive(Debug, Clone)]
+pub struct ChangeBatch<P> {
     /// Tables truncated after every earlier batch and before `changes`: each
     /// of their live keys must get a tombstone.
     pub truncate: Vec<Arc<TableSchema>>,
     pub changes: Vec<Change>,
-    pub checkpoint: Option<Checkpoint>,
+    pub checkpoint: Option<Checkpoint<P>>,
+}
+
+/// Written by hand: a derived `Default` would ask `P: Default`, and a
+/// position has no meaningful default.
+impl<P> Default for ChangeBatch<P> {
+    fn default() -> Self {
+        Self {
+            truncate: Vec::new(),
+            changes: Vec::new(),
+            checkpoint: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod avro;
 pub mod change;
+pub mod connector_state;
 pub mod decode;
 pub mod error;
 pub mod framing;
@@ -20,6 +21,7 @@ pub mod value;
 pub use apache_avro::Schema as AvroSchema;
 pub use avro::{RecordEncoder, TableAvro};
 pub use change::{BinlogPosition, Change, ChangeBatch, Checkpoint, Lsn};
+pub use connector_state::{ConnectorState, StateRecord, StoredPosition};
 pub use error::SchemaError;
 pub use registry::Registry;
 pub use table::{Column, ColumnType, TableName, TableSchema};

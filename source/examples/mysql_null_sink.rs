@@ -5,8 +5,9 @@
 //!
 //! usage: mysql_null_sink URL DB.TABLE START_FILE START_POS END_FILE END_POS
 
-use kappa_schemas::{BinlogPosition, Checkpoint, TableName};
-use kappa_source::mysql::{MysqlSource, MysqlSourceConfig, MysqlStart};
+use kappa_schemas::{BinlogPosition, Checkpoint, ConnectorState, TableName};
+use kappa_source::mysql::{MysqlSource, MysqlSourceConfig};
+use kappa_source::{Shutdown, Source};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
@@ -36,9 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         signal_table: None,
     })
     .await?;
-    let start = MysqlStart {
+    let start = ConnectorState {
+        origin: String::new(),
         snapshotted: vec![table],
-        binlog: Some(BinlogPosition {
+        position: Some(BinlogPosition {
             file: start_file.clone(),
             pos: start_pos.parse()?,
             gtid: None,
@@ -46,8 +48,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (tx, mut rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (_drained, drained_rx) = tokio::sync::oneshot::channel();
+    let shutdown = Shutdown {
+        requested: stop_rx,
+        drained: drained_rx,
+    };
     let started = Instant::now();
-    let reader = tokio::spawn(source.run(start, tx, stop_rx));
+    let reader = tokio::spawn(source.run(start, tx, shutdown));
     let mut rows = 0u64;
     while let Some(batch) = rx.recv().await {
         rows += batch.changes.len() as u64;
@@ -65,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        if let Some(Checkpoint::Binlog(position)) = &batch.checkpoint {
+        if let Some(Checkpoint::Committed(position)) = &batch.checkpoint {
             if position.at_or_past(&end) {
                 break;
             }

@@ -5,8 +5,9 @@
 //!
 //! usage: mysql_snapshot_null_sink URL DB.TABLE
 
-use kappa_schemas::{Change, Checkpoint};
-use kappa_source::mysql::{MysqlSource, MysqlSourceConfig, MysqlStart};
+use kappa_schemas::{Change, Checkpoint, ConnectorState};
+use kappa_source::mysql::{MysqlSource, MysqlSourceConfig};
+use kappa_source::{Shutdown, Source};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
@@ -31,8 +32,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let (tx, mut rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (_drained, drained_rx) = tokio::sync::oneshot::channel();
+    let shutdown = Shutdown {
+        requested: stop_rx,
+        drained: drained_rx,
+    };
     let started = Instant::now();
-    let reader = tokio::spawn(source.run(MysqlStart::default(), tx, stop_rx));
+    let reader = tokio::spawn(source.run(ConnectorState::default(), tx, shutdown));
     let mut rows = 0u64;
     while let Some(batch) = rx.recv().await {
         rows += batch.changes.len() as u64;
@@ -44,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        if let Some(Checkpoint::BinlogSnapshotComplete { .. }) = batch.checkpoint {
+        if let Some(Checkpoint::SnapshotComplete { .. }) = batch.checkpoint {
             break;
         }
     }

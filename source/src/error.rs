@@ -43,6 +43,13 @@ pub enum SourceError {
         #[source]
         source: pgwire_replication::PgWireError,
     },
+    #[error("connector {connector} was snapshotted through slot {recorded:?} but the config names slot \
+             {configured:?}; use the old slot name, or a new connector name and topic prefix to start over")]
+    SlotMismatch {
+        connector: String,
+        recorded: String,
+        configured: String,
+    },
     #[error("the server refused to stream the binlog from {position}: {source}")]
     BinlogRefused {
         position: String,
@@ -116,6 +123,7 @@ impl SourceError {
                 crate::postgres::errors::replication_kind(source)
             }
             E::SlotRefused { .. }
+            | E::SlotMismatch { .. }
             | E::BinlogRefused { .. }
             | E::BinlogPurged { .. }
             | E::TwoPhaseXa { .. }

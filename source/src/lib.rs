@@ -1,10 +1,10 @@
-//! kappa's change readers (PostgreSQL and MySQL/MariaDB). Each reader turns
-//! a database's own change stream into [`kappa_schemas::ChangeBatch`]es on a
-//! channel, each ending with the position it completes. The PostgreSQL
-//! reader is told through a [`DurablePosition`] how far the sink has made
-//! them durable (to confirm its slot); the MySQL reader's position is stored
-//! by the daemon in the offsets record and handed back at start. Readers
-//! know nothing about Kafka.
+//! kappa's change readers (PostgreSQL and MySQL/MariaDB), each one
+//! [`Source`]: it turns a database's own change stream into
+//! [`kappa_schemas::ChangeBatch`]es on a channel, each ending with the
+//! position (its own type) it completes. The PostgreSQL reader hears through
+//! its [`Acknowledger`] how far the sink has made them durable (to confirm
+//! its slot); the MySQL reader's positions are stored by the daemon in the
+//! offsets record and handed back at start. Readers know nothing about Kafka.
 
 pub mod calendar;
 pub mod changed_keys;
@@ -14,9 +14,11 @@ pub mod error;
 pub mod mysql;
 pub mod postgres;
 pub mod redact;
+pub mod source;
 pub mod stream_bounds;
 pub mod table_filter;
 
 pub use durable::DurablePosition;
 pub use error::{ErrorKind, SourceError};
 pub use redact::redact_url;
+pub use source::{Acknowledger, Shutdown, Source};

@@ -9,6 +9,7 @@
 use super::*;
 use kappa_schemas::{BinlogPosition, Lsn};
 use kappa_sink::KafkaConfig;
+use kappa_source::DurablePosition;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaRespErr;
@@ -32,11 +33,15 @@ fn kafka(mock: &MockCluster<'static, DefaultProducerContext>) -> KafkaConfig {
     kafka
 }
 
-fn spawn_acknowledge(
+/// The acknowledgement task of a source that only acknowledges (as
+/// PostgreSQL's does) when `stores_committed` is false, or whose committed
+/// positions go into the offsets record (as MySQL's do).
+fn spawn_acknowledge<P: StoredPosition + Display + Send + Sync + 'static>(
     kafka: &KafkaConfig,
-    durable: DurablePosition,
+    acknowledger: Acknowledger<P>,
+    stores_committed: bool,
 ) -> (
-    InFlight,
+    InFlight<P>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
     Producer,
 ) {
@@ -44,14 +49,46 @@ fn spawn_acknowledge(
     let (in_flight, acknowledging) = in_flight();
     let task = tokio::spawn(acknowledge(
         acknowledging,
-        durable,
-        producer.clone(),
-        OFFSETS.into(),
-        "c".into(),
-        ConnectorState::default(),
-        "slot".into(),
+        Positions {
+            acknowledger,
+            stores_committed,
+            origin: "slot".into(),
+            state: ConnectorState::default(),
+        },
+        OffsetsRecord {
+            producer: producer.clone(),
+            topic: OFFSETS.into(),
+            connector: "c".into(),
+            unstored: false,
+            stored_at: Instant::now(),
+        },
     ));
     (in_flight, task, producer)
+}
+
+/// The acknowledgement task of a PostgreSQL-like source, whose acknowledged
+/// positions land in `durable`.
+fn spawn_lsn_acknowledge(
+    kafka: &KafkaConfig,
+    durable: &DurablePosition,
+) -> (
+    InFlight<Lsn>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    Producer,
+) {
+    let durable = durable.clone();
+    spawn_acknowledge(
+        kafka,
+        Acknowledger::new(move |lsn: &Lsn| durable.advance(*lsn)),
+        false,
+    )
+}
+
+async fn stored_state<P: StoredPosition>(kafka: &KafkaConfig) -> Option<ConnectorState<P>> {
+    kappa_sink::offsets::read_state(kafka, OFFSETS, "c")
+        .await
+        .expect("read the offsets record")
+        .map(|bytes| serde_json::from_slice(&bytes).expect("state JSON"))
 }
 
 async fn wait_until(what: &str, done: impl Fn() -> bool) {
@@ -66,14 +103,14 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 async fn a_commit_is_durable_only_once_its_records_are_delivered() {
     let mock = cluster();
     let durable = DurablePosition::default();
-    let (in_flight, task, producer) = spawn_acknowledge(&kafka(&mock), durable.clone());
+    let (in_flight, task, producer) = spawn_lsn_acknowledge(&kafka(&mock), &durable);
     mock.broker_down(1).expect("broker down");
     let pending = producer
         .send(TOPIC, b"k", Some(b"v"))
         .await
         .expect("queued");
     in_flight
-        .send(vec![pending], Some(Checkpoint::PgLsn(Lsn(100))), None)
+        .send(vec![pending], Some(Checkpoint::Committed(Lsn(100))), None)
         .await
         .expect("handed over");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -95,13 +132,13 @@ async fn a_commit_is_durable_only_once_its_records_are_delivered() {
 async fn a_failed_delivery_ends_the_task_and_nothing_after_it_takes_effect() {
     let mock = cluster();
     let durable = DurablePosition::default();
-    let (in_flight, task, producer) = spawn_acknowledge(&kafka(&mock), durable.clone());
+    let (in_flight, task, producer) = spawn_lsn_acknowledge(&kafka(&mock), &durable);
     let first = producer
         .send(TOPIC, b"a", Some(b"1"))
         .await
         .expect("queued");
     in_flight
-        .send(vec![first], Some(Checkpoint::PgLsn(Lsn(10))), None)
+        .send(vec![first], Some(Checkpoint::Committed(Lsn(10))), None)
         .await
         .expect("handed over");
     wait_until("the first commit is durable", || durable.get() == Lsn(10)).await;
@@ -115,7 +152,7 @@ async fn a_failed_delivery_ends_the_task_and_nothing_after_it_takes_effect() {
         .await
         .expect("queued");
     let _ = in_flight
-        .send(vec![second], Some(Checkpoint::PgLsn(Lsn(20))), None)
+        .send(vec![second], Some(Checkpoint::Committed(Lsn(20))), None)
         .await;
     let ended = tokio::time::timeout(Duration::from_secs(30), task)
         .await
@@ -134,7 +171,7 @@ async fn a_failed_delivery_ends_the_task_and_nothing_after_it_takes_effect() {
 async fn a_binlog_position_reaches_the_offsets_record_once_delivered() {
     let mock = cluster();
     let kafka = kafka(&mock);
-    let (in_flight, task, producer) = spawn_acknowledge(&kafka, DurablePosition::default());
+    let (in_flight, task, producer) = spawn_acknowledge(&kafka, Acknowledger::none(), true);
     let position = |pos| BinlogPosition {
         file: "mysql-bin.000001".into(),
         pos,
@@ -146,17 +183,61 @@ async fn a_binlog_position_reaches_the_offsets_record_once_delivered() {
             .await
             .expect("queued");
         in_flight
-            .send(vec![pending], Some(Checkpoint::Binlog(position(pos))), None)
+            .send(
+                vec![pending],
+                Some(Checkpoint::Committed(position(pos))),
+                None,
+            )
             .await
             .expect("handed over");
     }
     // The stream ends: the last delivered position is stored at once.
     drop(in_flight);
     task.await.expect("joined").expect("acknowledged");
-    let stored = kappa_sink::offsets::read_state(&kafka, OFFSETS, "c")
+    let state: ConnectorState<BinlogPosition> =
+        stored_state(&kafka).await.expect("an offsets record");
+    assert_eq!(state.position, Some(position(200)));
+}
+
+#[tokio::test]
+async fn a_completed_snapshot_is_stored_with_its_origin_and_an_acknowledged_commit_is_not() {
+    let mock = cluster();
+    let kafka = kafka(&mock);
+    let durable = DurablePosition::default();
+    let (in_flight, task, producer) = spawn_lsn_acknowledge(&kafka, &durable);
+    let table = kappa_schemas::TableName::new("public", "t");
+    let pending = producer
+        .send(TOPIC, b"k", Some(b"v"))
         .await
-        .expect("read the offsets record")
-        .expect("an offsets record");
-    let state: ConnectorState = serde_json::from_slice(&stored).expect("state JSON");
-    assert_eq!(state.binlog, Some(position(200)));
+        .expect("queued");
+    in_flight
+        .send(
+            vec![pending],
+            Some(Checkpoint::SnapshotComplete {
+                tables: vec![table.clone()],
+                resume_from: Lsn(50),
+            }),
+            None,
+        )
+        .await
+        .expect("handed over");
+    let pending = producer
+        .send(TOPIC, b"k", Some(b"w"))
+        .await
+        .expect("queued");
+    in_flight
+        .send(vec![pending], Some(Checkpoint::Committed(Lsn(80))), None)
+        .await
+        .expect("handed over");
+    drop(in_flight);
+    task.await.expect("joined").expect("acknowledged");
+    assert_eq!(durable.get(), Lsn(80), "the commit was acknowledged");
+    let state: ConnectorState<Lsn> = stored_state(&kafka).await.expect("an offsets record");
+    assert_eq!(state.origin, "slot");
+    assert_eq!(state.snapshotted, vec![table]);
+    assert_eq!(
+        state.position,
+        Some(Lsn(50)),
+        "the record keeps the snapshot's position: the slot, not the record, holds the commit's"
+    );
 }

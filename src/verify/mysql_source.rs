@@ -45,7 +45,6 @@ use super::source::{
     Connector, ConnectorPosition, ConnectorWait, OrderedRow, OrderedSource, CHUNK,
 };
 use super::spill::SpillSort;
-use crate::state::ConnectorState;
 use anyhow::{anyhow, bail, Context};
 use kappa_materialize::order_key::encode_key;
 use kappa_schemas::{BinlogPosition, ColumnType, Row, TableName, TableSchema, Value};
@@ -267,7 +266,7 @@ impl OrderedSource for MysqlOrdered {
         loop {
             // A connector just started has no record yet, and a broker may
             // fail a read: both are waited out until the timeout.
-            let state = match ConnectorState::load(kafka, topic, name).await {
+            let state = match crate::state::load::<BinlogPosition>(kafka, topic, name).await {
                 Ok(Some(state)) => state,
                 Ok(None) if started.elapsed() < wait.timeout => {
                     tokio::time::sleep(POLL).await;
@@ -295,7 +294,7 @@ impl OrderedSource for MysqlOrdered {
                 }
                 Err(e) => return Err(e),
             };
-            let Some(stored) = state.binlog else {
+            let Some(stored) = state.position else {
                 bail!("the offsets record of connector {name} (topic {topic}) holds no binlog position: it is not a MySQL connector's (check the config's name)");
             };
             let delivered = state.snapshotted.contains(table);

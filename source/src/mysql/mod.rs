@@ -22,11 +22,12 @@ pub mod stream;
 pub mod types;
 
 use crate::error::SourceError;
+use crate::source::{Acknowledger, Shutdown, Source};
 use catalog::{load_table, MysqlTable};
-use kappa_schemas::{BinlogPosition, ChangeBatch, Checkpoint, TableName};
+use kappa_schemas::{BinlogPosition, ChangeBatch, Checkpoint, ConnectorState, TableName};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// What the MySQL reader needs to know.
 #[derive(Debug, Clone)]
@@ -51,14 +52,6 @@ pub struct MysqlSourceConfig {
     /// The signal table of `kappa snapshot` requests and re-snapshot
     /// watermarks (see [`resnapshot`]); created when missing, never captured.
     pub signal_table: Option<TableName>,
-}
-
-/// Where the reader starts, from the connector's offsets record.
-#[derive(Debug, Clone, Default)]
-pub struct MysqlStart {
-    pub snapshotted: Vec<TableName>,
-    /// The binlog position after the last delivered transaction.
-    pub binlog: Option<BinlogPosition>,
 }
 
 /// A query error, naming what was being done.
@@ -196,24 +189,48 @@ impl MysqlSource {
         let _ = conn.disconnect().await;
         Ok(Self { config, tables })
     }
+}
 
-    /// The tables this reader captures.
-    pub fn tables(&self) -> Vec<TableName> {
+impl Source for MysqlSource {
+    type Position = BinlogPosition;
+    const STORES_COMMITTED: bool = true;
+
+    fn tables(&self) -> Vec<TableName> {
         self.tables.iter().map(|t| t.schema.name.clone()).collect()
     }
 
-    /// Runs the reader: the snapshot that is due, then the binlog until
-    /// `stop`. Batches carry [`Checkpoint::Binlog`] positions the daemon
-    /// stores once delivered.
-    pub async fn run(
-        self,
-        start: MysqlStart,
-        tx: mpsc::Sender<ChangeBatch>,
-        stop: watch::Receiver<bool>,
+    /// Positions are the server's own binlog coordinates: no origin.
+    fn origin(&self) -> String {
+        String::new()
+    }
+
+    fn check_resume(
+        &self,
+        _connector: &str,
+        _state: &ConnectorState<BinlogPosition>,
     ) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// The daemon stores the positions; the server holds nothing to release.
+    fn acknowledger(&self) -> Acknowledger<BinlogPosition> {
+        Acknowledger::none()
+    }
+
+    /// The snapshot that is due, then the binlog until `shutdown`. Batches
+    /// carry [`Checkpoint::Committed`] positions the daemon stores once
+    /// delivered; `shutdown.drained` is not waited for (nothing on the server
+    /// to confirm).
+    async fn run(
+        self,
+        resume: ConnectorState<BinlogPosition>,
+        tx: mpsc::Sender<ChangeBatch<BinlogPosition>>,
+        shutdown: Shutdown,
+    ) -> Result<(), SourceError> {
+        let stop = shutdown.requested;
         let config = &self.config;
         let mut conn = connect(&config.url, config.password.as_deref()).await?;
-        let resume_from = match start.binlog {
+        let resume_from = match resume.position {
             None => {
                 // First start (or a crash before the snapshot was delivered):
                 // snapshot every table at one position, stream from there.
@@ -224,11 +241,12 @@ impl MysqlSource {
                 position
             }
             Some(stored) => {
+                tracing::info!(binlog = %stored, "resuming from the stored binlog position");
                 stream::check_position_exists(&mut conn, &stored).await?;
                 let pending: Vec<&MysqlTable> = self
                     .tables
                     .iter()
-                    .filter(|t| !start.snapshotted.contains(&t.schema.name))
+                    .filter(|t| !resume.snapshotted.contains(&t.schema.name))
                     .collect();
                 if !pending.is_empty() {
                     // Tables added to the config later: snapshot them now at
@@ -250,12 +268,12 @@ impl MysqlSource {
 }
 
 async fn send_snapshot_complete(
-    tx: &mpsc::Sender<ChangeBatch>,
+    tx: &mpsc::Sender<ChangeBatch<BinlogPosition>>,
     tables: &[&MysqlTable],
     resume_from: BinlogPosition,
 ) -> Result<(), SourceError> {
     tx.send(ChangeBatch {
-        checkpoint: Some(Checkpoint::BinlogSnapshotComplete {
+        checkpoint: Some(Checkpoint::SnapshotComplete {
             tables: tables.iter().map(|t| t.schema.name.clone()).collect(),
             resume_from,
         }),

@@ -57,7 +57,7 @@ pub async fn snapshot(
     conn: &mut Conn,
     tables: &[&MysqlTable],
     chunk_rows: usize,
-    tx: &mpsc::Sender<ChangeBatch>,
+    tx: &mpsc::Sender<ChangeBatch<BinlogPosition>>,
 ) -> Result<BinlogPosition, SourceError> {
     let position = begin(conn).await?;
     let mut total = 0u64;
@@ -215,7 +215,7 @@ async fn emit_table(
     conn: &mut Conn,
     table: &MysqlTable,
     chunk_rows: usize,
-    tx: &mpsc::Sender<ChangeBatch>,
+    tx: &mpsc::Sender<ChangeBatch<BinlogPosition>>,
 ) -> Result<Option<u64>, SourceError> {
     let started = Instant::now();
     let name = &table.schema.name;
@@ -271,7 +271,10 @@ async fn emit_table(
     Ok(Some(rows))
 }
 
-async fn send(tx: &mpsc::Sender<ChangeBatch>, changes: Vec<Change>) -> Result<(), SourceError> {
+async fn send(
+    tx: &mpsc::Sender<ChangeBatch<BinlogPosition>>,
+    changes: Vec<Change>,
+) -> Result<(), SourceError> {
     tx.send(ChangeBatch {
         changes,
         ..ChangeBatch::default()

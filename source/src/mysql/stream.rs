@@ -12,7 +12,7 @@
 //! * WRITE/UPDATE/DELETE_ROWS become upserts and deletes; an UPDATE that
 //!   changes the key becomes a delete of the old key and an upsert.
 //! * XID (or a `COMMIT` query for non-transactional tables) ends a
-//!   transaction: its changes go out with [`Checkpoint::Binlog`] at the
+//!   transaction: its changes go out with [`Checkpoint::Committed`] at the
 //!   position after it (pieces before that: [`PIECE`] changes or
 //!   [`PIECE_BYTES`] of row events, whichever comes first). Other QUERY events inside a transaction (`SAVEPOINT`,
 //!   `ROLLBACK TO SAVEPOINT`, `XA END`) are not commit points
@@ -83,7 +83,7 @@ pub struct Streamer {
     /// Per table id of the current TABLE_MAPs: the shape its row events
     /// carry, or `None` for a table kappa does not capture.
     by_id: HashMap<u64, Option<Arc<(MysqlTable, RowPlan)>>>,
-    tx: mpsc::Sender<ChangeBatch>,
+    tx: mpsc::Sender<ChangeBatch<BinlogPosition>>,
     stop: watch::Receiver<bool>,
     /// After the last commit handed over: where a reconnect resumes.
     committed: BinlogPosition,
@@ -127,7 +127,7 @@ impl Streamer {
     pub fn new(
         config: MysqlSourceConfig,
         tables: Vec<MysqlTable>,
-        tx: mpsc::Sender<ChangeBatch>,
+        tx: mpsc::Sender<ChangeBatch<BinlogPosition>>,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -429,10 +429,13 @@ impl Streamer {
             Some(running) => running.cap.clone(),
             None => self.committed.clone(),
         };
-        self.send(Some(Checkpoint::Binlog(position))).await
+        self.send(Some(Checkpoint::Committed(position))).await
     }
 
-    async fn send(&mut self, checkpoint: Option<Checkpoint>) -> Result<(), SourceError> {
+    async fn send(
+        &mut self,
+        checkpoint: Option<Checkpoint<BinlogPosition>>,
+    ) -> Result<(), SourceError> {
         if let Some(running) = self.resnapshot.as_mut() {
             running.observe(&self.pending);
             if self.truncate.iter().any(|t| &t.name == running.table()) {

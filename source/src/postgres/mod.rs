@@ -24,6 +24,7 @@ pub(crate) mod errors;
 pub mod pgoutput;
 pub mod resnapshot;
 pub mod setup;
+pub mod slot_lag;
 pub mod snapshot;
 pub mod stream;
 pub mod text;
@@ -32,14 +33,15 @@ pub mod types;
 
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
+use crate::source::{Acknowledger, Shutdown, Source};
 use crate::stream_bounds::reconnect_backoff;
 use catalog::{load_table, CatalogTable};
-use kappa_schemas::{ChangeBatch, Checkpoint, Lsn, TableName};
+use kappa_schemas::{ChangeBatch, Checkpoint, ConnectorState, Lsn, TableName};
 use pgwire_replication::{FeedbackObserver, ReplicationClient, ReplicationConfig};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 
 /// Session settings under which every text value is read, in snapshots and
@@ -124,17 +126,64 @@ pub async fn pinned_session(
     Ok(client)
 }
 
-/// Where the reader starts: which tables' initial snapshots are already in
-/// their topics (from the connector's offsets record).
-#[derive(Debug, Clone, Default)]
-pub struct PostgresStart {
-    pub snapshotted: Vec<TableName>,
-}
-
 /// The PostgreSQL reader.
 pub struct PostgresSource {
     config: PostgresSourceConfig,
     tables: Vec<CatalogTable>,
+    /// How far the daemon has made the stream durable: written by the
+    /// [`Acknowledger`], read when the slot is confirmed.
+    durable: DurablePosition,
+}
+
+impl Source for PostgresSource {
+    type Position = Lsn;
+    const STORES_COMMITTED: bool = false;
+
+    fn tables(&self) -> Vec<TableName> {
+        self.tables.iter().map(|t| t.schema.name.clone()).collect()
+    }
+
+    fn origin(&self) -> String {
+        self.config.slot.clone()
+    }
+
+    fn check_resume(
+        &self,
+        connector: &str,
+        state: &ConnectorState<Lsn>,
+    ) -> Result<(), SourceError> {
+        if !state.snapshotted.is_empty() && state.origin != self.config.slot {
+            return Err(SourceError::SlotMismatch {
+                connector: connector.to_string(),
+                recorded: state.origin.clone(),
+                configured: self.config.slot.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn acknowledger(&self) -> Acknowledger<Lsn> {
+        let durable = self.durable.clone();
+        Acknowledger::new(move |lsn: &Lsn| {
+            durable.advance(*lsn);
+            metrics::gauge!("kappa_durable_lsn").set(lsn.0 as f64);
+        })
+    }
+
+    async fn run(
+        self,
+        resume: ConnectorState<Lsn>,
+        changes: mpsc::Sender<ChangeBatch<Lsn>>,
+        shutdown: Shutdown,
+    ) -> Result<(), SourceError> {
+        tokio::spawn(slot_lag::watch(self.config.clone()));
+        let durable = self.durable.clone();
+        let result = self.capture(resume.snapshotted, changes, shutdown).await;
+        if result.is_ok() {
+            tracing::info!(durable_lsn = %durable.get(), "PostgreSQL reader stopped");
+        }
+        result
+    }
 }
 
 impl PostgresSource {
@@ -175,12 +224,11 @@ impl PostgresSource {
                 }
             }
         }
-        Ok(Self { config, tables })
-    }
-
-    /// The tables this reader captures.
-    pub fn tables(&self) -> Vec<TableName> {
-        self.tables.iter().map(|t| t.schema.name.clone()).collect()
+        Ok(Self {
+            config,
+            tables,
+            durable: DurablePosition::default(),
+        })
     }
 
     /// The replication session settings (also used by the benchmark reader).
@@ -226,16 +274,20 @@ impl PostgresSource {
         .with_feedback_observer(FeedbackObserver::new(|_| {})))
     }
 
-    /// Runs the reader: setup, any snapshot that is due, then streaming until
-    /// `stop`. See the module docs for the handover argument.
-    pub async fn run(
+    /// Runs the reader: setup, the snapshot of the tables not in
+    /// `snapshotted`, then streaming until `shutdown`. See the module docs
+    /// for the handover argument.
+    async fn capture(
         self,
-        state: PostgresStart,
-        tx: mpsc::Sender<ChangeBatch>,
-        durable: DurablePosition,
-        stop: watch::Receiver<bool>,
-        final_ack: oneshot::Receiver<()>,
+        snapshotted: Vec<TableName>,
+        tx: mpsc::Sender<ChangeBatch<Lsn>>,
+        shutdown: Shutdown,
     ) -> Result<(), SourceError> {
+        let Shutdown {
+            requested: stop,
+            drained: final_ack,
+        } = shutdown;
+        let durable = self.durable.clone();
         let config = &self.config;
         let client = connect(&config.url, config.password.as_deref()).await?;
         let tables = self.tables.clone();
@@ -251,19 +303,19 @@ impl PostgresSource {
             .get(0);
         let pending: Vec<&CatalogTable> = tables
             .iter()
-            .filter(|t| !state.snapshotted.contains(&t.schema.name))
+            .filter(|t| !snapshotted.contains(&t.schema.name))
             .collect();
         let existing = setup::slot_info(&client, &config.slot).await?;
         let mut replication = ReplicationClient::connect_gated(self.replication_config()?)
             .await
             .map_err(|e| stream::replication_error(&config.slot, "connecting", e))?;
         match existing {
-            None if !state.snapshotted.is_empty() => {
+            None if !snapshotted.is_empty() => {
                 return Err(SourceError::Setup(format!(
                     "replication slot {slot} is gone, but the offsets record says tables {:?} were snapshotted through it: \
                      changes made since are lost to kappa. Re-snapshot: delete the topics and the connector's offsets \
                      record (or use a new connector name and topic prefix), then start again",
-                    state.snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     slot = config.slot
                 )));
             }
@@ -405,7 +457,7 @@ impl PostgresSource {
         exported: Option<&str>,
         tables: &[&CatalogTable],
         resume_from: Lsn,
-        tx: &mpsc::Sender<ChangeBatch>,
+        tx: &mpsc::Sender<ChangeBatch<Lsn>>,
     ) -> Result<(), SourceError> {
         snapshot::begin_snapshot(client, exported).await?;
         let schemas: Vec<_> = tables.iter().map(|t| t.schema.clone()).collect();

@@ -10,7 +10,7 @@ use super::SESSION_SETTINGS;
 use crate::error::SourceError;
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
-use kappa_schemas::{Change, ChangeBatch, Row, TableSchema};
+use kappa_schemas::{Change, ChangeBatch, Lsn, Row, TableSchema};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -170,7 +170,7 @@ pub async fn emit_tables(
     client: &Client,
     tables: &[Arc<TableSchema>],
     chunk_rows: usize,
-    tx: &mpsc::Sender<ChangeBatch>,
+    tx: &mpsc::Sender<ChangeBatch<Lsn>>,
 ) -> Result<u64, SourceError> {
     let mut total = 0u64;
     for table in tables {

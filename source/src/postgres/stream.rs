@@ -1,7 +1,7 @@
 //! The streaming half of the PostgreSQL reader: pgoutput events → changes.
 //!
 //! Guarantees: changes leave in commit order; every transaction ends with a
-//! [`Checkpoint::PgLsn`] of its commit's end LSN; the slot is confirmed only
+//! [`Checkpoint::Committed`] of its commit's end LSN; the slot is confirmed only
 //! up to the [`DurablePosition`] the daemon reports, so a crash at any point
 //! replays from the last durable commit (at-least-once).
 
@@ -49,7 +49,7 @@ pub struct Streamer {
     pub fetcher: Option<ToastFetcher>,
     /// `None` once the session is finishing: the daemon drains when every
     /// sender is gone.
-    tx: Option<mpsc::Sender<ChangeBatch>>,
+    tx: Option<mpsc::Sender<ChangeBatch<Lsn>>>,
     pub durable: DurablePosition,
     pub stop: watch::Receiver<bool>,
     pub slot: String,
@@ -72,7 +72,7 @@ impl Streamer {
     pub fn new(
         decoder: ChangeDecoder,
         fetcher: Option<ToastFetcher>,
-        tx: mpsc::Sender<ChangeBatch>,
+        tx: mpsc::Sender<ChangeBatch<Lsn>>,
         durable: DurablePosition,
         stop: watch::Receiver<bool>,
         slot: String,
@@ -263,7 +263,7 @@ impl Streamer {
                     self.send(
                         std::mem::take(&mut changes),
                         Vec::new(),
-                        Some(Checkpoint::PgLsn(end)),
+                        Some(Checkpoint::Committed(end)),
                     )
                     .await?;
                     self.last_commit = end;
@@ -386,7 +386,7 @@ impl Streamer {
         &mut self,
         changes: Buffered,
         truncate: Vec<Arc<TableSchema>>,
-        checkpoint: Option<Checkpoint>,
+        checkpoint: Option<Checkpoint<Lsn>>,
     ) -> Result<(), SourceError> {
         let changes = changes.into_changes(self.fetcher.as_ref()).await?;
         self.tx

@@ -10,7 +10,7 @@
 //! `kappa_slot_lag_samples_total` stops counting, so a dashboard can tell a
 //! fresh gauge from a stale one.
 
-use kappa_source::postgres::PostgresSourceConfig;
+use crate::postgres::PostgresSourceConfig;
 use std::time::Duration;
 use tokio_postgres::Client;
 
@@ -58,7 +58,7 @@ pub async fn watch(postgres: PostgresSourceConfig) {
         };
         let sample = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            kappa_source::postgres::setup::slot_lag_bytes(client, &postgres.slot),
+            crate::postgres::setup::slot_lag_bytes(client, &postgres.slot),
         )
         .await;
         match sample {
@@ -92,13 +92,13 @@ pub async fn watch(postgres: PostgresSourceConfig) {
 async fn open(postgres: &PostgresSourceConfig) -> Result<Client, String> {
     match tokio::time::timeout(
         REQUEST_TIMEOUT,
-        kappa_source::postgres::connect(&postgres.url, postgres.password.as_deref()),
+        crate::postgres::connect(&postgres.url, postgres.password.as_deref()),
     )
     .await
     {
         Ok(Ok(client)) => Ok(client),
         // The server's answer only: the URL may carry a password.
-        Ok(Err(kappa_source::SourceError::Connect { source, .. })) => Err(source.to_string()),
+        Ok(Err(crate::SourceError::Connect { source, .. })) => Err(source.to_string()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 10 s".to_string()),
     }

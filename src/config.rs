@@ -37,11 +37,70 @@ pub struct MetricsSection {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// The one source a connector reads: `[source.postgres]` or
+/// `[source.mysql]`. Matched once to open its reader ([`crate::sources`]);
+/// everything else the config does with it goes through [`Section`].
 #[derive(Debug, Deserialize)]
+#[serde(try_from = "SourceTables")]
+pub enum SourceConfig {
+    Postgres(PostgresSection),
+    Mysql(MysqlSection),
+}
+
+/// `[source]` as written: one table per kind of source, exactly one present.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    pub postgres: Option<PostgresSection>,
-    pub mysql: Option<MysqlSection>,
+struct SourceTables {
+    postgres: Option<PostgresSection>,
+    mysql: Option<MysqlSection>,
+}
+
+impl TryFrom<SourceTables> for SourceConfig {
+    type Error = String;
+
+    fn try_from(tables: SourceTables) -> Result<Self, String> {
+        match (tables.postgres, tables.mysql) {
+            (Some(postgres), None) => Ok(SourceConfig::Postgres(postgres)),
+            (None, Some(mysql)) => Ok(SourceConfig::Mysql(mysql)),
+            (None, None) => Err("config has no [source.postgres] or [source.mysql] section: kappa needs a source to read from".into()),
+            (Some(_), Some(_)) => Err("config has both [source.postgres] and [source.mysql]: one connector reads one source; write a config (and connector name) per source".into()),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// The section's settings every kind of source has.
+    pub fn section(&self) -> &dyn Section {
+        match self {
+            SourceConfig::Postgres(section) => section,
+            SourceConfig::Mysql(section) => section,
+        }
+    }
+
+    fn section_mut(&mut self) -> &mut dyn Section {
+        match self {
+            SourceConfig::Postgres(section) => section,
+            SourceConfig::Mysql(section) => section,
+        }
+    }
+}
+
+/// What every source section has, so the checks, the environment overrides
+/// and masking are written once.
+pub trait Section {
+    /// `[source.postgres]`: how messages name the section.
+    fn label(&self) -> &'static str;
+    /// The `tables` patterns.
+    fn tables(&self) -> &[String];
+    fn snapshot_chunk_rows(&self) -> usize;
+    /// The database's URL and the password that overrides the URL's.
+    fn url_and_password(&self) -> (String, Option<String>);
+    /// Each table's masking options.
+    fn masks(&self) -> Vec<MaskRef<'_>>;
+    /// Applies `KAPPA_<KIND>_URL` / `KAPPA_<KIND>_PASSWORD`.
+    fn apply_env(&mut self, var: &dyn Fn(&str) -> Option<String>);
+    /// The checks only this kind of section needs.
+    fn check(&self) -> anyhow::Result<()>;
 }
 
 /// `[source.mysql]`: a MySQL 8 or MariaDB server with a row-based binlog.
@@ -85,18 +144,12 @@ pub struct MaskOptions {
 }
 
 /// A table's masking options: table name, excluded, hashed and constant columns.
-type MaskRef<'a> = (
+pub type MaskRef<'a> = (
     &'a String,
     &'a Vec<String>,
     &'a Vec<String>,
     &'a BTreeMap<String, String>,
 );
-
-/// Which source a config reads.
-pub enum SourceKind<'a> {
-    Postgres(&'a PostgresSection),
-    Mysql(&'a MysqlSection),
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,22 +308,7 @@ impl Config {
     }
 
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
-        if let Some(postgres) = self.source.postgres.as_mut() {
-            if let Some(url) = var("KAPPA_POSTGRES_URL") {
-                postgres.url = url;
-            }
-            if let Some(password) = var("KAPPA_POSTGRES_PASSWORD") {
-                postgres.password = Some(password);
-            }
-        }
-        if let Some(mysql) = self.source.mysql.as_mut() {
-            if let Some(url) = var("KAPPA_MYSQL_URL") {
-                mysql.url = url;
-            }
-            if let Some(password) = var("KAPPA_MYSQL_PASSWORD") {
-                mysql.password = Some(password);
-            }
-        }
+        self.source.section_mut().apply_env(&var);
         if let Some(brokers) = var("KAPPA_KAFKA_BROKERS") {
             self.kafka.brokers = brokers;
         }
@@ -279,26 +317,18 @@ impl Config {
         }
     }
 
-    /// The one configured source.
-    pub fn source_kind(&self) -> anyhow::Result<SourceKind<'_>> {
-        match (&self.source.postgres, &self.source.mysql) {
-            (Some(postgres), None) => Ok(SourceKind::Postgres(postgres)),
-            (None, Some(mysql)) => Ok(SourceKind::Mysql(mysql)),
-            (None, None) => bail!("config has no [source.postgres] or [source.mysql] section: kappa needs a source to read from"),
-            (Some(_), Some(_)) => bail!("config has both [source.postgres] and [source.mysql]: one connector reads one source; write a config (and connector name) per source"),
-        }
-    }
-
     fn check(&self) -> anyhow::Result<()> {
-        let (section, tables, chunk_rows) = match self.source_kind()? {
-            SourceKind::Postgres(p) => ("[source.postgres]", &p.tables, p.snapshot_chunk_rows),
-            SourceKind::Mysql(m) => ("[source.mysql]", &m.tables, m.snapshot_chunk_rows),
-        };
+        let section = self.source.section();
+        let (label, tables, chunk_rows) = (
+            section.label(),
+            section.tables(),
+            section.snapshot_chunk_rows(),
+        );
         if tables.is_empty() {
-            bail!("{section} tables is empty: list the tables to capture, e.g. tables = [\"shop.orders\"]");
+            bail!("{label} tables is empty: list the tables to capture, e.g. tables = [\"shop.orders\"]");
         }
         for table in tables {
-            TableName::parse(table).map_err(|e| anyhow::anyhow!("{section} tables: {e}"))?;
+            TableName::parse(table).map_err(|e| anyhow::anyhow!("{label} tables: {e}"))?;
         }
         if self.kafka.partitions < 1 {
             bail!("[kafka] partitions must be at least 1");
@@ -311,67 +341,9 @@ impl Config {
             );
         }
         if chunk_rows == 0 {
-            bail!("{section} snapshot_chunk_rows must be at least 1");
+            bail!("{label} snapshot_chunk_rows must be at least 1");
         }
-        if let Some(mysql) = &self.source.mysql {
-            if mysql.server_id == 0 {
-                bail!("[source.mysql] server_id must not be 0: pick a replica id no other replica (nor the server) uses");
-            }
-            if mysql.heartbeat_secs == 0 {
-                bail!("[source.mysql] heartbeat_secs must be at least 1");
-            }
-            if let Some(signal) = &mysql.signal_table {
-                TableName::parse(signal)
-                    .map_err(|e| anyhow::anyhow!("[source.mysql] signal_table: {e}"))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The MySQL reader's settings.
-    pub fn mysql(&self) -> anyhow::Result<kappa_source::mysql::MysqlSourceConfig> {
-        let Some(mysql) = &self.source.mysql else {
-            bail!("config has no [source.mysql] section");
-        };
-        Ok(kappa_source::mysql::MysqlSourceConfig {
-            url: mysql.url.clone(),
-            password: mysql.password.clone(),
-            tables: mysql.tables.clone(),
-            exclude_tables: mysql.exclude_tables.clone(),
-            server_id: mysql.server_id,
-            snapshot_chunk_rows: mysql.snapshot_chunk_rows,
-            heartbeat_secs: mysql.heartbeat_secs,
-            connector: self.name.clone(),
-            signal_table: mysql
-                .signal_table
-                .as_deref()
-                .map(TableName::parse)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("[source.mysql] signal_table: {e}"))?,
-        })
-    }
-
-    /// The PostgreSQL reader's settings.
-    pub fn postgres(&self) -> anyhow::Result<PostgresSourceConfig> {
-        let Some(postgres) = &self.source.postgres else {
-            bail!("config has no [source.postgres] section");
-        };
-        Ok(PostgresSourceConfig {
-            url: postgres.url.clone(),
-            password: postgres.password.clone(),
-            tables: postgres.tables.clone(),
-            exclude_tables: postgres.exclude_tables.clone(),
-            slot: postgres.slot.clone(),
-            publication: postgres.publication.clone(),
-            snapshot_chunk_rows: postgres.snapshot_chunk_rows,
-            skip_tables_without_key: postgres.skip_tables_without_key,
-            toast_refuse: postgres
-                .table_options
-                .iter()
-                .filter(|(_, options)| options.unchanged_toast == UnchangedToast::Refuse)
-                .map(|(name, _)| TableName::parse(name).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<_>>()?,
-        })
+        section.check()
     }
 
     /// The column masking rules (applied before a record leaves the process);
@@ -379,18 +351,7 @@ impl Config {
     pub fn masking(&self) -> anyhow::Result<kappa_schemas::mask::Masking> {
         use kappa_schemas::mask::{ColumnRule, Masking};
         let mut rules = std::collections::HashMap::new();
-        let options: Vec<MaskRef<'_>> = match self.source_kind()? {
-            SourceKind::Postgres(p) => p
-                .table_options
-                .iter()
-                .map(|(t, o)| (t, &o.exclude_columns, &o.hash_columns, &o.constant_columns))
-                .collect(),
-            SourceKind::Mysql(m) => m
-                .table_options
-                .iter()
-                .map(|(t, o)| (t, &o.exclude_columns, &o.hash_columns, &o.constant_columns))
-                .collect(),
-        };
+        let options = self.source.section().masks();
         {
             for (table, exclude_columns, hash_columns, constant_columns) in options {
                 let mut table_rules: Vec<(String, ColumnRule)> = Vec::new();
@@ -453,6 +414,142 @@ impl Config {
     }
 }
 
+impl MysqlSection {
+    /// The MySQL reader's settings; `connector` names the signal rows it
+    /// acts on.
+    pub fn reader_config(
+        &self,
+        connector: &str,
+    ) -> anyhow::Result<kappa_source::mysql::MysqlSourceConfig> {
+        Ok(kappa_source::mysql::MysqlSourceConfig {
+            url: self.url.clone(),
+            password: self.password.clone(),
+            tables: self.tables.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+            server_id: self.server_id,
+            snapshot_chunk_rows: self.snapshot_chunk_rows,
+            heartbeat_secs: self.heartbeat_secs,
+            connector: connector.to_string(),
+            signal_table: self
+                .signal_table
+                .as_deref()
+                .map(TableName::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("[source.mysql] signal_table: {e}"))?,
+        })
+    }
+}
+
+impl Section for MysqlSection {
+    fn label(&self) -> &'static str {
+        "[source.mysql]"
+    }
+
+    fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    fn snapshot_chunk_rows(&self) -> usize {
+        self.snapshot_chunk_rows
+    }
+
+    fn url_and_password(&self) -> (String, Option<String>) {
+        (self.url.clone(), self.password.clone())
+    }
+
+    fn masks(&self) -> Vec<MaskRef<'_>> {
+        self.table_options
+            .iter()
+            .map(|(t, o)| (t, &o.exclude_columns, &o.hash_columns, &o.constant_columns))
+            .collect()
+    }
+
+    fn apply_env(&mut self, var: &dyn Fn(&str) -> Option<String>) {
+        if let Some(url) = var("KAPPA_MYSQL_URL") {
+            self.url = url;
+        }
+        if let Some(password) = var("KAPPA_MYSQL_PASSWORD") {
+            self.password = Some(password);
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.server_id == 0 {
+            bail!("[source.mysql] server_id must not be 0: pick a replica id no other replica (nor the server) uses");
+        }
+        if self.heartbeat_secs == 0 {
+            bail!("[source.mysql] heartbeat_secs must be at least 1");
+        }
+        if let Some(signal) = &self.signal_table {
+            TableName::parse(signal)
+                .map_err(|e| anyhow::anyhow!("[source.mysql] signal_table: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl PostgresSection {
+    /// The PostgreSQL reader's settings.
+    pub fn reader_config(&self) -> anyhow::Result<PostgresSourceConfig> {
+        Ok(PostgresSourceConfig {
+            url: self.url.clone(),
+            password: self.password.clone(),
+            tables: self.tables.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+            slot: self.slot.clone(),
+            publication: self.publication.clone(),
+            snapshot_chunk_rows: self.snapshot_chunk_rows,
+            skip_tables_without_key: self.skip_tables_without_key,
+            toast_refuse: self
+                .table_options
+                .iter()
+                .filter(|(_, options)| options.unchanged_toast == UnchangedToast::Refuse)
+                .map(|(name, _)| TableName::parse(name).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?,
+        })
+    }
+}
+
+impl Section for PostgresSection {
+    fn label(&self) -> &'static str {
+        "[source.postgres]"
+    }
+
+    fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    fn snapshot_chunk_rows(&self) -> usize {
+        self.snapshot_chunk_rows
+    }
+
+    fn url_and_password(&self) -> (String, Option<String>) {
+        (self.url.clone(), self.password.clone())
+    }
+
+    fn masks(&self) -> Vec<MaskRef<'_>> {
+        self.table_options
+            .iter()
+            .map(|(t, o)| (t, &o.exclude_columns, &o.hash_columns, &o.constant_columns))
+            .collect()
+    }
+
+    fn apply_env(&mut self, var: &dyn Fn(&str) -> Option<String>) {
+        if let Some(url) = var("KAPPA_POSTGRES_URL") {
+            self.url = url;
+        }
+        if let Some(password) = var("KAPPA_POSTGRES_PASSWORD") {
+            self.password = Some(password);
+        }
+    }
+
+    /// Everything a PostgreSQL section needs is checked by the common checks
+    /// and, for table options, when the reader's settings are built.
+    fn check(&self) -> anyhow::Result<()> {
+        self.reader_config().map(|_| ())
+    }
+}
+
 /// `[kafka.topic_config]` may set any topic config the broker knows (the
 /// broker checks names and values when the topic is created) except the one
 /// kappa's promise rests on: a table topic is compacted and nothing else, or
@@ -477,6 +574,14 @@ fn check_topic_config(configs: &BTreeMap<String, String>) -> anyhow::Result<()> 
 mod tests {
     use super::*;
 
+    /// The PostgreSQL reader's settings of a config that has them.
+    fn postgres(config: &Config) -> PostgresSourceConfig {
+        let SourceConfig::Postgres(section) = &config.source else {
+            panic!("not a PostgreSQL config: {config:?}")
+        };
+        section.reader_config().expect("reader settings")
+    }
+
     const MINIMAL: &str = r#"
 [source.postgres]
 url = "postgres://postgres@127.0.0.1/postgres"
@@ -489,7 +594,7 @@ tables = ["public.demo"]
         config.check().unwrap();
         assert_eq!(config.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(config.kafka.offsets_topic, "kappa-offsets");
-        assert_eq!(config.postgres().unwrap().slot, "kappa");
+        assert_eq!(postgres(&config).slot, "kappa");
     }
 
     #[test]
@@ -507,10 +612,7 @@ tables = ["public.demo"]
             "KAPPA_KAFKA_BROKERS" => Some("broker:9093".into()),
             _ => None,
         });
-        assert_eq!(
-            config.postgres().unwrap().password.as_deref(),
-            Some("s3cret")
-        );
+        assert_eq!(postgres(&config).password.as_deref(), Some("s3cret"));
         assert_eq!(config.kafka.brokers, "broker:9093");
     }
 
@@ -539,16 +641,16 @@ tables = ["public.demo"]
     fn unchanged_toast_is_fetched_unless_refuse_is_chosen() {
         let config: Config = toml::from_str(MINIMAL).unwrap();
         config.check().unwrap();
-        assert!(config.postgres().unwrap().toast_refuse.is_empty());
+        assert!(postgres(&config).toast_refuse.is_empty());
         let option = |value: &str| {
             format!("{MINIMAL}\n[source.postgres.table_options.\"public.docs\"]\nunchanged_toast = \"{value}\"\n")
         };
         let fetch: Config = toml::from_str(&option("fetch")).unwrap();
-        assert!(fetch.postgres().unwrap().toast_refuse.is_empty());
+        assert!(postgres(&fetch).toast_refuse.is_empty());
         let refuse: Config = toml::from_str(&option("refuse")).unwrap();
         refuse.check().unwrap();
         assert_eq!(
-            refuse.postgres().unwrap().toast_refuse,
+            postgres(&refuse).toast_refuse,
             vec![TableName::new("public", "docs")]
         );
         assert!(toml::from_str::<Config>(&option("placeholder")).is_err());
@@ -572,7 +674,10 @@ exclude_columns = ["card"]
             _ => None,
         });
         config.check().unwrap();
-        let mysql = config.mysql().unwrap();
+        let SourceConfig::Mysql(section) = &config.source else {
+            panic!("a MySQL config")
+        };
+        let mysql = section.reader_config(&config.name).unwrap();
         assert_eq!(mysql.url, "mysql://kappa@db:3306/");
         assert_eq!(mysql.password.as_deref(), Some("pw"));
         assert_eq!(mysql.server_id, 5701);
@@ -582,8 +687,14 @@ exclude_columns = ["card"]
     #[test]
     fn exactly_one_source() {
         let both = format!("{MINIMAL}{MYSQL}");
-        let config: Config = toml::from_str(&both).unwrap();
-        assert!(config.check().unwrap_err().to_string().contains("both"));
+        let error = toml::from_str::<Config>(&both).unwrap_err().to_string();
+        assert!(error.contains("both"), "{error}");
+        let none = "[source]\n";
+        let error = toml::from_str::<Config>(none).unwrap_err().to_string();
+        assert!(
+            error.contains("no [source.postgres] or [source.mysql]"),
+            "{error}"
+        );
         let typo = MYSQL
             .replace("server", "srv")
             .replace("tables = [", "server_idd = 3\ntables = [");

@@ -8,7 +8,7 @@
 //! confirmed, and anything produced but not confirmed is produced again —
 //! harmless on a compacted topic keyed by primary key.
 
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 use crate::in_flight::{in_flight, produce_watching_acks, Acknowledging, AcksEnded, InFlight};
 use anyhow::{bail, Context};
 use kappa_schemas::{
@@ -17,8 +17,6 @@ use kappa_schemas::{
 use kappa_sink::offsets::write_state;
 use kappa_sink::topics::{ensure_compacted_topic, table_topic, table_topics};
 use kappa_sink::Producer;
-use kappa_source::mysql::MysqlSource;
-use kappa_source::postgres::PostgresSource;
 use kappa_source::{Acknowledger, Shutdown, Source};
 use std::fmt::Display;
 use std::time::{Duration, Instant};
@@ -40,22 +38,24 @@ const KEY_BATCHES_QUEUED: usize = 2;
 
 /// Opens the configured source and runs the daemon on it until
 /// SIGINT/SIGTERM (then drains and confirms, and returns Ok) or a fatal
-/// error. The one place the daemon matches the kind of source.
+/// error.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    match config.source_kind()? {
-        SourceKind::Postgres(_) => {
-            let source = PostgresSource::open(config.postgres()?).await?;
-            serve(source, config).await
-        }
-        SourceKind::Mysql(_) => {
-            let source = MysqlSource::open(config.mysql()?).await?;
-            serve(source, config).await
-        }
+    crate::sources::with_source(&config, Daemon).await
+}
+
+/// The daemon, as work on any source.
+struct Daemon;
+
+impl crate::sources::OnSource for Daemon {
+    type Output = ();
+
+    async fn on<S: Source>(self, source: S, config: &Config) -> anyhow::Result<()> {
+        serve(source, config).await
     }
 }
 
 /// The daemon, for any source.
-async fn serve<S: Source>(source: S, config: Config) -> anyhow::Result<()> {
+async fn serve<S: Source>(source: S, config: &Config) -> anyhow::Result<()> {
     let kafka = config.kafka();
     let registry = Registry::new(&config.schema_registry.url);
     let producer = Producer::new(&kafka)?;

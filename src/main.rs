@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod in_flight;
 mod rebuild;
+mod sources;
 mod state;
 mod status;
 mod verify;
@@ -12,6 +13,7 @@ mod verify;
 use clap::{Parser, Subcommand, ValueEnum};
 use kappa_schemas::{Registry, TableName};
 use kappa_sink::KafkaConfig;
+use kappa_source::{CatchUp, Source};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -248,41 +250,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Snapshot { config, table } => {
             let config = config::Config::load(&config)?;
             let table = TableName::parse(&table).map_err(anyhow::Error::msg)?;
-            if let config::SourceKind::Mysql(_) = config.source_kind()? {
-                let mysql = config.mysql()?;
-                let Some(signal) = mysql.signal_table.clone() else {
-                    anyhow::bail!(
-                        "kappa snapshot of a MySQL/MariaDB source writes its request into a signal table, and the config \
-                         has none: add signal_table = \"kappa.kappa_signal\" under [source.mysql], restart `kappa run` \
-                         with it (it creates the table), then run kappa snapshot again"
-                    );
-                };
-                let position = kappa_source::mysql::resnapshot::request(
-                    &mysql.url,
-                    mysql.password.as_deref(),
-                    &signal,
-                    &config.name,
-                    &table,
-                )
-                .await?;
-                println!(
-                    "re-snapshot of {table} requested at {position} (signal table {signal}); connector {} runs it while streaming",
-                    config.name
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            let postgres = config.postgres()?;
-            let lsn = kappa_source::postgres::resnapshot::request(
-                &postgres.url,
-                postgres.password.as_deref(),
-                &postgres.slot,
-                &table,
-            )
-            .await?;
-            println!(
-                "re-snapshot of {table} requested at {lsn}; connector {} (slot {}) runs it while streaming",
-                config.name, postgres.slot
-            );
+            let requested = sources::with_source(&config, RequestResnapshot(table.clone())).await?;
+            println!("re-snapshot of {table} {requested}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
@@ -371,11 +340,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let masking = config.as_ref().map(config::Config::masking).transpose()?;
             let connector = match (slot, wait_for_connector, &config) {
                 (Some(slot), _, _) => Some(verify::Connector::Slot(slot)),
-                (None, true, Some(config)) => Some(match config.source_kind()? {
-                    config::SourceKind::Postgres(_) => {
-                        verify::Connector::Slot(config.postgres()?.slot)
-                    }
-                    config::SourceKind::Mysql(_) => verify::Connector::Offsets {
+                (None, true, Some(config)) => Some(match connector_catch_up(config).await? {
+                    CatchUp::Slot(slot) => verify::Connector::Slot(slot),
+                    CatchUp::OffsetsRecord => verify::Connector::Offsets {
                         kafka: services.kafka(Some(config)),
                         topic: config.kafka.offsets_topic.clone(),
                         name: config.name.clone(),
@@ -412,4 +379,33 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(verify::exit_code(&report)))
         }
     }
+}
+
+/// `kappa snapshot`: the request goes through the source itself.
+struct RequestResnapshot(TableName);
+
+impl sources::OnSource for RequestResnapshot {
+    type Output = String;
+
+    async fn on<S: Source>(self, source: S, config: &config::Config) -> anyhow::Result<String> {
+        Ok(source.request_resnapshot(&config.name, &self.0).await?)
+    }
+}
+
+/// Where `verify --wait-for-connector` reads the connector's delivered
+/// position, from the connector's own config.
+async fn connector_catch_up(config: &config::Config) -> anyhow::Result<CatchUp> {
+    struct OfSource;
+    impl sources::OnSource for OfSource {
+        type Output = CatchUp;
+
+        async fn on<S: Source>(
+            self,
+            source: S,
+            _config: &config::Config,
+        ) -> anyhow::Result<CatchUp> {
+            Ok(source.catch_up())
+        }
+    }
+    sources::with_source(config, OfSource).await
 }

@@ -606,5 +606,21 @@ async fn a_connector_resumes_from_an_offsets_record_of_an_earlier_release() {
         written.starts_with(&prefix),
         "the record is written back in the earlier format: {written}"
     );
+    // `kappa status` reads the same record through the same source.
+    let output = common::kappa(&["status", "--config", &p.config.display().to_string()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "server     binlog at ".to_string(),
+        format!("stored     binlog {}:", end.file),
+        "snapshot   complete for 1 table(s)".to_string(),
+        format!("topic      {}", p.topic(&format!("{db}.orders"))),
+    ] {
+        assert!(stdout.contains(&line), "{line:?} in:\n{stdout}");
+    }
     p.cleanup().await;
 }

@@ -50,6 +50,10 @@ pub enum SourceError {
         recorded: String,
         configured: String,
     },
+    #[error("kappa snapshot of a MySQL/MariaDB source writes its request into a signal table, and the config \
+             has none: add signal_table = \"kappa.kappa_signal\" under [source.mysql], restart `kappa run` \
+             with it (it creates the table), then run kappa snapshot again")]
+    NoSignalTable,
     #[error("the server refused to stream the binlog from {position}: {source}")]
     BinlogRefused {
         position: String,
@@ -124,6 +128,7 @@ impl SourceError {
             }
             E::SlotRefused { .. }
             | E::SlotMismatch { .. }
+            | E::NoSignalTable
             | E::BinlogRefused { .. }
             | E::BinlogPurged { .. }
             | E::TwoPhaseXa { .. }

@@ -49,6 +49,27 @@ pub trait Source: Send + Sized + 'static {
     /// position is acknowledged by the broker. Taken before [`Source::run`].
     fn acknowledger(&self) -> Acknowledger<Self::Position>;
 
+    /// What `kappa status` shows about the source (given the connector's
+    /// offsets record, if it has one): labelled lines, and whether the
+    /// source can resume (a dropped slot or a purged binlog cannot).
+    fn status(
+        &self,
+        state: Option<&ConnectorState<Self::Position>>,
+    ) -> impl Future<Output = Result<SourceStatus, SourceError>> + Send;
+
+    /// Asks the running connector to re-snapshot `table` (`kappa snapshot`)
+    /// through the source itself, so the request takes its place in the
+    /// change stream; returns where it was written, for the user.
+    fn request_resnapshot(
+        &self,
+        connector: &str,
+        table: &TableName,
+    ) -> impl Future<Output = Result<String, SourceError>> + Send;
+
+    /// How `verify --wait-for-connector` learns how far the running
+    /// connector has delivered.
+    fn catch_up(&self) -> CatchUp;
+
     /// Snapshots what `resume` says is due, then streams until
     /// `shutdown.requested`; every batch goes to `changes`. Returns after a
     /// requested stop once it released what `shutdown.drained` lets it
@@ -59,6 +80,25 @@ pub trait Source: Send + Sized + 'static {
         changes: mpsc::Sender<ChangeBatch<Self::Position>>,
         shutdown: Shutdown,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
+}
+
+/// What `kappa status` prints about a source.
+#[derive(Debug, Default)]
+pub struct SourceStatus {
+    /// `(label, text)`: printed as `label` padded, then `text`.
+    pub lines: Vec<(&'static str, String)>,
+    /// False when the connector cannot resume from where it is (the slot is
+    /// gone or lost its WAL, the stored binlog was purged).
+    pub healthy: bool,
+}
+
+/// Where a running connector's delivered position can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The replication slot's confirmed position (PostgreSQL).
+    Slot(String),
+    /// The position stored in the connector's offsets record (MySQL).
+    OffsetsRecord,
 }
 
 /// How the daemon stops a running source.

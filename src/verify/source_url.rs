@@ -19,13 +19,7 @@ pub fn verify_source(
         return Ok((url, password));
     }
     if let Some(config) = config {
-        return if config.source.mysql.is_some() {
-            let mysql = config.mysql()?;
-            Ok((mysql.url, mysql.password))
-        } else {
-            let postgres = config.postgres()?;
-            Ok((postgres.url, postgres.password))
-        };
+        return Ok(config.source.section().url_and_password());
     }
     match (var("KAPPA_POSTGRES_URL"), var("KAPPA_MYSQL_URL")) {
         (Some(url), None) => Ok((url, var("KAPPA_POSTGRES_PASSWORD"))),

@@ -22,7 +22,7 @@ pub mod stream;
 pub mod types;
 
 use crate::error::SourceError;
-use crate::source::{Acknowledger, Shutdown, Source};
+use crate::source::{Acknowledger, CatchUp, Shutdown, Source, SourceStatus};
 use catalog::{load_table, MysqlTable};
 use kappa_schemas::{BinlogPosition, ChangeBatch, Checkpoint, ConnectorState, TableName};
 use mysql_async::prelude::Queryable;
@@ -167,9 +167,6 @@ impl MysqlSource {
     pub async fn open(config: MysqlSourceConfig) -> Result<Self, SourceError> {
         let mut conn = connect(&config.url, config.password.as_deref()).await?;
         check_server(&mut conn).await?;
-        if let Some(signal) = &config.signal_table {
-            resnapshot::ensure_signal_table(&mut conn, signal).await?;
-        }
         let mut names =
             catalog::matching_tables(&mut conn, &config.tables, &config.exclude_tables).await?;
         if let Some(signal) = &config.signal_table {
@@ -217,6 +214,67 @@ impl Source for MysqlSource {
         Acknowledger::none()
     }
 
+    /// The server's binlog position, and the stored one checked against
+    /// the binlogs the server still has.
+    async fn status(
+        &self,
+        state: Option<&ConnectorState<BinlogPosition>>,
+    ) -> Result<SourceStatus, SourceError> {
+        let mut conn = connect(&self.config.url, self.config.password.as_deref()).await?;
+        let current = snapshot::current_position(&mut conn).await?;
+        let mut status = SourceStatus {
+            lines: vec![("server", format!("binlog at {current}"))],
+            healthy: true,
+        };
+        match state.and_then(|state| state.position.as_ref()) {
+            None => status.lines.push((
+                "stored",
+                "nothing yet (the initial snapshot is not delivered)".into(),
+            )),
+            Some(stored) => {
+                let exists = stream::check_position_exists(&mut conn, stored).await;
+                status.healthy = exists.is_ok();
+                let purged = if exists.is_ok() {
+                    ""
+                } else {
+                    "  PURGED (re-snapshot needed)"
+                };
+                status
+                    .lines
+                    .push(("stored", format!("binlog {stored}{purged}")));
+            }
+        }
+        let _ = conn.disconnect().await;
+        Ok(status)
+    }
+
+    /// Writes the request into the signal table, where the binlog carries
+    /// it to the running connector.
+    async fn request_resnapshot(
+        &self,
+        connector: &str,
+        table: &TableName,
+    ) -> Result<String, SourceError> {
+        let Some(signal) = &self.config.signal_table else {
+            return Err(SourceError::NoSignalTable);
+        };
+        let position = resnapshot::request(
+            &self.config.url,
+            self.config.password.as_deref(),
+            signal,
+            connector,
+            table,
+        )
+        .await?;
+        Ok(format!(
+            "requested at {position} (signal table {signal}); connector {connector} runs it while streaming"
+        ))
+    }
+
+    fn catch_up(&self) -> CatchUp {
+        CatchUp::OffsetsRecord
+    }
+
     /// The snapshot that is due, then the binlog until `shutdown`. Batches
     /// carry [`Checkpoint::Committed`] positions the daemon stores once
     /// delivered; `shutdown.drained` is not waited for (nothing on the server
@@ -230,6 +288,12 @@ impl Source for MysqlSource {
         let stop = shutdown.requested;
         let config = &self.config;
         let mut conn = connect(&config.url, config.password.as_deref()).await?;
+        // Created by the connector, not at open: `kappa snapshot` and
+        // `kappa status` open the source too, and a request into a table
+        // the running connector does not watch would never be served.
+        if let Some(signal) = &config.signal_table {
+            resnapshot::ensure_signal_table(&mut conn, signal).await?;
+        }
         let resume_from = match resume.position {
             None => {
                 // First start (or a crash before the snapshot was delivered):

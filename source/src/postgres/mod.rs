@@ -33,7 +33,7 @@ pub mod types;
 
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
-use crate::source::{Acknowledger, Shutdown, Source};
+use crate::source::{Acknowledger, CatchUp, Shutdown, Source, SourceStatus};
 use crate::stream_bounds::reconnect_backoff;
 use catalog::{load_table, CatalogTable};
 use kappa_schemas::{ChangeBatch, Checkpoint, ConnectorState, Lsn, TableName};
@@ -168,6 +168,59 @@ impl Source for PostgresSource {
             durable.advance(*lsn);
             metrics::gauge!("kappa_durable_lsn").set(lsn.0 as f64);
         })
+    }
+
+    async fn status(
+        &self,
+        _state: Option<&ConnectorState<Lsn>>,
+    ) -> Result<SourceStatus, SourceError> {
+        let client = connect(&self.config.url, self.config.password.as_deref()).await?;
+        let slot = &self.config.slot;
+        Ok(match setup::slot_info(&client, slot).await? {
+            None => SourceStatus {
+                lines: vec![("slot", format!("{slot}  MISSING"))],
+                healthy: false,
+            },
+            Some(info) => {
+                let lag = setup::slot_lag_bytes(&client, slot).await?;
+                let wal_status = info.wal_status.clone().unwrap_or_else(|| "?".into());
+                let confirmed = info
+                    .confirmed_flush
+                    .map_or_else(|| "-".into(), |lsn| lsn.to_string());
+                let lag = lag.map_or_else(|| "-".into(), |bytes| bytes.to_string());
+                SourceStatus {
+                    healthy: wal_status != "lost",
+                    lines: vec![(
+                        "slot",
+                        format!(
+                            "{slot}  confirmed_flush_lsn={confirmed}  wal_status={wal_status}  lag_bytes={lag}"
+                        ),
+                    )],
+                }
+            }
+        })
+    }
+
+    async fn request_resnapshot(
+        &self,
+        connector: &str,
+        table: &TableName,
+    ) -> Result<String, SourceError> {
+        let slot = &self.config.slot;
+        let lsn = resnapshot::request(
+            &self.config.url,
+            self.config.password.as_deref(),
+            slot,
+            table,
+        )
+        .await?;
+        Ok(format!(
+            "requested at {lsn}; connector {connector} (slot {slot}) runs it while streaming"
+        ))
+    }
+
+    fn catch_up(&self) -> CatchUp {
+        CatchUp::Slot(self.config.slot.clone())
     }
 
     async fn run(

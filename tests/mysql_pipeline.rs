@@ -607,13 +607,7 @@ async fn a_connector_resumes_from_an_offsets_record_of_an_earlier_release() {
         "the record is written back in the earlier format: {written}"
     );
     // `kappa status` reads the same record through the same source.
-    let output = common::kappa(&["status", "--config", &p.config.display().to_string()]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = common::kappa_status(&p.config);
     for line in [
         "server     binlog at ".to_string(),
         format!("stored     binlog {}:", end.file),

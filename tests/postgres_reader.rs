@@ -535,13 +535,7 @@ async fn status_and_metrics_show_slot_lag_and_progress() {
         "{metrics}"
     );
     assert!(metrics.contains("kappa_durable_lsn"), "{metrics}");
-    let output = common::kappa(&["status", "--config", &p.config.display().to_string()]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = common::kappa_status(&p.config);
     assert!(stdout.contains("lag_bytes="), "{stdout}");
     assert!(
         stdout.contains("snapshot   complete for 1 table(s)"),

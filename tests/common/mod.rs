@@ -529,6 +529,19 @@ pub fn topic_end_offsets(topic: &str) -> i64 {
         .sum()
 }
 
+/// `kappa status` of the connector `config` runs, which must succeed; its
+/// output.
+pub fn kappa_status(config: &Path) -> String {
+    let output = kappa(&["status", "--config", &config.display().to_string()]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "kappa status failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// `kappa snapshot --config CONFIG --table TABLE`: a re-snapshot request.
 pub fn kappa_snapshot(config: &Path, table: &str) -> Output {
     kappa(&[

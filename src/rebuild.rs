@@ -16,6 +16,7 @@ pub mod mysql_types;
 pub mod pg_target;
 mod progress;
 pub mod shape;
+mod sqlite_target;
 mod summary;
 mod target;
 mod writer;
@@ -26,7 +27,7 @@ pub use target::{parse_as_of, parse_target, parse_until_offsets, Target, TargetP
 use anyhow::{bail, Context};
 use decoding::{Applied, DecodingSink, BATCH, INVALID_SHOWN};
 use kappa_materialize::resolve::{latest_schema, RecordDecoder, StoredSchema};
-use kappa_schemas::Registry;
+use kappa_schemas::{AvroSchema, Registry};
 use kappa_sink::replay::{self, Bound, PartitionSink, ReplayPlan, ReplayProgress, ReplayRecord};
 use kappa_sink::KafkaConfig;
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use summary::Meta;
 use tokio::sync::{mpsc, watch};
-use writer::{start_writer, Written};
+use writer::{start_writer, Finishing, TargetWriter, Written};
 
 /// Batches in flight between the workers and the writer.
 const IN_FLIGHT: usize = 16;
@@ -101,8 +102,86 @@ pub async fn rebuild(
         }
     }
 
+    let prepared = Prepared {
+        started,
+        topic,
+        reader,
+        delete_retention_ms,
+        plan,
+        history,
+    };
+    // The one match on the target: open its writer, then the same replay.
+    match &options.target {
+        Target::Sqlite(path) => {
+            let writer = sqlite_target::SqliteWriter::create(path)?;
+            replay_into(kafka, registry, options, prepared, writer).await
+        }
+        Target::Postgres { url, table } => {
+            let (value, key) = typed_schemas(registry, &prepared).await?;
+            let password = target_password(options, "KAPPA_POSTGRES_PASSWORD");
+            let writer =
+                pg_target::PgWriter::open(url, password.as_deref(), table, &value, &key).await?;
+            replay_into(kafka, registry, options, prepared, writer).await
+        }
+        Target::Mysql { url, table } => {
+            let (value, key) = typed_schemas(registry, &prepared).await?;
+            let password = target_password(options, "KAPPA_MYSQL_PASSWORD");
+            let writer =
+                mysql_target::MysqlWriter::open(url, password.as_deref(), table, &value, &key)
+                    .await?;
+            replay_into(kafka, registry, options, prepared, writer).await
+        }
+    }
+}
+
+/// What a rebuild knows before its target is opened.
+struct Prepared {
+    started: Instant,
+    topic: String,
+    reader: StoredSchema,
+    delete_retention_ms: Option<u64>,
+    plan: ReplayPlan,
+    history: Option<HistoryCheck>,
+}
+
+/// A typed target's columns come from the value schema the records resolve
+/// to, its primary key from the key schema.
+async fn typed_schemas(
+    registry: &Registry,
+    prepared: &Prepared,
+) -> anyhow::Result<(Arc<AvroSchema>, Arc<AvroSchema>)> {
+    let key = latest_schema(registry, &format!("{}-key", prepared.topic))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok((prepared.reader.schema.clone(), key.schema))
+}
+
+/// The target server's password: `--password`'s, else the variable's.
+fn target_password(options: &RebuildOptions, variable: &str) -> Option<String> {
+    match &options.password {
+        Some(password) => Some(password.0.clone()),
+        None => std::env::var(variable).ok(),
+    }
+}
+
+/// The replay of a prepared rebuild into an opened target, for any target.
+async fn replay_into<W: TargetWriter>(
+    kafka: &KafkaConfig,
+    registry: &Registry,
+    options: &RebuildOptions,
+    prepared: Prepared,
+    writer: W,
+) -> anyhow::Result<RebuildSummary> {
+    let Prepared {
+        started,
+        topic,
+        reader,
+        delete_retention_ms,
+        plan,
+        history,
+    } = prepared;
     let (tx, rx) = mpsc::channel::<Vec<Applied>>(IN_FLIGHT);
-    let writer = start_writer(registry, options, &reader, rx).await?;
+    let writer = start_writer(writer, rx);
 
     let progress = Arc::new(ReplayProgress::default());
     let (done_tx, done_rx) = watch::channel(false);
@@ -120,10 +199,7 @@ pub async fn rebuild(
         let runtime = tokio::runtime::Handle::current();
         let reader = reader.clone();
         let workers = workers(options.parallelism, &plan);
-        let (skip_invalid, keep_bytes) = (
-            options.skip_invalid,
-            matches!(options.target, Target::Sqlite(_)),
-        );
+        let (skip_invalid, keep_bytes) = (options.skip_invalid, W::KEEPS_RECORD_BYTES);
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || {
             replay::run(&kafka, &plan, workers, &progress, move || DecodingSink {
@@ -168,15 +244,13 @@ pub async fn rebuild(
     if let Some(e) = replay_error {
         // A writer failure shows up in the workers as "the writer stopped":
         // its own error is the one to report.
-        if let Err(writer_error) = written {
-            return Err(writer_error.context(e.to_string()));
-        }
-        if let Target::Sqlite(path) = &options.target {
-            let _ = std::fs::remove_file(kappa_materialize::table::partial_path(path));
+        match written {
+            Err(writer_error) => return Err(writer_error.context(e.to_string())),
+            Ok(writer) => writer.abort().await,
         }
         return Err(e.into());
     }
-    let written = written?;
+    let writer = written?;
     first_invalid.truncate(INVALID_SHOWN);
 
     let records: u64 = reads.iter().map(|r| r.records).sum();
@@ -206,10 +280,7 @@ pub async fn rebuild(
         .as_ref()
         .filter(|h| options.require_exact && !h.exact)
     {
-        if let Target::Sqlite(path) = &options.target {
-            drop(written);
-            let _ = std::fs::remove_file(kappa_materialize::table::partial_path(path));
-        }
+        writer.abort().await;
         bail!(
             "--require-exact: {} records before the end offsets of {topic} are no longer in the topic \
              (compaction or retention), so the table as of that point cannot be guaranteed; nothing was written",
@@ -229,30 +300,16 @@ pub async fn rebuild(
         invalid,
         history: history.as_ref(),
     };
-    let (upserts, tombstones, live_keys) = match written {
-        Written::Sqlite(mut builder) => {
-            let mut ids: Vec<&u32> = schemas.keys().collect();
-            ids.sort();
-            for id in ids {
-                builder.add_schema(*id, &schemas[id].text)?;
-            }
-            for (name, value) in meta.entries()? {
-                builder.set_meta(name, &value)?;
-            }
-            let (upserts, tombstones) = (builder.upserts, builder.tombstones);
-            (upserts, tombstones, builder.finish()?)
-        }
-        Written::Postgres(builder) => {
-            let (upserts, tombstones) = (builder.upserts, builder.tombstones);
-            let live = builder.finish(&table_comment(&meta)?).await?;
-            (upserts, tombstones, live)
-        }
-        Written::Mysql(builder) => {
-            let (upserts, tombstones) = (builder.upserts, builder.tombstones);
-            let live = builder.finish(&table_comment(&meta)?).await?;
-            (upserts, tombstones, live)
-        }
-    };
+    let Written {
+        upserts,
+        tombstones,
+        live_keys,
+    } = writer
+        .finish(Finishing {
+            meta: &meta,
+            schemas: &schemas,
+        })
+        .await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(RebuildSummary {
         topic,

@@ -494,6 +494,31 @@ async fn a_point_before_the_retained_history_is_reported() {
         "{}",
         text(&output)
     );
+    // A refused rebuild leaves nothing behind: no partial file, the table
+    // of the earlier rebuild untouched, and (a typed target) no scratch table.
+    assert!(!common::exists(&dir.path().join("t.sqlite.partial")));
+    assert!(common::exists(&dir.path().join("t.sqlite")));
+    let client = common::pg().await;
+    let target = unique("kexact");
+    let pg_into = format!("{}?table=public.{target}", common::pg_url());
+    let output = rebuild(
+        &topic,
+        &pg_into,
+        &["--until-offsets", "0:6", "--require-exact"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let scratch: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE $1",
+            &[&format!("{target}%")],
+        )
+        .await
+        .expect("pg_tables")
+        .get(0);
+    assert_eq!(
+        scratch, 0,
+        "the scratch table of a refused rebuild is dropped"
+    );
 
     // Nothing from before the point is retained any more.
     delete_records_before(&topic, 8).await;

@@ -10,8 +10,10 @@
 //! dropped after. The session runs in strict mode, so a value the column
 //! cannot hold is refused, never truncated or zeroed.
 
+use super::decoding::Applied;
 use super::mysql_types::{self, column_parameter};
 use super::shape::{self, TargetShape, TypeMapping};
+use super::writer::{Finishing, TargetWriter, Written};
 use anyhow::{bail, Context};
 use kappa_materialize::resolve::DecodedRecord;
 use kappa_schemas::{AvroSchema, TableName, Value};
@@ -349,6 +351,80 @@ impl MysqlTableBuilder {
             .query_first(format!("SELECT COUNT(*) FROM {target}"))
             .await?;
         Ok(live.unwrap_or(0))
+    }
+
+    /// Drops the scratch table (a failed or refused rebuild leaves nothing).
+    pub async fn discard(mut self) {
+        let building = quote_table(&self.building);
+        if let Err(e) = self
+            .conn
+            .query_drop(format!("DROP TABLE IF EXISTS {building}"))
+            .await
+        {
+            tracing::warn!(table = %self.building, error = %e, "could not drop the scratch table of an abandoned rebuild");
+        }
+    }
+}
+
+/// Records per MySQL transaction.
+const MYSQL_BATCH: usize = 5_000;
+
+/// The MySQL/MariaDB target behind [`TargetWriter`]: records gather into
+/// transactions of [`MYSQL_BATCH`].
+pub struct MysqlWriter {
+    builder: MysqlTableBuilder,
+    pending: Vec<DecodedRecord>,
+}
+
+impl MysqlWriter {
+    /// Creates the scratch table for `table` on the server at `url`, typed
+    /// from the value schema `value` and the key schema `key`.
+    pub async fn open(
+        url: &str,
+        password: Option<&str>,
+        table: &TableName,
+        value: &AvroSchema,
+        key: &AvroSchema,
+    ) -> anyhow::Result<Self> {
+        let shape = shape(value, key)?;
+        let conn = connect(url, password).await?;
+        Ok(Self {
+            builder: MysqlTableBuilder::create(conn, table.clone(), shape).await?,
+            pending: Vec::with_capacity(MYSQL_BATCH),
+        })
+    }
+}
+
+impl TargetWriter for MysqlWriter {
+    const KEEPS_RECORD_BYTES: bool = false;
+
+    async fn apply(&mut self, batch: Vec<Applied>) -> anyhow::Result<()> {
+        self.pending.extend(batch.into_iter().map(|a| a.record));
+        if self.pending.len() >= MYSQL_BATCH {
+            self.builder.apply(&self.pending).await?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self, end: Finishing<'_>) -> anyhow::Result<Written> {
+        if !self.pending.is_empty() {
+            self.builder.apply(&self.pending).await?;
+        }
+        let (upserts, tombstones) = (self.builder.upserts, self.builder.tombstones);
+        let live_keys = self
+            .builder
+            .finish(&super::table_comment(end.meta)?)
+            .await?;
+        Ok(Written {
+            upserts,
+            tombstones,
+            live_keys,
+        })
+    }
+
+    async fn abort(self) {
+        self.builder.discard().await;
     }
 }
 

@@ -9,8 +9,10 @@
 //! is built under a scratch name and swapped in, with the old one dropped, in
 //! one transaction at the end, so a reader sees the old table or the new one.
 
+use super::decoding::Applied;
 pub use super::shape::TargetShape;
 use super::shape::{self, TypeMapping};
+use super::writer::{Finishing, TargetWriter, Written};
 use anyhow::{bail, Context};
 use kappa_materialize::pg_text::copy_field;
 use kappa_materialize::resolve::DecodedRecord;
@@ -351,6 +353,137 @@ impl PgTableBuilder {
             .await?
             .get(0);
         Ok(live as u64)
+    }
+
+    /// Drops the scratch table (a failed or refused rebuild leaves nothing).
+    pub async fn discard(self) {
+        let building = quote_table(&self.building);
+        if let Err(e) = self
+            .client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {building}"))
+            .await
+        {
+            tracing::warn!(table = %self.building, error = %e, "could not drop the scratch table of an abandoned rebuild");
+        }
+    }
+}
+
+/// Records per PostgreSQL transaction, at most.
+const PG_BATCH: usize = 20_000;
+
+/// The PostgreSQL target behind [`TargetWriter`]: batches are laid out as
+/// COPY text here while the batch before is applied by PostgreSQL on the
+/// applier task. One staged batch waits at most, so memory stays bounded;
+/// while PostgreSQL is busy, records gather (up to [`PG_BATCH`]) so that
+/// transactions stay large.
+pub struct PgWriter {
+    shape: TargetShape,
+    pending: Vec<DecodedRecord>,
+    staged: tokio::sync::mpsc::Sender<Staged>,
+    /// Taken when awaited.
+    applier: Option<tokio::task::JoinHandle<anyhow::Result<PgTableBuilder>>>,
+}
+
+impl PgWriter {
+    /// Creates the scratch table for `table` on the server at `url`, typed
+    /// from the value schema `value` and the key schema `key`.
+    pub async fn open(
+        url: &str,
+        password: Option<&str>,
+        table: &TableName,
+        value: &AvroSchema,
+        key: &AvroSchema,
+    ) -> anyhow::Result<Self> {
+        let shape = shape(value, key)?;
+        let client = kappa_source::postgres::connect(url, password).await?;
+        let mut builder = PgTableBuilder::create(client, table.clone(), shape.clone()).await?;
+        let (staged, mut staged_rx) = tokio::sync::mpsc::channel::<Staged>(1);
+        let applier = tokio::spawn(async move {
+            while let Some(batch) = staged_rx.recv().await {
+                builder.apply_staged(batch).await?;
+            }
+            anyhow::Ok(builder)
+        });
+        Ok(Self {
+            shape,
+            pending: Vec::with_capacity(PG_BATCH),
+            staged,
+            applier: Some(applier),
+        })
+    }
+
+    /// The applier's end: the builder once every staged batch is applied,
+    /// or the error that stopped it.
+    async fn applier(&mut self) -> anyhow::Result<PgTableBuilder> {
+        let Some(applier) = self.applier.take() else {
+            bail!("the PostgreSQL applier stopped");
+        };
+        applier.await.context("PostgreSQL applier task")?
+    }
+
+    /// Hands the pending records to the applier, waiting for it if `wait`
+    /// (else only when it is free).
+    async fn stage(&mut self, wait: bool) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let sent = if wait {
+            match self.staged.reserve().await {
+                Ok(permit) => {
+                    permit.send(copy_text(&self.shape, &self.pending)?);
+                    true
+                }
+                Err(_) => false,
+            }
+        } else {
+            match self.staged.try_reserve() {
+                Ok(permit) => {
+                    permit.send(copy_text(&self.shape, &self.pending)?);
+                    true
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Full(())) => return Ok(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => false,
+            }
+        };
+        if !sent {
+            // The applier failed: its error is the one to report.
+            self.applier().await?;
+            bail!("the PostgreSQL applier stopped");
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+impl TargetWriter for PgWriter {
+    const KEEPS_RECORD_BYTES: bool = false;
+
+    async fn apply(&mut self, batch: Vec<Applied>) -> anyhow::Result<()> {
+        self.pending.extend(batch.into_iter().map(|a| a.record));
+        let full = self.pending.len() >= PG_BATCH;
+        self.stage(full).await
+    }
+
+    async fn finish(mut self, end: Finishing<'_>) -> anyhow::Result<Written> {
+        self.stage(true).await?;
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut self.staged, closed));
+        let builder = self.applier().await?;
+        let (upserts, tombstones) = (builder.upserts, builder.tombstones);
+        let live_keys = builder.finish(&super::table_comment(end.meta)?).await?;
+        Ok(Written {
+            upserts,
+            tombstones,
+            live_keys,
+        })
+    }
+
+    async fn abort(mut self) {
+        let (closed, _) = tokio::sync::mpsc::channel(1);
+        drop(std::mem::replace(&mut self.staged, closed));
+        if let Ok(builder) = self.applier().await {
+            builder.discard().await;
+        }
     }
 }
 

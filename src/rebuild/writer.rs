@@ -1,128 +1,62 @@
-//! The table writer: one task applying the workers' batches to the target,
-//! SQLite on a blocking thread, PostgreSQL and MySQL on the runtime.
+//! The one shape every rebuild target has ([`TargetWriter`]), and the task
+//! that feeds a target the workers' batches.
+//!
+//! A target is opened by [`super::rebuild`] (the one match on [`super::Target`]),
+//! then owned by one task that applies batches in the order they arrive;
+//! `finish` makes the table final with its metadata, `abort` drops what was
+//! written when the replay failed or was refused. Learned from supabase/etl's
+//! `Destination`: one trait, so a new target is one file.
 
 use super::decoding::Applied;
-use super::{mysql_target, pg_target, RebuildOptions, Target};
-use anyhow::Context;
-use kappa_materialize::resolve::{latest_schema, DecodedRecord, StoredSchema};
-use kappa_materialize::table::SqliteTableBuilder;
-use kappa_schemas::Registry;
+use super::summary::Meta;
+use kappa_materialize::resolve::StoredSchema;
+use std::collections::HashMap;
+use std::future::Future;
 use tokio::sync::mpsc;
 
-/// Records per PostgreSQL transaction.
-const PG_BATCH: usize = 20_000;
-/// Records per MySQL transaction.
-const MYSQL_BATCH: usize = 5_000;
+/// Where a rebuild's records become a table.
+pub trait TargetWriter: Send + Sized + 'static {
+    /// Whether the target stores each record's bytes (values are then only
+    /// checked by the decoder, not built into rows).
+    const KEEPS_RECORD_BYTES: bool;
 
-/// What the writer task ends with.
-pub enum Written {
-    Sqlite(SqliteTableBuilder),
-    Postgres(pg_target::PgTableBuilder),
-    Mysql(mysql_target::MysqlTableBuilder),
+    /// Applies `batch` in order: within it and across calls, a later record
+    /// of a key replaces an earlier one, a tombstone deletes.
+    fn apply(&mut self, batch: Vec<Applied>) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Makes the table final, with what it was rebuilt from.
+    fn finish(self, end: Finishing<'_>) -> impl Future<Output = anyhow::Result<Written>> + Send;
+
+    /// Drops what was written: nothing of a failed or refused rebuild stays.
+    fn abort(self) -> impl Future<Output = ()> + Send;
 }
 
-pub async fn start_writer(
-    registry: &Registry,
-    options: &RebuildOptions,
-    reader: &StoredSchema,
+/// What a target is finished with.
+pub struct Finishing<'a> {
+    pub meta: &'a Meta<'a>,
+    /// Every writer schema the records were written with, by id.
+    pub schemas: &'a HashMap<u32, StoredSchema>,
+}
+
+/// What a finished target holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub upserts: u64,
+    pub tombstones: u64,
+    pub live_keys: u64,
+}
+
+/// Applies every batch `rx` brings to `writer`, on a task of its own; ends
+/// with the writer once the workers are done, or with the first failure
+/// (then `rx` is dropped and the workers stop).
+pub fn start_writer<W: TargetWriter>(
+    mut writer: W,
     mut rx: mpsc::Receiver<Vec<Applied>>,
-) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Written>>> {
-    Ok(match &options.target {
-        Target::Sqlite(path) => {
-            let mut builder = SqliteTableBuilder::create(path)?;
-            tokio::task::spawn_blocking(move || {
-                while let Some(batch) = rx.blocking_recv() {
-                    for a in batch {
-                        builder.apply(
-                            &a.record.ord,
-                            &a.key,
-                            a.value.as_deref(),
-                            a.partition,
-                            a.offset,
-                        )?;
-                    }
-                }
-                Ok(Written::Sqlite(builder))
-            })
+) -> tokio::task::JoinHandle<anyhow::Result<W>> {
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            writer.apply(batch).await?;
         }
-        Target::Postgres { url, table } => {
-            let key = latest_schema(registry, &format!("{}-key", options.topic))
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let shape = pg_target::shape(&reader.schema, &key.schema)?;
-            let password = match &options.password {
-                Some(p) => Some(p.0.clone()),
-                None => std::env::var("KAPPA_POSTGRES_PASSWORD").ok(),
-            };
-            let client = kappa_source::postgres::connect(url, password.as_deref()).await?;
-            let mut builder =
-                pg_target::PgTableBuilder::create(client, table.clone(), shape.clone()).await?;
-            // Batches are laid out as COPY text here while the batch before
-            // is applied by PostgreSQL on the other task: one staged batch
-            // waits at most, so memory stays bounded.
-            let (staged_tx, mut staged_rx) = mpsc::channel::<pg_target::Staged>(1);
-            let applier = tokio::spawn(async move {
-                while let Some(staged) = staged_rx.recv().await {
-                    builder.apply_staged(staged).await?;
-                }
-                anyhow::Ok(builder)
-            });
-            tokio::spawn(async move {
-                let mut pending: Vec<DecodedRecord> = Vec::with_capacity(PG_BATCH);
-                let mut stopped = false;
-                while let Some(batch) = rx.recv().await {
-                    pending.extend(batch.into_iter().map(|a| a.record));
-                    // Wait for the applier first: batches pile up meanwhile,
-                    // so transactions stay large while PostgreSQL is busy.
-                    let Ok(permit) = staged_tx.reserve().await else {
-                        // The applier failed: its error is the one to report.
-                        stopped = true;
-                        break;
-                    };
-                    while pending.len() < PG_BATCH {
-                        match rx.try_recv() {
-                            Ok(more) => pending.extend(more.into_iter().map(|a| a.record)),
-                            Err(_) => break,
-                        }
-                    }
-                    permit.send(pg_target::copy_text(&shape, &pending)?);
-                    pending.clear();
-                }
-                drop(staged_tx);
-                drop(rx);
-                let builder = applier.await.context("PostgreSQL applier task")??;
-                if stopped {
-                    anyhow::bail!("the PostgreSQL applier stopped");
-                }
-                Ok(Written::Postgres(builder))
-            })
-        }
-        Target::Mysql { url, table } => {
-            let key = latest_schema(registry, &format!("{}-key", options.topic))
-                .await
-                .map_err(anyhow::Error::msg)?;
-            let shape = mysql_target::shape(&reader.schema, &key.schema)?;
-            let password = match &options.password {
-                Some(p) => Some(p.0.clone()),
-                None => std::env::var("KAPPA_MYSQL_PASSWORD").ok(),
-            };
-            let conn = mysql_target::connect(url, password.as_deref()).await?;
-            let mut builder =
-                mysql_target::MysqlTableBuilder::create(conn, table.clone(), shape).await?;
-            tokio::spawn(async move {
-                let mut pending: Vec<DecodedRecord> = Vec::with_capacity(MYSQL_BATCH);
-                while let Some(batch) = rx.recv().await {
-                    pending.extend(batch.into_iter().map(|a| a.record));
-                    if pending.len() >= MYSQL_BATCH {
-                        builder.apply(&pending).await?;
-                        pending.clear();
-                    }
-                }
-                if !pending.is_empty() {
-                    builder.apply(&pending).await?;
-                }
-                Ok(Written::Mysql(builder))
-            })
-        }
+        Ok(writer)
     })
 }

@@ -6,13 +6,19 @@
 //! a MySQL position reaches the offsets record once delivered, and the last
 //! one is stored when the stream ends.
 
-use super::*;
+use super::acknowledge::{acknowledge, OffsetsRecord, Positions};
+use crate::in_flight::{in_flight, InFlight};
 use kappa_schemas::{BinlogPosition, Lsn};
+use kappa_schemas::{Checkpoint, ConnectorState, StoredPosition};
 use kappa_sink::KafkaConfig;
+use kappa_sink::Producer;
+use kappa_source::Acknowledger;
 use kappa_source::DurablePosition;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaRespErr;
+use std::fmt::Display;
+use std::time::{Duration, Instant};
 
 const TOPIC: &str = "kappa_ack_records";
 const OFFSETS: &str = "offsets";

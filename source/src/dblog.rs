@@ -14,6 +14,10 @@
 //! chunk's HIGH; the re-snapshot is finished after a chunk shorter than the
 //! chunk size.
 
+mod engine;
+
+pub use engine::{ChunkRead, ChunkSource, Resnapshot, Resnapshots, Watermark};
+
 use crate::changed_keys::ChangedKeys;
 use kappa_schemas::{Change, Row, TableName, TableSchema};
 use std::sync::Arc;
@@ -119,19 +123,22 @@ impl<K> Chunks<K> {
     }
 }
 
+/// The tests' table: rows of (id, v) keyed by id (columns are not looked
+/// at here).
+#[cfg(test)]
+fn test_schema() -> Arc<TableSchema> {
+    Arc::new(TableSchema {
+        name: TableName::new("s", "t"),
+        columns: Vec::new(),
+        key_columns: vec![0],
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_schema as schema;
     use super::*;
     use kappa_schemas::Value;
-
-    /// Rows of (id, v) keyed by id (columns are not looked at here).
-    fn schema() -> Arc<TableSchema> {
-        Arc::new(TableSchema {
-            name: TableName::new("s", "t"),
-            columns: Vec::new(),
-            key_columns: vec![0],
-        })
-    }
 
     fn row(id: i64) -> Row {
         vec![Value::Int(id), Value::Text(format!("v{id}"))]

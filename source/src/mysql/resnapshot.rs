@@ -63,17 +63,14 @@ use super::charset::Charset;
 use super::kind::MysqlKind;
 use super::types::{convert_row, Origin};
 use super::{connect, query_error, quote_ident, quote_table};
-use crate::dblog::Chunks;
+use crate::dblog::{self, ChunkRead, ChunkSource, Watermark};
 use crate::error::SourceError;
-use kappa_schemas::{BinlogPosition, Change, TableName, Value};
+use kappa_schemas::{BinlogPosition, TableName, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 
 /// `kind` of a request row.
 pub const REQUEST: &str = "snapshot";
-/// `kind` of the watermark rows.
-pub const LOW: &str = "low";
-pub const HIGH: &str = "high";
 
 /// Creates the signal table (and its database) when missing.
 pub async fn ensure_signal_table(conn: &mut Conn, signal: &TableName) -> Result<(), SourceError> {
@@ -197,21 +194,8 @@ fn keyset_pageable(table: &MysqlTable) -> Result<(), SourceError> {
     Ok(())
 }
 
-/// A re-snapshot in progress.
-pub struct Resnapshot {
-    conn: Conn,
-    signal: TableName,
-    connector: String,
-    name: TableName,
-    /// The table's shape at the last chunk's SELECT.
-    table: Option<MysqlTable>,
-    /// The chunk state (`crate::dblog`); the last key as the server
-    /// returned it (bound as is into the next chunk's `WHERE (key) > (?)`).
-    chunks: Chunks<Vec<My>>,
-    /// The position before the request's transaction: checkpoints do not
-    /// pass it meanwhile.
-    pub cap: BinlogPosition,
-}
+/// The re-snapshots of the MySQL reader (the engine is `crate::dblog`).
+pub type Resnapshots = dblog::Resnapshots<MysqlChunks, BinlogPosition>;
 
 /// Where a re-snapshot reads from and signals to.
 pub struct Source<'a> {
@@ -222,76 +206,73 @@ pub struct Source<'a> {
     pub chunk_rows: usize,
 }
 
-impl Resnapshot {
-    /// Starts re-snapshotting `name` and issues the first chunk. Refuses a
-    /// MySQL server with `binlog_order_commits = OFF` (see the module docs).
-    pub async fn start(
-        source: &Source<'_>,
-        name: &TableName,
-        cap: BinlogPosition,
-    ) -> Result<Self, SourceError> {
-        let mut conn = connect(source.url, source.password).await?;
-        // MariaDB has no such variable (it always commits in binlog order).
-        if let Ok(Some(0)) = conn
-            .query_first::<i64, _>("SELECT @@global.binlog_order_commits")
-            .await
-        {
-            return Err(SourceError::Setup(
-                "the server has binlog_order_commits = OFF: engine commits may then become visible out of \
-                 binlog order and a chunk could carry a row older than the stream's; set it ON (the default)"
-                    .into(),
-            ));
-        }
-        // Each chunk SELECT sees committed rows only: a row of a transaction
-        // that later rolls back never reaches the binlog, so no change would
-        // drop it from the chunk.
-        conn.query_drop(
-            "SET autocommit = 1; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-        )
+/// Starts re-snapshotting `name`, requested at `cap`, and issues the first
+/// chunk. Refuses a MySQL server with `binlog_order_commits = OFF` (see the
+/// module docs).
+pub async fn start(
+    source: &Source<'_>,
+    name: &TableName,
+    cap: BinlogPosition,
+) -> Result<dblog::Resnapshot<MysqlChunks, BinlogPosition>, SourceError> {
+    let mut conn = connect(source.url, source.password).await?;
+    // MariaDB has no such variable (it always commits in binlog order).
+    if let Ok(Some(0)) = conn
+        .query_first::<i64, _>("SELECT @@global.binlog_order_commits")
+        .await
+    {
+        let _ = conn.disconnect().await;
+        return Err(SourceError::Setup(
+            "the server has binlog_order_commits = OFF: engine commits may then become visible out of \
+             binlog order and a chunk could carry a row older than the stream's; set it ON (the default)"
+                .into(),
+        ));
+    }
+    // Each chunk SELECT sees committed rows only: a row of a transaction
+    // that later rolls back never reaches the binlog, so no change would
+    // drop it from the chunk.
+    conn.query_drop("SET autocommit = 1; SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await
         .map_err(query_error("setting autocommit for a re-snapshot"))?;
-        let mut resnapshot = Self {
-            conn,
-            signal: source.signal.clone(),
-            connector: source.connector.to_string(),
-            name: name.clone(),
-            table: None,
-            chunks: Chunks::new(
-                format!("{cap}/{}/{}", std::process::id(), unique_suffix()),
-                name.clone(),
-                source.chunk_rows,
-            ),
-            cap,
-        };
-        resnapshot.next_chunk().await?;
-        Ok(resnapshot)
-    }
+    let chunks = MysqlChunks {
+        conn,
+        signal: source.signal.clone(),
+        connector: source.connector.to_string(),
+        name: name.clone(),
+    };
+    let id = format!("{cap}/{}/{}", std::process::id(), unique_suffix());
+    dblog::Resnapshot::start(chunks, id, name.clone(), source.chunk_rows, cap).await
+}
 
-    pub fn table(&self) -> &TableName {
-        &self.name
-    }
+/// A re-snapshot's connection: watermarks are signal-table rows, chunks are
+/// autocommit SELECTs in key order.
+pub struct MysqlChunks {
+    conn: Conn,
+    signal: TableName,
+    connector: String,
+    name: TableName,
+}
 
-    /// Rows emitted so far.
-    pub fn emitted(&self) -> u64 {
-        self.chunks.emitted()
-    }
+impl ChunkSource for MysqlChunks {
+    /// The last key as the server returned it (bound as is into the next
+    /// chunk's `WHERE (key) > (?)`).
+    type Key = Vec<My>;
 
-    async fn watermark(&mut self, kind: &str) -> Result<(), SourceError> {
-        let payload = self.chunks.payload();
+    async fn watermark(&mut self, which: Watermark, payload: &str) -> Result<(), SourceError> {
         insert_signal(
             &mut self.conn,
             &self.signal,
             &self.connector,
-            kind,
-            &payload,
+            which.name(),
+            payload,
         )
         .await
     }
 
-    /// LOW watermark, the next chunk's SELECT, HIGH watermark.
-    async fn next_chunk(&mut self) -> Result<(), SourceError> {
-        self.chunks.begin_chunk();
-        self.watermark(LOW).await?;
+    async fn read_chunk(
+        &mut self,
+        after: Option<&Vec<My>>,
+        rows: usize,
+    ) -> Result<ChunkRead<Vec<My>>, SourceError> {
         // The shape as it is now: a DDL since the last chunk is picked up.
         let table = load_table(&mut self.conn, &self.name).await?;
         let schema = &table.schema;
@@ -307,7 +288,7 @@ impl Resnapshot {
             columns.join(", "),
             quote_table(&self.name)
         );
-        let params = match self.chunks.last_key() {
+        let params = match after {
             Some(last) if last.len() == keys.len() => {
                 let marks = vec!["?"; keys.len()].join(", ");
                 sql.push_str(&format!(" WHERE ({}) > ({marks})", keys.join(", ")));
@@ -321,65 +302,29 @@ impl Resnapshot {
             }
             None => Vec::new(),
         };
-        sql.push_str(&format!(
-            " ORDER BY {} LIMIT {}",
-            keys.join(", "),
-            self.chunks.rows_per_chunk()
-        ));
+        sql.push_str(&format!(" ORDER BY {} LIMIT {rows}", keys.join(", ")));
         let doing = format!("reading a re-snapshot chunk of {}", self.name);
-        let rows: Vec<mysql_async::Row> = self
+        let found: Vec<mysql_async::Row> = self
             .conn
             .exec(sql, mysql_async::Params::Positional(params))
             .await
             .map_err(query_error(doing))?;
-        let mut read = Vec::with_capacity(rows.len());
+        let mut read = Vec::with_capacity(found.len());
         let mut last_key = None;
-        for row in rows {
+        for row in found {
             let raw = row.unwrap();
             last_key = Some(schema.key_columns.iter().map(|&i| raw[i].clone()).collect());
             read.push(convert_row(&self.name, &table.columns, raw, Origin::Query)?);
         }
-        self.chunks.chunk_read(read, last_key);
-        self.table = Some(table);
-        self.watermark(HIGH).await
+        Ok(ChunkRead {
+            rows: read,
+            last_key,
+            schema: table.schema.clone(),
+            key_columns: table.schema.key_columns.clone(),
+        })
     }
 
-    /// Notes the keys of changes to this table the stream hands over (from
-    /// the request on).
-    pub fn observe(&mut self, changes: &[Change]) {
-        self.chunks.observe(changes);
-    }
-
-    /// Acts on a watermark row of this connector. At this chunk's HIGH it
-    /// returns the chunk's rows to emit (keys not changed since the request)
-    /// with the shape they were read with, and issues the next chunk unless
-    /// the table is done (`finished`).
-    pub async fn on_watermark(
-        &mut self,
-        signal: &Signal,
-    ) -> Result<Option<(Vec<Change>, bool)>, SourceError> {
-        let expected = self.chunks.payload();
-        if signal.payload == expected && signal.kind == LOW {
-            return Ok(None);
-        }
-        if signal.kind != HIGH || signal.payload != expected {
-            tracing::debug!(kind = %signal.kind, payload = %signal.payload, %expected, "watermark of another chunk");
-            return Ok(None);
-        }
-        let Some(table) = self.table.as_ref() else {
-            return Ok(None);
-        };
-        let schema = table.schema.clone();
-        let key_columns = schema.key_columns.clone();
-        let (changes, finished) = self.chunks.at_high(&schema, &key_columns);
-        if !finished {
-            self.next_chunk().await?;
-        }
-        Ok(Some((changes, finished)))
-    }
-
-    /// Closes the re-snapshot's connection.
-    pub async fn close(self) {
+    async fn close(self) {
         let _ = self.conn.disconnect().await;
     }
 }

@@ -37,7 +37,7 @@ use super::events::{
     undecodable_event, unhandled_event, values, QueryRole, Unhandled, FL_PREPARED_XA,
     FL_STANDALONE, MARIADB_GTID_EVENT,
 };
-use super::resnapshot::{self, Resnapshot, Signal};
+use super::resnapshot::{self, Resnapshots, Signal};
 use super::rows::RowPlan;
 use super::types::{convert_row, Origin};
 use super::{connect, opts, query_error, MysqlSourceConfig};
@@ -119,8 +119,8 @@ pub struct Streamer {
     /// Signals of this connector in the current transaction, acted on at its
     /// commit.
     signals: Vec<Signal>,
-    /// The table being re-snapshotted (see [`super::resnapshot`]).
-    resnapshot: Option<Resnapshot>,
+    /// The table being re-snapshotted, if any (see [`super::resnapshot`]).
+    resnapshots: Resnapshots,
 }
 
 impl Streamer {
@@ -160,7 +160,7 @@ impl Streamer {
             warned_events: HashSet::new(),
             name_case: NameCase::default(),
             signals: Vec::new(),
-            resnapshot: None,
+            resnapshots: Resnapshots::default(),
         }
     }
 
@@ -192,10 +192,7 @@ impl Streamer {
                     // re-snapshot ends with its session. The stored position
                     // is held before its request, so the request is read
                     // again and the re-snapshot starts over.
-                    if let Some(running) = self.resnapshot.take() {
-                        tracing::warn!(table = %running.table(), "re-snapshot interrupted by the lost connection; it starts over when the request is read again");
-                        running.close().await;
-                    }
+                    self.resnapshots.session_lost().await;
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -425,8 +422,8 @@ impl Streamer {
                 self.on_signal(signal, &before).await?;
             }
         }
-        let position = match &self.resnapshot {
-            Some(running) => running.cap.clone(),
+        let position = match self.resnapshots.cap() {
+            Some(cap) => cap.clone(),
             None => self.committed.clone(),
         };
         self.send(Some(Checkpoint::Committed(position))).await
@@ -436,15 +433,11 @@ impl Streamer {
         &mut self,
         checkpoint: Option<Checkpoint<BinlogPosition>>,
     ) -> Result<(), SourceError> {
-        if let Some(running) = self.resnapshot.as_mut() {
-            running.observe(&self.pending);
-            if self.truncate.iter().any(|t| &t.name == running.table()) {
-                if let Some(done) = self.resnapshot.take() {
-                    tracing::info!(table = %done.table(), rows = done.emitted(), "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
-                    done.close().await;
-                }
-            }
-        }
+        self.resnapshots.observe(&self.pending);
+        // The TRUNCATE rule of both readers (crate::dblog).
+        self.resnapshots
+            .truncated(self.truncate.iter().map(|t| &t.name))
+            .await;
         self.pending_bytes = 0;
         let batch = ChangeBatch {
             truncate: std::mem::take(&mut self.truncate),

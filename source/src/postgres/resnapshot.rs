@@ -43,9 +43,9 @@ use super::catalog::{load_table, CatalogTable};
 use super::setup::{quote_ident, quote_table};
 use super::text::{column_from_text, text_params};
 use super::{connect, pinned_session};
-use crate::dblog::Chunks;
+use crate::dblog::{self, ChunkRead, ChunkSource, Watermark};
 use crate::error::SourceError;
-use kappa_schemas::{Change, Lsn, Row, TableName, TableSchema};
+use kappa_schemas::{Lsn, Row, TableName, TableSchema};
 use std::sync::Arc;
 use tokio_postgres::Client;
 
@@ -89,62 +89,51 @@ pub async fn request(
         .map_err(|e| SourceError::Protocol(format!("pg_logical_emit_message's LSN: {e}")))
 }
 
-/// A re-snapshot in progress.
-pub struct Resnapshot {
+/// The re-snapshots of the PostgreSQL reader (the engine is `crate::dblog`).
+pub type Resnapshots = dblog::Resnapshots<PgChunks, Lsn>;
+
+/// Starts re-snapshotting `table`, whose current stream shape is `schema`
+/// (when the stream has seen it), requested at `cap`, and issues the first
+/// chunk.
+pub async fn start(
+    url: &str,
+    password: Option<&str>,
+    table: &TableName,
+    schema: Option<Arc<TableSchema>>,
+    cap: Lsn,
+    chunk_rows: usize,
+) -> Result<dblog::Resnapshot<PgChunks, Lsn>, SourceError> {
+    let client = pinned_session(url, password, "a re-snapshot").await?;
+    let catalog = load_table(&client, table).await?;
+    let schema = schema
+        .filter(|s| {
+            s.columns == catalog.schema.columns && s.key_columns == catalog.schema.key_columns
+        })
+        .unwrap_or_else(|| catalog.schema.clone());
+    let chunks = PgChunks {
+        client,
+        table: catalog,
+        schema,
+    };
+    let id = format!("{}-{}", cap, std::process::id());
+    dblog::Resnapshot::start(chunks, id, table.clone(), chunk_rows, cap).await
+}
+
+/// A re-snapshot's session: watermarks are non-transactional logical
+/// messages, chunks are read in key order as text.
+pub struct PgChunks {
     client: Client,
     table: CatalogTable,
     /// The stream's current shape of the table, used for emitted rows.
     schema: Arc<TableSchema>,
-    /// The chunk state (`crate::dblog`); the last key in text form.
-    chunks: Chunks<Vec<String>>,
-    /// The request's position: the slot is not confirmed past it meanwhile.
-    pub cap: Lsn,
 }
 
-impl Resnapshot {
-    /// Starts re-snapshotting `table`, whose current stream shape is `schema`
-    /// (when the stream has seen it), and issues the first chunk.
-    pub async fn start(
-        url: &str,
-        password: Option<&str>,
-        table: &TableName,
-        schema: Option<Arc<TableSchema>>,
-        cap: Lsn,
-        chunk_rows: usize,
-    ) -> Result<Self, SourceError> {
-        let client = pinned_session(url, password, "a re-snapshot").await?;
-        let catalog = load_table(&client, table).await?;
-        let schema = schema
-            .filter(|s| {
-                s.columns == catalog.schema.columns && s.key_columns == catalog.schema.key_columns
-            })
-            .unwrap_or_else(|| catalog.schema.clone());
-        let mut resnapshot = Self {
-            client,
-            table: catalog,
-            schema,
-            chunks: Chunks::new(
-                format!("{}-{}", cap, std::process::id()),
-                table.clone(),
-                chunk_rows,
-            ),
-            cap,
-        };
-        resnapshot.next_chunk().await?;
-        Ok(resnapshot)
-    }
+impl ChunkSource for PgChunks {
+    /// The last key in text form.
+    type Key = Vec<String>;
 
-    pub fn table(&self) -> &TableName {
-        &self.schema.name
-    }
-
-    /// Rows emitted so far.
-    pub fn emitted(&self) -> u64 {
-        self.chunks.emitted()
-    }
-
-    async fn emit_watermark(&self, which: &str) -> Result<(), SourceError> {
-        let content = format!("{which}:{}", self.chunks.payload());
+    async fn watermark(&mut self, which: Watermark, payload: &str) -> Result<(), SourceError> {
+        let content = format!("{}:{payload}", which.name());
         self.client
             .execute(
                 "SELECT pg_logical_emit_message(false, $1, $2)",
@@ -158,10 +147,11 @@ impl Resnapshot {
         Ok(())
     }
 
-    /// LOW watermark, the next chunk's select, HIGH watermark.
-    async fn next_chunk(&mut self) -> Result<(), SourceError> {
-        self.chunks.begin_chunk();
-        self.emit_watermark("low").await?;
+    async fn read_chunk(
+        &mut self,
+        after: Option<&Vec<String>>,
+        rows: usize,
+    ) -> Result<ChunkRead<Vec<String>>, SourceError> {
         let schema = &self.table.schema;
         // Output columns are aliased: ORDER BY would otherwise sort by the
         // text output column of the same name, not by the typed key.
@@ -177,7 +167,7 @@ impl Resnapshot {
             columns.join(", "),
             quote_table(&schema.name)
         );
-        if self.chunks.last_key().is_some() {
+        if after.is_some() {
             let params: Vec<String> = schema
                 .key_columns
                 .iter()
@@ -190,13 +180,9 @@ impl Resnapshot {
                 params.join(", ")
             ));
         }
-        sql.push_str(&format!(
-            " ORDER BY {} LIMIT {}",
-            keys.join(", "),
-            self.chunks.rows_per_chunk()
-        ));
-        let last = self.chunks.last_key().cloned().unwrap_or_default();
-        let rows = self
+        sql.push_str(&format!(" ORDER BY {} LIMIT {rows}", keys.join(", ")));
+        let last = after.cloned().unwrap_or_default();
+        let found = self
             .client
             .query(sql.as_str(), &text_params(&last))
             .await
@@ -204,9 +190,9 @@ impl Resnapshot {
                 doing: format!("reading a re-snapshot chunk of {}", schema.name),
                 source,
             })?;
-        let mut read = Vec::with_capacity(rows.len());
+        let mut read = Vec::with_capacity(found.len());
         let mut last_key = None;
-        for row in &rows {
+        for row in &found {
             let texts: Vec<Option<String>> =
                 (0..schema.columns.len()).map(|i| row.get(i)).collect();
             let values = (0..schema.columns.len())
@@ -221,42 +207,20 @@ impl Resnapshot {
             );
             read.push(values);
         }
-        self.chunks.chunk_read(read, last_key);
-        self.emit_watermark("high").await
+        Ok(ChunkRead {
+            rows: read,
+            last_key,
+            schema: self.schema.clone(),
+            key_columns: schema.key_columns.clone(),
+        })
     }
 
-    /// Notes the keys of changes to this table seen in the stream since the
-    /// request (see the module comment for why not only within a window).
-    pub fn observe(&mut self, changes: &[Change]) {
-        self.chunks.observe(changes);
-    }
+    /// The session closes when dropped.
+    async fn close(self) {}
+}
 
-    /// Handles a watermark message. At this chunk's HIGH watermark it returns
-    /// the chunk's rows to emit (those not changed since the request) and starts
-    /// the next chunk; `finished` tells whether the table is done.
-    pub async fn on_watermark(
-        &mut self,
-        content: &str,
-    ) -> Result<Option<(Vec<Change>, bool)>, SourceError> {
-        let expected_low = format!("low:{}", self.chunks.payload());
-        let expected_high = format!("high:{}", self.chunks.payload());
-        if content == expected_low {
-            return Ok(None);
-        }
-        if content != expected_high {
-            tracing::debug!(
-                content,
-                expected_low,
-                expected_high,
-                "watermark of another chunk"
-            );
-            return Ok(None);
-        }
-        let key_columns = self.table.schema.key_columns.clone();
-        let (changes, finished) = self.chunks.at_high(&self.schema, &key_columns);
-        if !finished {
-            self.next_chunk().await?;
-        }
-        Ok(Some((changes, finished)))
-    }
+/// A watermark message's content (`low:<payload>`, `high:<payload>`).
+pub fn parse_watermark(content: &str) -> Option<(Watermark, &str)> {
+    let (which, payload) = content.split_once(':')?;
+    Some((Watermark::parse(which)?, payload))
 }

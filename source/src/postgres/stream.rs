@@ -7,7 +7,7 @@
 
 pub use super::decode::{ChangeDecoder, Decoded};
 use super::errors;
-use super::resnapshot::{Request, Resnapshot, REQUEST_PREFIX, WATERMARK_PREFIX};
+use super::resnapshot::{self, Request, Resnapshots, REQUEST_PREFIX, WATERMARK_PREFIX};
 use super::toast::{Buffered, ToastFetcher};
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
@@ -60,8 +60,8 @@ pub struct Streamer {
     idle: Lsn,
     /// End of the last commit handed to the daemon.
     last_commit: Lsn,
-    /// A table being re-snapshotted (see [`super::resnapshot`]).
-    resnapshot: Option<Resnapshot>,
+    /// The table being re-snapshotted, if any (see [`super::resnapshot`]).
+    resnapshots: Resnapshots,
     /// Where re-snapshots read from: URL, password, rows per chunk.
     resnapshot_source: Option<(String, Option<String>, usize)>,
     /// Whether the current session received an event (see [`Self::take_progress`]).
@@ -87,7 +87,7 @@ impl Streamer {
             confirmed: Lsn(0),
             idle: Lsn(0),
             last_commit: Lsn(0),
-            resnapshot: None,
+            resnapshots: Resnapshots::default(),
             resnapshot_source: None,
             progressed: false,
         }
@@ -131,8 +131,8 @@ impl Streamer {
         if durable >= self.last_commit {
             lsn = lsn.max(self.idle);
         }
-        if let Some(resnapshot) = &self.resnapshot {
-            lsn = lsn.min(resnapshot.cap);
+        if let Some(cap) = self.resnapshots.cap() {
+            lsn = lsn.min(*cap);
         }
         if lsn > self.confirmed {
             client.update_applied_lsn(pgwire_replication::Lsn(lsn.0));
@@ -175,9 +175,7 @@ impl Streamer {
             // ends with its session (a chunk taken at HIGH may not have been
             // handed over). The slot is held at its request, so the request
             // is read again and the re-snapshot starts over.
-            if let Some(running) = self.resnapshot.take() {
-                tracing::warn!(table = %running.table(), "re-snapshot interrupted by the lost connection; it starts over when the request is read again");
-            }
+            self.resnapshots.session_lost().await;
         }
         ended
     }
@@ -242,11 +240,12 @@ impl Streamer {
                         self.decoder.looked_up(oids);
                         decoded = self.decoder.apply(&data, &mut changes)?;
                     }
-                    if let Some(resnapshot) = self.resnapshot.as_mut() {
-                        resnapshot.observe(&changes.changes()[before..]);
-                    }
+                    self.resnapshots.observe(&changes.changes()[before..]);
                     if let Decoded::Truncate(tables) = decoded {
-                        self.end_resnapshot_if_truncated(&tables);
+                        // The TRUNCATE rule of both readers (crate::dblog).
+                        self.resnapshots
+                            .truncated(tables.iter().map(|t| &t.name))
+                            .await;
                         self.send(std::mem::take(&mut changes), Vec::new(), None)
                             .await?;
                         self.send(Buffered::default(), tables, None).await?;
@@ -286,24 +285,6 @@ impl Streamer {
         }
     }
 
-    /// A TRUNCATE of the table being re-snapshotted ends the re-snapshot,
-    /// as MySQL's does: every row the table holds after the TRUNCATE was
-    /// inserted after the request and comes through the stream, and the
-    /// chunk in hand may have been read before the TRUNCATE committed —
-    /// emitted at its HIGH watermark, after the tombstones, it would bring
-    /// deleted rows back.
-    fn end_resnapshot_if_truncated(&mut self, truncated: &[Arc<TableSchema>]) {
-        let ends = self
-            .resnapshot
-            .as_ref()
-            .is_some_and(|running| truncated.iter().any(|t| &t.name == running.table()));
-        if ends {
-            if let Some(done) = self.resnapshot.take() {
-                tracing::info!(table = %done.table(), rows = done.emitted(), "re-snapshot complete: the table was truncated, every row it holds now comes through the stream");
-            }
-        }
-    }
-
     /// Re-snapshot requests and watermarks (see [`super::resnapshot`]).
     async fn on_message(
         &mut self,
@@ -325,8 +306,7 @@ impl Streamer {
                 tracing::warn!(table = %request.table, "re-snapshot requested for a table this connector does not capture");
                 return Ok(());
             }
-            if let Some(running) = &self.resnapshot {
-                tracing::warn!(table = %request.table, running = %running.table(), "a re-snapshot is already running; request ignored");
+            if !self.resnapshots.may_start(&request.table) {
                 return Ok(());
             }
             let Some((url, password, chunk_rows)) = self.resnapshot_source.clone() else {
@@ -335,47 +315,22 @@ impl Streamer {
             // Changes before the request leave first, so the chunks follow them.
             self.send(std::mem::take(changes), Vec::new(), None).await?;
             let schema = self.decoder.schema_of(&request.table);
-            tracing::info!(table = %request.table, at = %lsn, "re-snapshot started");
-            // A re-snapshot that cannot run (the table dropped since the
-            // request, a refused query) is abandoned, never fatal: the slot
-            // is held at the request while one runs, so a fatal error would
-            // read the request again at every restart, a crash loop.
-            match Resnapshot::start(
+            let started = resnapshot::start(
                 &url,
                 password.as_deref(),
                 &request.table,
                 schema,
                 lsn,
                 chunk_rows,
-            )
-            .await
-            {
-                Ok(started) => self.resnapshot = Some(started),
-                Err(e) => {
-                    tracing::error!(table = %request.table, error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)")
-                }
-            }
+            );
+            self.resnapshots.start(&request.table, &lsn, started).await;
         } else if prefix == WATERMARK_PREFIX {
-            let Some(resnapshot) = self.resnapshot.as_mut() else {
+            let Some((which, payload)) = resnapshot::parse_watermark(&content) else {
                 return Ok(());
             };
-            let chunk = match resnapshot.on_watermark(&content).await {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    if let Some(failed) = self.resnapshot.take() {
-                        tracing::error!(table = %failed.table(), error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)");
-                    }
-                    return Ok(());
-                }
-            };
-            if let Some((rows, finished)) = chunk {
+            if let Some(rows) = self.resnapshots.watermark(which, payload).await {
                 self.send(std::mem::take(changes), Vec::new(), None).await?;
                 self.send(rows.into(), Vec::new(), None).await?;
-                if finished {
-                    if let Some(done) = self.resnapshot.take() {
-                        tracing::info!(table = %done.table(), rows = done.emitted(), "re-snapshot complete");
-                    }
-                }
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! their transaction.
 
 use super::*;
+use crate::dblog::Watermark;
 
 impl Streamer {
     /// The signal table's TABLE_MAP: its rows are decoded as signals.
@@ -88,8 +89,7 @@ impl Streamer {
                 tracing::warn!(%table, "re-snapshot requested for a table this connector does not capture; ignored");
                 return Ok(());
             }
-            if let Some(running) = &self.resnapshot {
-                tracing::warn!(%table, running = %running.table(), "a re-snapshot is already running; request ignored (request it again once it is complete)");
+            if !self.resnapshots.may_start(&table) {
                 return Ok(());
             }
             let Some(signal_table) = self.config.signal_table.clone() else {
@@ -102,57 +102,41 @@ impl Streamer {
                 connector: &self.config.connector,
                 chunk_rows: self.config.snapshot_chunk_rows,
             };
-            tracing::info!(%table, at = %before, "re-snapshot started");
-            match Resnapshot::start(&source, &table, before.clone()).await {
-                Ok(running) => self.resnapshot = Some(running),
-                Err(e) => {
-                    tracing::error!(%table, error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)")
-                }
-            }
+            let started = resnapshot::start(&source, &table, before.clone());
+            self.resnapshots.start(&table, before, started).await;
             return Ok(());
         }
-        let Some(running) = self.resnapshot.as_mut() else {
+        let Some(which) = Watermark::parse(&signal.kind) else {
             return Ok(());
         };
-        match running.on_watermark(signal).await {
-            Ok(None) => {}
-            Ok(Some((rows, finished))) => {
-                let schema = rows.first().map(|c| c.table().clone());
-                let rows = match (schema, self.tables.get(running.table())) {
-                    // The streamer's own shape when it is the same.
-                    (Some(schema), Some(current)) if *schema == *current.schema => rows
-                        .into_iter()
-                        .map(|change| match change {
-                            Change::Upsert { row, .. } => Change::Upsert {
-                                table: current.schema.clone(),
-                                row,
-                            },
-                            other => other,
-                        })
-                        .collect(),
-                    _ => rows,
-                };
-                self.tx
-                    .send(ChangeBatch {
-                        changes: rows,
-                        ..ChangeBatch::default()
-                    })
-                    .await
-                    .map_err(|_| SourceError::ConsumerGone)?;
-                if finished {
-                    if let Some(done) = self.resnapshot.take() {
-                        tracing::info!(table = %done.table(), rows = done.emitted(), chunks_from = %done.cap, "re-snapshot complete");
-                        done.close().await;
-                    }
-                }
-            }
-            Err(e) => {
-                if let Some(failed) = self.resnapshot.take() {
-                    tracing::error!(table = %failed.table(), error = %e, "re-snapshot abandoned; streaming goes on (run kappa snapshot again)");
-                    failed.close().await;
-                }
-            }
-        }
+        let Some(table) = self.resnapshots.table().cloned() else {
+            return Ok(());
+        };
+        let Some(rows) = self.resnapshots.watermark(which, &signal.payload).await else {
+            return Ok(());
+        };
+        let schema = rows.first().map(|c| c.table().clone());
+        let rows = match (schema, self.tables.get(&table)) {
+            // The streamer's own shape when it is the same.
+            (Some(schema), Some(current)) if *schema == *current.schema => rows
+                .into_iter()
+                .map(|change| match change {
+                    Change::Upsert { row, .. } => Change::Upsert {
+                        table: current.schema.clone(),
+                        row,
+                    },
+                    other => other,
+                })
+                .collect(),
+            _ => rows,
+        };
+        self.tx
+            .send(ChangeBatch {
+                changes: rows,
+                ..ChangeBatch::default()
+            })
+            .await
+            .map_err(|_| SourceError::ConsumerGone)?;
         Ok(())
     }
 }

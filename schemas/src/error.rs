@@ -1,5 +1,23 @@
 use crate::table::TableName;
 
+/// What a failure means for whoever decides whether to retry. Derived from
+/// the servers' and client libraries' own codes, never from the text of a
+/// server's message: SQLSTATE and MySQL/MariaDB error numbers in
+/// kappa-source (`postgres::errors`, `mysql::errors`). Defined here, below
+/// every crate that classifies its errors; kappa-source re-exports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A state that ends by itself (a restart, a shutdown, a lost
+    /// connection, too many clients): reconnect with backoff.
+    Transient,
+    /// The server answered, and the same request gets the same answer: stop
+    /// with the error.
+    Definite,
+    /// Something the user must change (credentials, privileges, a missing
+    /// table or slot, a server setting): stop; the message names the fix.
+    Configuration,
+}
+
 /// Everything that can go wrong turning rows into records and back. Each
 /// variant names the table, column or schema id involved so the message alone
 /// tells the user where to look.

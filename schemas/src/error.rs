@@ -5,9 +5,9 @@ use schema_registry_converter::error::SRCError;
 /// the servers' and client libraries' own codes, never from the text of a
 /// server's message: SQLSTATE and MySQL/MariaDB error numbers in
 /// kappa-source (`postgres::errors`, `mysql::errors`), the registry's HTTP
-/// status and the client's retriable flag here ([`SchemaError::kind`]).
-/// Defined here, below every crate that classifies its errors; kappa-source
-/// re-exports it.
+/// status and the client's retriable flag here ([`SchemaError::kind`]),
+/// librdkafka's error codes in kappa-sink. Defined here, below every crate
+/// that classifies its errors; kappa-source and kappa-sink re-export it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// A state that ends by itself (a restart, a shutdown, a lost

@@ -22,7 +22,7 @@ pub use apache_avro::Schema as AvroSchema;
 pub use avro::{RecordEncoder, TableAvro};
 pub use change::{BinlogPosition, Change, ChangeBatch, Checkpoint, Lsn};
 pub use connector_state::{ConnectorState, StateRecord, StoredPosition};
-pub use error::SchemaError;
+pub use error::{ErrorKind, SchemaError};
 pub use registry::Registry;
 pub use table::{Column, ColumnType, TableName, TableSchema};
 pub use value::{Row, Value};

@@ -2,7 +2,7 @@
 //! subject, fetch a schema by id. Both are cached, so the hot path (encoding a
 //! change whose table shape is already registered) does no I/O.
 
-use crate::error::SchemaError;
+use crate::error::{ErrorKind, SchemaError};
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::schema_registry::{
     get_schema_by_id, get_schema_by_subject_and_version, post_schema, SrSettings,
@@ -59,12 +59,30 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// for one; a registry down for longer makes kappa stop with the error.
 const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(90);
 
-/// Whether a failed registry request may succeed when tried again: the
-/// registry was not reached or did not answer in time (`retriable` in the
-/// client's error), or answered with a server error. A 4xx answer (an
-/// incompatible schema, an unknown id) stands.
+/// What a failed registry request means for retrying ([`ErrorKind`]).
+/// Transient: the registry was not reached or did not answer in time
+/// (`retriable` in the client's error), or answered with a server error (a
+/// registry restarting). Configuration: it refused who asks (401, 403), has
+/// no such subject or is not a registry's API at that URL (404), or refused
+/// the schema as incompatible (409; [`registration_failure`] names the fix).
+/// Definite: any other answer (400, 422: a schema it calls invalid), or a 2xx
+/// answer whose body could not be used.
+pub(crate) fn request_kind(error: &SRCError) -> ErrorKind {
+    let status = http_status(error);
+    if error.retriable || status.is_some_and(|code| code >= 500) {
+        return ErrorKind::Transient;
+    }
+    match status {
+        Some(401 | 403 | 404 | 409) => ErrorKind::Configuration,
+        _ => ErrorKind::Definite,
+    }
+}
+
+/// Whether a failed registry request may succeed when tried again (its kind
+/// is Transient). A 4xx answer (an incompatible schema, an unknown id)
+/// stands.
 fn passing(error: &SRCError) -> bool {
-    error.retriable || http_status(error).is_some_and(|code| code >= 500)
+    request_kind(error) == ErrorKind::Transient
 }
 
 /// Runs `call` until it succeeds, fails for good ([`passing`] is false), or
@@ -144,10 +162,22 @@ impl Registry {
         &self.url
     }
 
-    fn error(&self, reason: impl ToString) -> SchemaError {
+    /// The cache lock was poisoned (a thread panicked holding it): no
+    /// request was made.
+    fn poisoned(&self, reason: impl ToString) -> SchemaError {
         SchemaError::Registry {
             url: self.url.clone(),
             reason: reason.to_string(),
+            source: None,
+        }
+    }
+
+    /// A request failed with `source`, which decides the kind.
+    fn failed(&self, reason: String, source: SRCError) -> SchemaError {
+        SchemaError::Registry {
+            url: self.url.clone(),
+            reason,
+            source: Some(Box::new(source)),
         }
     }
 
@@ -155,7 +185,12 @@ impl Registry {
     /// registry returns the existing id for a schema it already has.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, SchemaError> {
         let cache_key = (subject.to_string(), schema.to_string());
-        if let Some(id) = self.ids.lock().map_err(|e| self.error(e))?.get(&cache_key) {
+        if let Some(id) = self
+            .ids
+            .lock()
+            .map_err(|e| self.poisoned(e))?
+            .get(&cache_key)
+        {
             return Ok(*id);
         }
         let registered = with_retries(
@@ -167,10 +202,10 @@ impl Registry {
             },
         )
         .await
-        .map_err(|e| self.error(registration_failure(&self.url, subject, &e)))?;
+        .map_err(|e| self.failed(registration_failure(&self.url, subject, &e), e))?;
         self.ids
             .lock()
-            .map_err(|e| self.error(e))?
+            .map_err(|e| self.poisoned(e))?
             .insert(cache_key, registered.id);
         Ok(registered.id)
     }
@@ -185,13 +220,13 @@ impl Registry {
             || get_schema_by_subject_and_version(&self.settings, subject, None),
         )
         .await
-        .map_err(|e| self.error(format!("no latest schema for subject {subject}: {e}")))?;
+        .map_err(|e| self.failed(format!("no latest schema for subject {subject}: {e}"), e))?;
         Ok((registered.id, registered.schema))
     }
 
     /// The parsed schema with `id`, and its JSON text.
     pub async fn schema(&self, id: u32) -> Result<FetchedSchema, SchemaError> {
-        if let Some(found) = self.schemas.lock().map_err(|e| self.error(e))?.get(&id) {
+        if let Some(found) = self.schemas.lock().map_err(|e| self.poisoned(e))?.get(&id) {
             return Ok(found.clone());
         }
         let fetched = with_retries(&format!("fetching schema id {id}"), self.retry_for, || {
@@ -203,8 +238,9 @@ impl Registry {
                 url: self.url.clone(),
                 id,
                 reason: e.to_string(),
+                source: Box::new(e),
             },
-            _ => self.error(format!("fetching schema id {id}: {e}")),
+            _ => self.failed(format!("fetching schema id {id}: {e}"), e),
         })?;
         let parsed =
             Schema::parse_str(&fetched.schema).map_err(|e| SchemaError::InvalidSchema {
@@ -214,7 +250,7 @@ impl Registry {
         let entry = (Arc::new(parsed), Arc::<str>::from(fetched.schema.as_str()));
         self.schemas
             .lock()
-            .map_err(|e| self.error(e))?
+            .map_err(|e| self.poisoned(e))?
             .insert(id, entry.clone());
         Ok(entry)
     }
@@ -285,7 +321,8 @@ mod tests {
         )
         .await
         .expect("register returned instead of hanging");
-        assert!(result.is_err(), "{result:?}");
+        let err = result.expect_err("no answer");
+        assert_eq!(err.kind(), ErrorKind::Transient, "{err:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
@@ -374,7 +411,8 @@ mod tests {
             .with_retry_for(std::time::Duration::from_secs(2));
         let started = std::time::Instant::now();
         let result = registry.register("t-value", "\"string\"").await;
-        assert!(result.is_err(), "{result:?}");
+        let err = result.expect_err("nothing listens");
+        assert_eq!(err.kind(), ErrorKind::Transient, "{err:?}");
         let took = started.elapsed();
         assert!(
             took >= std::time::Duration::from_millis(1000)
@@ -398,6 +436,7 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(err.to_string().contains("incompatible"), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err:?}");
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
@@ -441,6 +480,7 @@ mod tests {
             matches!(err, SchemaError::UnknownSchemaId { id: 41, .. }),
             "{err:?}"
         );
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err:?}");
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -11,6 +11,6 @@ pub mod producer;
 pub mod replay;
 pub mod topics;
 
-pub use error::SinkError;
+pub use error::{ErrorKind, SinkError};
 pub use kafka::KafkaConfig;
 pub use producer::Producer;

@@ -35,10 +35,6 @@ pub fn live_keys(
     batch: usize,
     mut emit: impl FnMut(Vec<Vec<u8>>) -> Result<(), String>,
 ) -> Result<u64, SinkError> {
-    let error = |reason: String| SinkError::Topic {
-        topic: topic.to_string(),
-        reason,
-    };
     let mut runs = KeyRuns::new(MEMORY_BUDGET);
     replay(kafka, topic, |record| match record.key {
         Some(key) => runs.note(key, record.value.is_some()),
@@ -46,11 +42,20 @@ pub fn live_keys(
     })?;
     runs.finish(batch, |keys| emit(keys).map_err(Stop::Emit))
         .map_err(|stop| match stop {
-            Stop::Io(e) => error(format!(
-                "spilling the live keys of a TRUNCATE to {}: {e} (set TMPDIR to a directory with room)",
-                std::env::temp_dir().display()
-            )),
-            Stop::Emit(reason) => error(format!("handing out live keys: {reason}")),
+            // No room for the spilled runs: the message names the fix.
+            Stop::Io(e) => SinkError::Topic {
+                topic: topic.to_string(),
+                reason: format!(
+                    "spilling the live keys of a TRUNCATE to {}: {e} (set TMPDIR to a directory with room)",
+                    std::env::temp_dir().display()
+                ),
+                code: None,
+            },
+            // What the keys were handed to failed; its error is only text.
+            Stop::Emit(reason) => SinkError::Replay {
+                topic: topic.to_string(),
+                reason: format!("handing out live keys: {reason}"),
+            },
         })
 }
 

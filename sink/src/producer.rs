@@ -46,15 +46,20 @@ impl Pending {
                     self.limit.as_secs(),
                     DELIVERY_GRACE.as_secs()
                 ),
+                source: None,
             }),
             Ok(Ok(Ok(_))) => Ok(()),
             Ok(Ok(Err((e, _)))) => Err(SinkError::Delivery {
                 topic: self.topic,
                 reason: e.to_string(),
+                source: Some(Box::new(e)),
             }),
+            // The producer was dropped with the record in flight; rdkafka's
+            // own futures report this as KafkaError::Canceled.
             Ok(Err(_)) => Err(SinkError::Delivery {
                 topic: self.topic,
                 reason: "the producer was closed before the broker answered".into(),
+                source: Some(Box::new(KafkaError::Canceled)),
             }),
         }
     }
@@ -92,6 +97,7 @@ impl Producer {
         let inner = config.create().map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: e.to_string(),
+            source: Some(Box::new(e)),
         })?;
         let message_timeout_ms = kafka
             .properties
@@ -135,7 +141,7 @@ impl Producer {
                         limit: self.delivery_limit,
                     })
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                Err((e @ KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
                     if started.elapsed() > self.delivery_limit =>
                 {
                     // The queue empties as records are answered or expire; one
@@ -149,6 +155,7 @@ impl Producer {
                             self.delivery_limit.as_secs(),
                             DELIVERY_GRACE.as_secs()
                         ),
+                        source: Some(Box::new(e)),
                     });
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
@@ -159,6 +166,7 @@ impl Producer {
                     return Err(SinkError::Delivery {
                         topic: topic.to_string(),
                         reason: e.to_string(),
+                        source: Some(Box::new(e)),
                     })
                 }
             }
@@ -172,6 +180,7 @@ impl Producer {
             .map_err(|e| SinkError::Broker {
                 brokers: self.brokers.clone(),
                 reason: format!("flushing the producer: {e}"),
+                source: Some(Box::new(e)),
             })
     }
 }
@@ -203,6 +212,7 @@ mod tests {
                 .contains("neither delivered nor failed within"),
             "{err}"
         );
+        assert_eq!(err.kind(), crate::ErrorKind::Transient, "{err:?}");
     }
 
     /// A queue that stays full (no broker answers) fails the send at the limit.
@@ -227,6 +237,16 @@ mod tests {
             Ok(_) => panic!("a second record fitted a queue of one"),
         };
         assert!(err.to_string().contains("queue stayed full"), "{err}");
+        // The last refusal is kept as the cause, and decides the kind.
+        assert!(
+            matches!(
+                &err,
+                SinkError::Delivery { source: Some(e), .. }
+                    if matches!(**e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::Transient, "{err:?}");
     }
 
     #[test]

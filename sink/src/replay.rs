@@ -126,10 +126,13 @@ impl ConsumerContext for ReplayContext {}
 const STALL: Duration = Duration::from_secs(60);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn broker_error(kafka: &KafkaConfig) -> impl Fn(String) -> SinkError + '_ {
-    |reason| SinkError::Broker {
+/// A failed request to the brokers: `reason` is the message, `source` the
+/// client's error (which decides the kind).
+fn broker_error(kafka: &KafkaConfig) -> impl Fn(String, KafkaError) -> SinkError + '_ {
+    |reason, source| SinkError::Broker {
         brokers: kafka.brokers.clone(),
         reason,
+        source: Some(Box::new(source)),
     }
 }
 
@@ -143,7 +146,7 @@ fn consumer(kafka: &KafkaConfig) -> Result<BaseConsumer<ReplayContext>, SinkErro
         // Prefetch per consumer: bounds memory with many partitions.
         .set("queued.max.messages.kbytes", "16384")
         .create_with_context(ReplayContext)
-        .map_err(|e| broker_error(kafka)(e.to_string()))
+        .map_err(|e| broker_error(kafka)(e.to_string(), e))
 }
 
 /// Whether the broker has `topic` (with at least one partition). Asks the
@@ -152,7 +155,7 @@ pub fn topic_exists(kafka: &KafkaConfig, topic: &str) -> Result<bool, SinkError>
     let consumer = consumer(kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(|e| broker_error(kafka)(format!("reading metadata of topic {topic}: {e}")))?;
+        .map_err(|e| broker_error(kafka)(format!("reading metadata of topic {topic}: {e}"), e))?;
     Ok(metadata
         .topics()
         .iter()
@@ -165,7 +168,7 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
     let consumer = consumer(kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(|e| fail(format!("reading metadata of topic {topic}: {e}")))?;
+        .map_err(|e| fail(format!("reading metadata of topic {topic}: {e}"), e))?;
     let mut ids: Vec<i32> = metadata
         .topics()
         .iter()
@@ -177,13 +180,19 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
         return Err(SinkError::Topic {
             topic: topic.to_string(),
             reason: "does not exist (or has no partitions)".into(),
+            code: None,
         });
     }
     let mut partitions = Vec::with_capacity(ids.len());
     for &partition in &ids {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-            .map_err(|e| fail(format!("reading end offsets of {topic}/{partition}: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    format!("reading end offsets of {topic}/{partition}: {e}"),
+                    e,
+                )
+            })?;
         partitions.push(PartitionRange {
             partition,
             low,
@@ -203,6 +212,7 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
                             range.partition,
                             ids.iter().map(|p| format!("{p}:OFFSET")).collect::<Vec<_>>().join(",")
                         ),
+                        code: None,
                     });
                 };
                 if end > range.high {
@@ -212,6 +222,7 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
                             "end offset {end} for partition {} is past its high watermark {}",
                             range.partition, range.high
                         ),
+                        code: None,
                     });
                 }
                 range.end = end.max(0);
@@ -222,6 +233,7 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
                     reason: format!(
                         "--until-offsets names partition {unknown}, which the topic does not have"
                     ),
+                    code: None,
                 });
             }
         }
@@ -230,11 +242,11 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
             for &partition in &ids {
                 query
                     .add_partition_offset(topic, partition, Offset::Offset(*millis))
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(e.to_string(), e))?;
             }
             let found = consumer
                 .offsets_for_times(query, METADATA_TIMEOUT)
-                .map_err(|e| fail(format!("looking up offsets of {topic} for a time: {e}")))?;
+                .map_err(|e| fail(format!("looking up offsets of {topic} for a time: {e}"), e))?;
             for range in &mut partitions {
                 let offset = found
                     .find_partition(topic, range.partition)
@@ -297,7 +309,7 @@ pub fn run<S: PartitionSink>(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(Some(SinkError::Topic {
+                    Err(Some(SinkError::Replay {
                         topic: plan.topic.clone(),
                         reason: "a replay worker panicked".into(),
                     }))
@@ -338,10 +350,11 @@ fn read_partitions<S: PartitionSink>(
     progress: &ReplayProgress,
     failed: &AtomicBool,
 ) -> Result<Vec<PartitionRead>, Option<SinkError>> {
-    let fail = |reason: String| {
+    let fail = |reason: String, source: Option<KafkaError>| {
         Some(SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason,
+            source: source.map(Box::new),
         })
     };
     let record_error = |partition: i32, offset: i64, reason: String| {
@@ -364,11 +377,11 @@ fn read_partitions<S: PartitionSink>(
             remaining.insert(range.partition, (range.end, range.low, 0));
             assignment
                 .add_partition_offset(topic, range.partition, Offset::Offset(range.low))
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.to_string(), Some(e)))?;
         }
         consumer
             .assign(&assignment)
-            .map_err(|e| fail(format!("assigning {topic}: {e}")))?;
+            .map_err(|e| fail(format!("assigning {topic}: {e}"), Some(e)))?;
         let mut last_progress = Instant::now();
         let mut done = |partition: i32, remaining: &mut HashMap<i32, (i64, i64, u64)>| {
             if let Some((end, position, records)) = remaining.remove(&partition) {
@@ -387,12 +400,17 @@ fn read_partitions<S: PartitionSink>(
             }
             match consumer.poll(Duration::from_millis(200)) {
                 None => {
+                    // Nothing arrived for STALL: kappa gives up waiting for
+                    // the brokers (no error of theirs to keep: Transient).
                     if last_progress.elapsed() > STALL {
-                        return Err(fail(format!(
-                            "replay of {topic} stalled for {}s with partitions {:?} unfinished",
-                            STALL.as_secs(),
-                            remaining.keys().collect::<Vec<_>>()
-                        )));
+                        return Err(fail(
+                            format!(
+                                "replay of {topic} stalled for {}s with partitions {:?} unfinished",
+                                STALL.as_secs(),
+                                remaining.keys().collect::<Vec<_>>()
+                            ),
+                            None,
+                        ));
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => done(partition, &mut remaining),
@@ -400,7 +418,7 @@ fn read_partitions<S: PartitionSink>(
                 // as AllBrokersDown); only a lasting stall ends the replay.
                 Some(Err(e)) => {
                     if last_progress.elapsed() > STALL {
-                        return Err(fail(format!("reading {topic}: {e}")));
+                        return Err(fail(format!("reading {topic}: {e}"), Some(e)));
                     }
                     tracing::warn!(topic, error = %e, "consumer error, retrying");
                     std::thread::sleep(Duration::from_millis(100));
@@ -438,7 +456,7 @@ fn read_partitions<S: PartitionSink>(
         }
     }
     sink.finish().map_err(|e| {
-        Some(SinkError::Topic {
+        Some(SinkError::Replay {
             topic: topic.to_string(),
             reason: e.to_string(),
         })

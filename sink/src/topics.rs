@@ -35,6 +35,7 @@ pub fn table_topics(
                     "the topic of table {table} {reason}; rename the table, leave it out \
                      (exclude_tables), or choose a topic_prefix that fits"
                 ),
+                code: None,
             });
         }
         let folded = topic.replace('.', "_");
@@ -47,6 +48,7 @@ pub fn table_topics(
                      topic_prefix",
                     table_topic(prefix, other)
                 ),
+                code: None,
             });
         }
         topics.push((table.clone(), topic));
@@ -123,6 +125,7 @@ pub async fn ensure_compacted_topic(
         .map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: format!("creating topic {topic}: {e}"),
+            source: Some(Box::new(e)),
         })?;
     for result in results {
         match result {
@@ -165,6 +168,7 @@ pub async fn ensure_compacted_topic(
                             _ => "",
                         }
                     ),
+                    code: Some(code),
                 });
             }
         }
@@ -191,6 +195,7 @@ fn admin(
         .map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: e.to_string(),
+            source: Some(Box::new(e)),
         })?;
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     Ok((admin, options))
@@ -208,12 +213,14 @@ async fn describe(
         .map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: format!("describing topic {topic}: {e}"),
+            source: Some(Box::new(e)),
         })?;
     let mut configs = HashMap::new();
     for resource in described {
         let resource = resource.map_err(|code| SinkError::Topic {
             topic: topic.to_string(),
             reason: format!("could not be described: {code}"),
+            code: Some(code),
         })?;
         for entry in resource.entries {
             if let Some(value) = entry.value {
@@ -240,6 +247,7 @@ async fn check_compacted(
                  kafka-configs --alter --entity-type topics --entity-name {topic} --add-config cleanup.policy=compact, \
                  or choose another topic_prefix"
             ),
+            code: None,
         });
     }
     Ok(())
@@ -266,5 +274,8 @@ mod tests {
         let long = "x".repeat(250);
         let too_long = table_topics("k", &[t("public", &long)]).unwrap_err();
         assert!(too_long.to_string().contains("249"), "{too_long}");
+        for err in [exact, folded, spaced, too_long] {
+            assert_eq!(err.kind(), crate::ErrorKind::Configuration, "{err:?}");
+        }
     }
 }

@@ -97,22 +97,9 @@ pub struct BadValue {
     pub reason: String,
 }
 
-/// What a failure means for whoever decides whether to retry. Derived from
-/// the servers' own codes (SQLSTATE, MySQL/MariaDB error numbers) and the
-/// client libraries' error variants, never from message text
-/// (`postgres::errors`, `mysql::errors`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A state that ends by itself (a restart, a shutdown, a lost
-    /// connection, too many clients): reconnect with backoff.
-    Transient,
-    /// The server answered, and the same request gets the same answer: stop
-    /// with the error.
-    Definite,
-    /// Something the user must change (credentials, privileges, a missing
-    /// table or slot, a server setting): stop; the message names the fix.
-    Configuration,
-}
+/// What a failure means for whoever decides whether to retry; defined in
+/// kappa-schemas, so that every kappa crate classifies with the same kinds.
+pub use kappa_schemas::ErrorKind;
 
 impl SourceError {
     /// Whether waiting and retrying can help (see [`ErrorKind`]).

@@ -168,7 +168,7 @@ impl Registry {
         SchemaError::Registry {
             url: self.url.clone(),
             reason: reason.to_string(),
-            source: None,
+            cause: None,
         }
     }
 
@@ -177,7 +177,7 @@ impl Registry {
         SchemaError::Registry {
             url: self.url.clone(),
             reason,
-            source: Some(Box::new(source)),
+            cause: Some(Box::new(source)),
         }
     }
 
@@ -238,7 +238,7 @@ impl Registry {
                 url: self.url.clone(),
                 id,
                 reason: e.to_string(),
-                source: Box::new(e),
+                cause: Box::new(e),
             },
             _ => self.failed(format!("fetching schema id {id}: {e}"), e),
         })?;

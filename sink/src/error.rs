@@ -15,19 +15,20 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// What can go wrong on the Kafka side. Variants name the topic, partition
 /// and offset where one is involved. Where librdkafka reported the failure,
-/// its error is the [`source`](std::error::Error::source) (boxed, so that
-/// SinkError stays small) and its code decides the [`kind`](SinkError::kind).
+/// its error is kept as `cause` (boxed, so that SinkError stays small) and
+/// its code decides the [`kind`](SinkError::kind). The message already says
+/// the cause's text (`reason`), so `cause` is not also the error's
+/// `source()`: chain printers (`{:#}`) would repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// A client or a request to the brokers failed. `source` is `None` only
+    /// A client or a request to the brokers failed. `cause` is `None` only
     /// when kappa gave up waiting for the brokers itself (a replay that
     /// stalled): Transient.
     #[error("Kafka at {brokers}: {reason} (is the broker running? `dev/services status`)")]
     Broker {
         brokers: String,
         reason: String,
-        #[source]
-        source: Option<Box<KafkaError>>,
+        cause: Option<Box<KafkaError>>,
     },
     /// A topic is unusable. `code` is the broker's answer for this topic
     /// (creating or describing it); `None` when kappa's own check found it (a
@@ -37,7 +38,6 @@ pub enum SinkError {
     Topic {
         topic: String,
         reason: String,
-        #[source]
         code: Option<RDKafkaErrorCode>,
     },
     /// A replay of `topic` stopped on kappa's side: a worker panicked, or
@@ -45,15 +45,14 @@ pub enum SinkError {
     /// text). Definite. Worded as [`SinkError::Topic`].
     #[error("topic {topic}: {reason}")]
     Replay { topic: String, reason: String },
-    /// A record was not delivered. `source` is `None` only when the
+    /// A record was not delivered. `cause` is `None` only when the
     /// producer answered neither way within its limit (a broker that went
     /// away mid-request): Transient.
     #[error("delivery to topic {topic} failed: {reason}")]
     Delivery {
         topic: String,
         reason: String,
-        #[source]
-        source: Option<Box<KafkaError>>,
+        cause: Option<Box<KafkaError>>,
     },
     /// A replayed record was refused by what it was handed to (its error is
     /// known only as text): the same record fails the same way. Definite.
@@ -79,8 +78,8 @@ impl SinkError {
     pub fn kind(&self) -> ErrorKind {
         use SinkError as E;
         match self {
-            E::Broker { source, .. } | E::Delivery { source, .. } => {
-                source.as_deref().map_or(ErrorKind::Transient, kafka_kind)
+            E::Broker { cause, .. } | E::Delivery { cause, .. } => {
+                cause.as_deref().map_or(ErrorKind::Transient, kafka_kind)
             }
             E::Topic { code, .. } => code.map_or(ErrorKind::Configuration, code_kind),
             E::Replay { .. } | E::Record { .. } | E::Offsets { .. } => ErrorKind::Definite,
@@ -226,7 +225,7 @@ mod tests {
         SinkError::Broker {
             brokers: "k:9092".into(),
             reason: "reading metadata of topic t".into(),
-            source: source.map(Box::new),
+            cause: source.map(Box::new),
         }
     }
 
@@ -234,7 +233,7 @@ mod tests {
         SinkError::Delivery {
             topic: "t".into(),
             reason: "any".into(),
-            source: source.map(Box::new),
+            cause: source.map(Box::new),
         }
     }
 
@@ -354,24 +353,19 @@ mod tests {
     }
 
     #[test]
-    fn the_kafka_error_is_the_source_and_the_message_is_unchanged() {
+    fn the_kafka_error_decides_the_kind_and_its_text_is_said_once() {
         let err = delivery(Some(KafkaError::MessageProduction(
             RDKafkaErrorCode::QueueFull,
         )));
         assert_eq!(err.to_string(), "delivery to topic t failed: any");
-        let source = std::error::Error::source(&err).expect("a source");
-        assert!(
-            matches!(
-                source.downcast_ref::<Box<KafkaError>>().map(|e| &**e),
-                Some(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
-            ),
-            "{source:?}"
-        );
+        assert_eq!(err.kind(), ErrorKind::Transient);
+        // The message already carries the cause's text (`reason`): as a
+        // `source` too, `{:#}` chains (kappa's error output) would say it
+        // twice.
+        assert!(std::error::Error::source(&err).is_none());
         let err = topic(Some(RDKafkaErrorCode::InvalidConfig));
         assert_eq!(err.to_string(), "topic t: any");
-        assert!(std::error::Error::source(&err)
-            .and_then(|s| s.downcast_ref::<RDKafkaErrorCode>())
-            .is_some());
-        assert!(std::error::Error::source(&broker(None)).is_none());
+        assert_eq!(err.kind(), ErrorKind::Configuration);
+        assert!(std::error::Error::source(&err).is_none());
     }
 }

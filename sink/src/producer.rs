@@ -46,20 +46,20 @@ impl Pending {
                     self.limit.as_secs(),
                     DELIVERY_GRACE.as_secs()
                 ),
-                source: None,
+                cause: None,
             }),
             Ok(Ok(Ok(_))) => Ok(()),
             Ok(Ok(Err((e, _)))) => Err(SinkError::Delivery {
                 topic: self.topic,
                 reason: e.to_string(),
-                source: Some(Box::new(e)),
+                cause: Some(Box::new(e)),
             }),
             // The producer was dropped with the record in flight; rdkafka's
             // own futures report this as KafkaError::Canceled.
             Ok(Err(_)) => Err(SinkError::Delivery {
                 topic: self.topic,
                 reason: "the producer was closed before the broker answered".into(),
-                source: Some(Box::new(KafkaError::Canceled)),
+                cause: Some(Box::new(KafkaError::Canceled)),
             }),
         }
     }
@@ -97,7 +97,7 @@ impl Producer {
         let inner = config.create().map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: e.to_string(),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         })?;
         let message_timeout_ms = kafka
             .properties
@@ -155,7 +155,7 @@ impl Producer {
                             self.delivery_limit.as_secs(),
                             DELIVERY_GRACE.as_secs()
                         ),
-                        source: Some(Box::new(e)),
+                        cause: Some(Box::new(e)),
                     });
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
@@ -166,7 +166,7 @@ impl Producer {
                     return Err(SinkError::Delivery {
                         topic: topic.to_string(),
                         reason: e.to_string(),
-                        source: Some(Box::new(e)),
+                        cause: Some(Box::new(e)),
                     })
                 }
             }
@@ -180,7 +180,7 @@ impl Producer {
             .map_err(|e| SinkError::Broker {
                 brokers: self.brokers.clone(),
                 reason: format!("flushing the producer: {e}"),
-                source: Some(Box::new(e)),
+                cause: Some(Box::new(e)),
             })
     }
 }
@@ -241,7 +241,7 @@ mod tests {
         assert!(
             matches!(
                 &err,
-                SinkError::Delivery { source: Some(e), .. }
+                SinkError::Delivery { cause: Some(e), .. }
                     if matches!(**e, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
             ),
             "{err:?}"

@@ -132,7 +132,7 @@ fn broker_error(kafka: &KafkaConfig) -> impl Fn(String, KafkaError) -> SinkError
     |reason, source| SinkError::Broker {
         brokers: kafka.brokers.clone(),
         reason,
-        source: Some(Box::new(source)),
+        cause: Some(Box::new(source)),
     }
 }
 
@@ -354,7 +354,7 @@ fn read_partitions<S: PartitionSink>(
         Some(SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason,
-            source: source.map(Box::new),
+            cause: source.map(Box::new),
         })
     };
     let record_error = |partition: i32, offset: i64, reason: String| {

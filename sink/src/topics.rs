@@ -125,7 +125,7 @@ pub async fn ensure_compacted_topic(
         .map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: format!("creating topic {topic}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         })?;
     for result in results {
         match result {
@@ -195,7 +195,7 @@ fn admin(
         .map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: e.to_string(),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         })?;
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     Ok((admin, options))
@@ -213,7 +213,7 @@ async fn describe(
         .map_err(|e| SinkError::Broker {
             brokers: kafka.brokers.clone(),
             reason: format!("describing topic {topic}: {e}"),
-            source: Some(Box::new(e)),
+            cause: Some(Box::new(e)),
         })?;
     let mut configs = HashMap::new();
     for resource in described {

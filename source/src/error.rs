@@ -122,11 +122,10 @@ impl SourceError {
             | E::NoSuchTable { .. }
             | E::NoPrimaryKey { .. }
             | E::Setup(_) => ErrorKind::Configuration,
-            E::BadValue(_)
-            | E::Protocol(_)
-            | E::Unsupported { .. }
-            | E::Schema(_)
-            | E::ConsumerGone => ErrorKind::Definite,
+            E::Schema(e) => e.kind(),
+            E::BadValue(_) | E::Protocol(_) | E::Unsupported { .. } | E::ConsumerGone => {
+                ErrorKind::Definite
+            }
         }
     }
 

@@ -135,7 +135,7 @@ where
             .map_err(|e| anyhow::anyhow!("acknowledgement task: {e}"))
             .and_then(|r| r);
         let reason = match &result {
-            Err(e) => format!("{e:#}"),
+            Err(e) => crate::error_text::error_text(e),
             Ok(()) => "it ended early".to_string(),
         };
         ProduceEnd {

@@ -3,6 +3,7 @@
 
 mod config;
 mod daemon;
+mod error_text;
 mod in_flight;
 mod rebuild;
 mod sources;
@@ -234,7 +235,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text::error_text(&e));
             ExitCode::from(2)
         }
     }

@@ -463,6 +463,44 @@ async fn a_vanished_slot_is_fatal_never_silently_recreated() {
     p.cleanup().await;
 }
 
+/// SQLSTATE 42704 while streaming can name the publication, not the slot:
+/// the error is the server's own (naming the publication), never the advice
+/// to drop a healthy slot and re-snapshot, and the slot keeps its position.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_publication_is_named_not_taken_for_a_lost_slot() {
+    let mut p = Pipeline::new("kappa_nopub", "id int PRIMARY KEY").await;
+    let table = p.table.clone();
+    p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
+    p.start();
+    p.wait_for_log("initial snapshot delivered").await;
+    p.client
+        .batch_execute(&format!("DROP PUBLICATION {}", p.name))
+        .await
+        .expect("drop publication");
+    p.commit(&format!("INSERT INTO {table} VALUES (2)")).await;
+    assert_eq!(p.wait_exit().code(), Some(2));
+    let log = p.log();
+    assert!(
+        log.contains(&format!("publication \"{}\" does not exist", p.name)),
+        "{log}"
+    );
+    assert!(
+        !log.contains("is unusable") && !log.contains("Re-snapshot"),
+        "a healthy slot is not called unusable: {log}"
+    );
+    let slots: i64 = p
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND wal_status <> 'lost'",
+            &[&p.name],
+        )
+        .await
+        .expect("slots")
+        .get(0);
+    assert_eq!(slots, 1, "the slot is still there, holding its WAL");
+    p.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_transaction_streams_in_bounded_memory() {
     let mut p = Pipeline::new("kappa_bigtx", "id int PRIMARY KEY, pad text").await;

@@ -144,7 +144,7 @@ pub(super) async fn stream<S: Source>(
     // reader waited forever and so did kappa (chaos findings 2 and 3).
     drop(changes_rx);
     if let Err(e) = &produce_result {
-        tracing::error!(error = %format!("{e:#}"), "stopping: producing failed");
+        tracing::error!(error = %crate::error_text::error_text(e), "stopping: producing failed");
         let _ = stop_tx.send(true);
     }
     // Every record handed over is acknowledged (or failed) before anything
@@ -154,7 +154,7 @@ pub(super) async fn stream<S: Source>(
         None => acks.await.context("acknowledgement task")?,
     };
     if let (false, Err(e)) = (acks_ended_first, &ack_result) {
-        tracing::error!(error = %format!("{e:#}"), "acknowledging failed");
+        tracing::error!(error = %crate::error_text::error_text(e), "acknowledging failed");
     }
     if produce_result.is_ok() && ack_result.is_ok() {
         let _ = final_ack_tx.send(());

@@ -286,7 +286,7 @@ impl OrderedSource for MysqlOrdered {
                 }
                 Err(e) if started.elapsed() < wait.timeout => {
                     if !read_failed {
-                        tracing::warn!(error = %format!("{e:#}"), "reading the connector's offsets record failed; retrying until --lag-timeout");
+                        tracing::warn!(error = %crate::error_text::error_text(&e), "reading the connector's offsets record failed; retrying until --lag-timeout");
                         read_failed = true;
                     }
                     tokio::time::sleep(POLL).await;
@@ -305,7 +305,7 @@ impl OrderedSource for MysqlOrdered {
                     Ok(idle) => idle,
                     Err(e) => {
                         if !idle_check_failed {
-                            tracing::warn!(error = %format!("{e:#}"), "cannot read the binlog between the stored position and the snapshot point; an idle connector will show as lagging");
+                            tracing::warn!(error = %crate::error_text::error_text(&e), "cannot read the binlog between the stored position and the snapshot point; an idle connector will show as lagging");
                             idle_check_failed = true;
                         }
                         false

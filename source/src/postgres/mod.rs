@@ -231,7 +231,14 @@ impl Source for PostgresSource {
     ) -> Result<(), SourceError> {
         tokio::spawn(slot_lag::watch(self.config.clone()));
         let durable = self.durable.clone();
-        let result = self.capture(resume.snapshotted, changes, shutdown).await;
+        let (url, password) = (self.config.url.clone(), self.config.password.clone());
+        let result = match self.capture(resume.snapshotted, changes, shutdown).await {
+            // 42704/55000 may name a publication or a setting, not the slot.
+            Err(e @ SourceError::SlotRefused { .. }) => {
+                Err(setup::confirm_slot_refusal(&url, password.as_deref(), e).await)
+            }
+            other => other,
+        };
         if result.is_ok() {
             tracing::info!(durable_lsn = %durable.get(), "PostgreSQL reader stopped");
         }

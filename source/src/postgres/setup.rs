@@ -129,6 +129,41 @@ pub async fn slot_info(client: &Client, slot: &str) -> Result<Option<SlotInfo>, 
     }))
 }
 
+/// A [`SourceError::SlotRefused`] checked against the catalog. The server's
+/// SQLSTATEs 42704 and 55000 say the slot is missing or invalidated, but
+/// also a missing publication (pgoutput's "publication … does not exist")
+/// or a server setting; the slot-refused message tells the user to drop the
+/// slot and re-snapshot, which for a healthy slot would throw its position
+/// away. So when the slot exists and still holds its WAL, the error is the
+/// server's refusal as it was (a `ReplicationStream` error, whose message is
+/// the server's and names what it refused). Any other error, and a refusal
+/// whose slot cannot be looked up, is returned unchanged.
+pub async fn confirm_slot_refusal(
+    url: &str,
+    password: Option<&str>,
+    error: SourceError,
+) -> SourceError {
+    let SourceError::SlotRefused { slot, source } = error else {
+        return error;
+    };
+    let healthy = match super::connect(url, password).await {
+        Ok(client) => matches!(
+            slot_info(&client, &slot).await,
+            Ok(Some(info)) if info.wal_status.as_deref() != Some("lost")
+        ),
+        Err(_) => false,
+    };
+    if healthy {
+        SourceError::ReplicationStream {
+            slot,
+            doing: "streaming (the slot exists and holds its WAL; the server refused for the reason it gives)",
+            source,
+        }
+    } else {
+        SourceError::SlotRefused { slot, source }
+    }
+}
+
 /// Checks that an existing slot can serve kappa: logical, pgoutput, this
 /// database, WAL not lost.
 pub fn check_slot(slot: &str, info: &SlotInfo, database: &str) -> Result<(), SourceError> {

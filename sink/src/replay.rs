@@ -14,7 +14,7 @@
 //! a partition, which is all compaction and keys need (one key, one
 //! partition).
 
-use crate::error::SinkError;
+use crate::error::{ErrorKind, SinkError};
 use crate::kafka::KafkaConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -162,12 +162,29 @@ pub fn topic_exists(kafka: &KafkaConfig, topic: &str) -> Result<bool, SinkError>
         .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
 }
 
+/// Runs `request` again while it fails for a passing reason (a broker just
+/// restarted answers NotLeaderForPartition until leadership settles), for at
+/// most [`STALL`]; then, or on any other failure, its error.
+fn while_transient<T>(mut request: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let started = std::time::Instant::now();
+    loop {
+        match request() {
+            Err(e)
+                if crate::error::kafka_kind(&e) == ErrorKind::Transient
+                    && started.elapsed() < STALL =>
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Fixes the partitions and end offsets of a replay of `topic`.
 pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPlan, SinkError> {
     let fail = broker_error(kafka);
     let consumer = consumer(kafka)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+    let metadata = while_transient(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT))
         .map_err(|e| fail(format!("reading metadata of topic {topic}: {e}"), e))?;
     let mut ids: Vec<i32> = metadata
         .topics()
@@ -185,14 +202,14 @@ pub fn plan(kafka: &KafkaConfig, topic: &str, bound: &Bound) -> Result<ReplayPla
     }
     let mut partitions = Vec::with_capacity(ids.len());
     for &partition in &ids {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-            .map_err(|e| {
-                fail(
-                    format!("reading end offsets of {topic}/{partition}: {e}"),
-                    e,
-                )
-            })?;
+        let (low, high) =
+            while_transient(|| consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT))
+                .map_err(|e| {
+                    fail(
+                        format!("reading end offsets of {topic}/{partition}: {e}"),
+                        e,
+                    )
+                })?;
         partitions.push(PartitionRange {
             partition,
             low,

@@ -73,8 +73,91 @@ pub enum SourceError {
              add one (ALTER TABLE {table} ADD PRIMARY KEY (...)), or ALTER TABLE {table} REPLICA IDENTITY USING INDEX <unique index>, \
              or set skip_tables_without_key = true to leave it out with a warning")]
     NoPrimaryKey { table: TableName },
-    #[error("{0}")]
-    Setup(String),
+    #[error("{reason}")]
+    BadTableName { name: String, reason: String },
+    #[error("no table matches {patterns:?} (minus {excluded:?}): check `tables` in {section}")]
+    NoTableMatches {
+        patterns: Vec<String>,
+        excluded: Vec<String>,
+        section: String,
+    },
+    #[error("table {table} has REPLICA IDENTITY NOTHING: its DELETEs carry no key. Run: ALTER TABLE {quoted} REPLICA IDENTITY DEFAULT (or FULL)")]
+    ReplicaIdentityNothing { table: TableName, quoted: String },
+    #[error("table {table}: columns {columns:?} may be stored out of line (TOAST), and with REPLICA IDENTITY {identity} an UPDATE that \
+             leaves them unchanged does not carry their values; it is set to unchanged_toast = \"refuse\" and kappa \
+             never writes a placeholder. Fix: ALTER TABLE {quoted} REPLICA IDENTITY FULL; — or let kappa fetch such \
+             values by key: remove unchanged_toast = \"refuse\" from [source.postgres.table_options.\"{table}\"] \
+             (or set it to \"fetch\", the default)")]
+    UnchangedToastRefused {
+        table: TableName,
+        columns: Vec<String>,
+        identity: &'static str,
+        quoted: String,
+    },
+    #[error("replication slot {slot} is gone, but the offsets record says tables {snapshotted:?} were snapshotted through it: \
+             changes made since are lost to kappa. Re-snapshot: delete the topics and the connector's offsets \
+             record (or use a new connector name and topic prefix), then start again")]
+    SlotGone {
+        slot: String,
+        snapshotted: Vec<String>,
+    },
+    #[error("replication slot {slot} exists but uses plugin {plugin:?}, not pgoutput; choose another `slot` name in the config")]
+    SlotPlugin {
+        slot: String,
+        plugin: Option<String>,
+    },
+    #[error("replication slot {slot} belongs to database {found:?}, not {database}; choose another `slot` name")]
+    SlotDatabase {
+        slot: String,
+        found: Option<String>,
+        database: String,
+    },
+    #[error("replication slot {slot} has lost WAL it still needed (wal_status = lost): changes are gone. \
+             Drop the slot (SELECT pg_drop_replication_slot('{slot}')), delete the topics and the connector's \
+             offsets record, and start again to re-snapshot")]
+    SlotWalLost { slot: String },
+    #[error("replication slot {slot} is in use by server process {pid} (application_name {holder:?}) and was not released within {seconds}s: another connector streams from it. Stop that one, or give this connector its own `slot` name; to end the session: SELECT pg_terminate_backend({pid})")]
+    SlotInUse {
+        slot: String,
+        pid: i32,
+        holder: String,
+        seconds: u64,
+    },
+    #[error("MySQL URL {url:?} is invalid: {reason} (expected mysql://user@host:3306/)")]
+    InvalidMysqlUrl { url: String, reason: String },
+    #[error("the server has {name} = {found:?}; kappa needs {name} = {want} (in my.cnf: log_bin, binlog_format = ROW, \
+             binlog_row_image = FULL, binlog_row_metadata = FULL; then restart the server)")]
+    BinlogSetting {
+        name: &'static str,
+        found: String,
+        want: &'static str,
+    },
+    #[error("the server has {name} = ON: kappa does not decode compressed binlog events yet. {fix}; \
+             events already written compressed cannot be read, so re-snapshot if any were written since \
+             the connector's stored position")]
+    BinlogCompressed {
+        name: &'static str,
+        fix: &'static str,
+    },
+    #[error("SHOW MASTER STATUS returned nothing: binary logging is off (set log_bin and restart the server)")]
+    BinaryLoggingOff,
+    #[error("the server has binlog_order_commits = OFF: engine commits may then become visible out of \
+             binlog order and a chunk could carry a row older than the stream's; set it ON (the default)")]
+    BinlogOrderCommitsOff,
+    #[error(
+        "table {table} has no primary key, so its records cannot be keyed: add one \
+             (ALTER TABLE {quoted} ADD PRIMARY KEY (...)), or leave it out with exclude_tables"
+    )]
+    MysqlNoPrimaryKey { table: TableName, quoted: String },
+    #[error("the definition of {tables} changed (TRUNCATE or ALTER TABLE) during each of {reads} snapshot reads; run kappa again when those DDL statements are not running")]
+    DefinitionKeptChanging { tables: String, reads: usize },
+    #[error("the signal table {signal} does not exist: the connector creates it when it starts with \
+             signal_table = \"{signal}\" under [source.mysql]; (re)start `kappa run` with that config first")]
+    NoSuchSignalTable { signal: TableName },
+    /// The MySQL reader's catalog session was not reopened after a lost
+    /// connection: a kappa bug.
+    #[error("no catalog session")]
+    NoCatalogSession,
     #[error("table {}, column {}: cannot read value {:?} as {}: {}", .0.table, .0.column, .0.value, .0.expected, .0.reason)]
     BadValue(Box<BadValue>),
     #[error("change stream could not be decoded: {0}")]
@@ -121,7 +204,25 @@ impl SourceError {
             | E::TwoPhaseXa { .. }
             | E::NoSuchTable { .. }
             | E::NoPrimaryKey { .. }
-            | E::Setup(_) => ErrorKind::Configuration,
+            | E::BadTableName { .. }
+            | E::NoTableMatches { .. }
+            | E::ReplicaIdentityNothing { .. }
+            | E::UnchangedToastRefused { .. }
+            | E::SlotGone { .. }
+            | E::SlotPlugin { .. }
+            | E::SlotDatabase { .. }
+            | E::SlotWalLost { .. }
+            | E::SlotInUse { .. }
+            | E::InvalidMysqlUrl { .. }
+            | E::BinlogSetting { .. }
+            | E::BinlogCompressed { .. }
+            | E::BinaryLoggingOff
+            | E::BinlogOrderCommitsOff
+            | E::MysqlNoPrimaryKey { .. }
+            | E::NoSuchSignalTable { .. } => ErrorKind::Configuration,
+            // Another statement's DDL: the next attempt may not meet it.
+            E::DefinitionKeptChanging { .. } => ErrorKind::Transient,
+            E::NoCatalogSession => ErrorKind::Definite,
             E::Schema(e) => e.kind(),
             E::BadValue(_) | E::Protocol(_) | E::Unsupported { .. } | E::ConsumerGone => {
                 ErrorKind::Definite

@@ -57,14 +57,19 @@ pub fn check_matched(
 ) -> Result<(), SourceError> {
     for pattern in patterns {
         if !pattern.contains('*') && !names.iter().any(|n| &n.to_string() == pattern) {
-            let table = TableName::parse(pattern).map_err(SourceError::Setup)?;
+            let table = TableName::parse(pattern).map_err(|reason| SourceError::BadTableName {
+                name: pattern.clone(),
+                reason,
+            })?;
             return Err(SourceError::NoSuchTable { table });
         }
     }
     if names.is_empty() {
-        return Err(SourceError::Setup(format!(
-            "no table matches {patterns:?} (minus {excluded:?}): check `tables` in {section}"
-        )));
+        return Err(SourceError::NoTableMatches {
+            patterns: patterns.to_vec(),
+            excluded: excluded.to_vec(),
+            section: section.to_string(),
+        });
     }
     Ok(())
 }

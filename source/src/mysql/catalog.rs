@@ -180,11 +180,10 @@ pub async fn load_table(conn: &mut Conn, name: &TableName) -> Result<MysqlTable,
         .await
         .map_err(query_error(doing()))?;
     if key_names.is_empty() {
-        return Err(SourceError::Setup(format!(
-            "table {name} has no primary key, so its records cannot be keyed: add one \
-             (ALTER TABLE {} ADD PRIMARY KEY (...)), or leave it out with exclude_tables",
-            quote_table(name)
-        )));
+        return Err(SourceError::MysqlNoPrimaryKey {
+            table: name.clone(),
+            quoted: quote_table(name),
+        });
     }
     let mut columns = Vec::with_capacity(rows.len());
     let mut mysql_columns = Vec::with_capacity(rows.len());
@@ -212,11 +211,13 @@ pub async fn load_table(conn: &mut Conn, name: &TableName) -> Result<MysqlTable,
     let key_columns = key_names
         .iter()
         .map(|k| {
-            columns.iter().position(|c| &c.name == k).ok_or_else(|| {
-                SourceError::Setup(format!(
-                    "table {name}: key column {k} not among its columns"
-                ))
-            })
+            columns
+                .iter()
+                .position(|c| &c.name == k)
+                .ok_or_else(|| SourceError::Unsupported {
+                    table: name.clone(),
+                    reason: format!("key column {k} not among its columns"),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     for &k in &key_columns {

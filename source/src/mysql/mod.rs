@@ -72,11 +72,9 @@ pub fn quote_ident(name: &str) -> String {
 
 /// The connection options from the URL, with the password override.
 pub fn opts(url: &str, password: Option<&str>) -> Result<Opts, SourceError> {
-    let parsed = Opts::from_url(url).map_err(|e| {
-        SourceError::Setup(format!(
-            "MySQL URL {:?} is invalid: {e} (expected mysql://user@host:3306/)",
-            crate::redact_url(url)
-        ))
+    let parsed = Opts::from_url(url).map_err(|e| SourceError::InvalidMysqlUrl {
+        url: crate::redact_url(url),
+        reason: e.to_string(),
     })?;
     let mut builder = OptsBuilder::from_opts(parsed);
     if let Some(password) = password {
@@ -125,11 +123,11 @@ async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
         ("binlog_row_metadata", "FULL"),
     ] {
         if get(name).as_deref() != Some(want) {
-            return Err(SourceError::Setup(format!(
-                "the server has {name} = {:?}; kappa needs {name} = {want} (in my.cnf: log_bin, binlog_format = ROW, \
-                 binlog_row_image = FULL, binlog_row_metadata = FULL; then restart the server)",
-                get(name).unwrap_or_default()
-            )));
+            return Err(SourceError::BinlogSetting {
+                name,
+                found: get(name).unwrap_or_default(),
+                want,
+            });
         }
     }
     // Compressed events are refused where they are met too (events.rs,
@@ -145,11 +143,7 @@ async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
         ),
     ] {
         if get(name).as_deref() == Some("ON") {
-            return Err(SourceError::Setup(format!(
-                "the server has {name} = ON: kappa does not decode compressed binlog events yet. {fix}; \
-                 events already written compressed cannot be read, so re-snapshot if any were written since \
-                 the connector's stored position"
-            )));
+            return Err(SourceError::BinlogCompressed { name, fix });
         }
     }
     Ok(())

@@ -135,10 +135,9 @@ pub async fn request(
         .await
         .map_err(query_error("looking for the signal table"))?;
     if exists != Some(1) {
-        return Err(SourceError::Setup(format!(
-            "the signal table {signal} does not exist: the connector creates it when it starts with \
-             signal_table = \"{signal}\" under [source.mysql]; (re)start `kappa run` with that config first"
-        )));
+        return Err(SourceError::NoSuchSignalTable {
+            signal: signal.clone(),
+        });
     }
     insert_signal(&mut conn, signal, connector, REQUEST, &table.to_string()).await?;
     let position = super::snapshot::current_position(&mut conn).await?;
@@ -221,11 +220,7 @@ pub async fn start(
         .await
     {
         let _ = conn.disconnect().await;
-        return Err(SourceError::Setup(
-            "the server has binlog_order_commits = OFF: engine commits may then become visible out of \
-             binlog order and a chunk could carry a row older than the stream's; set it ON (the default)"
-                .into(),
-        ));
+        return Err(SourceError::BinlogOrderCommitsOff);
     }
     // Each chunk SELECT sees committed rows only: a row of a transaction
     // that later rolls back never reaches the binlog, so no change would

@@ -87,10 +87,10 @@ pub async fn snapshot(
         pending = changed;
     }
     let names: Vec<String> = pending.iter().map(|t| t.schema.name.to_string()).collect();
-    Err(SourceError::Setup(format!(
-        "the definition of {} changed (TRUNCATE or ALTER TABLE) during each of {READ_VIEWS} snapshot reads; run kappa again when those DDL statements are not running",
-        names.join(", ")
-    )))
+    Err(SourceError::DefinitionKeptChanging {
+        tables: names.join(", "),
+        reads: READ_VIEWS,
+    })
 }
 
 /// How many read views one snapshot may take before a table whose definition
@@ -143,11 +143,7 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogPosition, SourceE
         .map_err(query_error(
             "reading the binlog position (SHOW MASTER STATUS)",
         ))?;
-    let row = row.ok_or_else(|| {
-        SourceError::Setup(
-            "SHOW MASTER STATUS returned nothing: binary logging is off (set log_bin and restart the server)".into(),
-        )
-    })?;
+    let row = row.ok_or_else(|| SourceError::BinaryLoggingOff)?;
     let file: Option<String> = row.get(0);
     let pos: Option<u64> = row.get(1);
     let (Some(file), Some(pos)) = (file, pos) else {

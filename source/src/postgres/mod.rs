@@ -371,13 +371,10 @@ impl PostgresSource {
             .map_err(|e| stream::replication_error(&config.slot, "connecting", e))?;
         match existing {
             None if !snapshotted.is_empty() => {
-                return Err(SourceError::Setup(format!(
-                    "replication slot {slot} is gone, but the offsets record says tables {:?} were snapshotted through it: \
-                     changes made since are lost to kappa. Re-snapshot: delete the topics and the connector's offsets \
-                     record (or use a new connector name and topic prefix), then start again",
-                    snapshotted.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    slot = config.slot
-                )));
+                return Err(SourceError::SlotGone {
+                    slot: config.slot.clone(),
+                    snapshotted: snapshotted.iter().map(ToString::to_string).collect(),
+                });
             }
             None => {
                 let sql = format!(
@@ -569,20 +566,18 @@ pub fn check_images(table: &CatalogTable, refuse_toast: bool) -> Result<bool, So
     let name = &table.schema.name;
     let quoted = setup::quote_table(name);
     if table.replica_identity == 'n' {
-        return Err(SourceError::Setup(format!(
-            "table {name} has REPLICA IDENTITY NOTHING: its DELETEs carry no key. Run: ALTER TABLE {quoted} REPLICA IDENTITY DEFAULT (or FULL)"
-        )));
+        return Err(SourceError::ReplicaIdentityNothing {
+            table: name.clone(),
+            quoted,
+        });
     }
     if table.replica_identity != 'f' && !table.toastable.is_empty() && refuse_toast {
-        return Err(SourceError::Setup(format!(
-            "table {name}: columns {:?} may be stored out of line (TOAST), and with REPLICA IDENTITY {} an UPDATE that \
-             leaves them unchanged does not carry their values; it is set to unchanged_toast = \"refuse\" and kappa \
-             never writes a placeholder. Fix: ALTER TABLE {quoted} REPLICA IDENTITY FULL; — or let kappa fetch such \
-             values by key: remove unchanged_toast = \"refuse\" from [source.postgres.table_options.\"{name}\"] \
-             (or set it to \"fetch\", the default)",
-            table.toastable,
-            identity_name(table.replica_identity)
-        )));
+        return Err(SourceError::UnchangedToastRefused {
+            table: name.clone(),
+            columns: table.toastable.clone(),
+            identity: identity_name(table.replica_identity),
+            quoted,
+        });
     }
     Ok(needs_toast_fetch(table, refuse_toast))
 }

@@ -168,23 +168,22 @@ pub async fn confirm_slot_refusal(
 /// database, WAL not lost.
 pub fn check_slot(slot: &str, info: &SlotInfo, database: &str) -> Result<(), SourceError> {
     if info.plugin.as_deref() != Some("pgoutput") {
-        return Err(SourceError::Setup(format!(
-            "replication slot {slot} exists but uses plugin {:?}, not pgoutput; choose another `slot` name in the config",
-            info.plugin
-        )));
+        return Err(SourceError::SlotPlugin {
+            slot: slot.to_string(),
+            plugin: info.plugin.clone(),
+        });
     }
     if info.database.as_deref() != Some(database) {
-        return Err(SourceError::Setup(format!(
-            "replication slot {slot} belongs to database {:?}, not {database}; choose another `slot` name",
-            info.database
-        )));
+        return Err(SourceError::SlotDatabase {
+            slot: slot.to_string(),
+            found: info.database.clone(),
+            database: database.to_string(),
+        });
     }
     if info.wal_status.as_deref() == Some("lost") {
-        return Err(SourceError::Setup(format!(
-            "replication slot {slot} has lost WAL it still needed (wal_status = lost): changes are gone. \
-             Drop the slot (SELECT pg_drop_replication_slot('{slot}')), delete the topics and the connector's \
-             offsets record, and start again to re-snapshot"
-        )));
+        return Err(SourceError::SlotWalLost {
+            slot: slot.to_string(),
+        });
     }
     Ok(())
 }
@@ -222,10 +221,12 @@ pub async fn wait_slot_released(
         };
         let holder = holder.unwrap_or_default();
         if started.elapsed() >= timeout {
-            return Err(SourceError::Setup(format!(
-                "replication slot {slot} is in use by server process {pid} (application_name {holder:?}) and was not released within {}s: another connector streams from it. Stop that one, or give this connector its own `slot` name; to end the session: SELECT pg_terminate_backend({pid})",
-                timeout.as_secs()
-            )));
+            return Err(SourceError::SlotInUse {
+                slot: slot.to_string(),
+                pid,
+                holder,
+                seconds: timeout.as_secs(),
+            });
         }
         if !warned {
             tracing::warn!(%slot, pid, %holder, "replication slot is in use; waiting for it to be released");

@@ -44,9 +44,7 @@ impl Streamer {
         if self.side.is_none() {
             self.side = Some(connect(&self.config.url, self.config.password.as_deref()).await?);
         }
-        self.side
-            .as_mut()
-            .ok_or_else(|| SourceError::Setup("no catalog session".into()))
+        self.side.as_mut().ok_or(SourceError::NoCatalogSession)
     }
 
     pub(super) async fn reload(&mut self, name: &TableName) -> Result<MysqlTable, SourceError> {
@@ -54,7 +52,7 @@ impl Streamer {
             self.side = Some(connect(&self.config.url, self.config.password.as_deref()).await?);
         }
         let Some(side) = self.side.as_mut() else {
-            return Err(SourceError::Setup("no catalog session".into()));
+            return Err(SourceError::NoCatalogSession);
         };
         let table = load_table(side, name).await?;
         tracing::info!(table = %name, columns = table.schema.columns.len(), "table shape reloaded after DDL");

@@ -141,4 +141,6 @@ async fn stop_on_signal(stop: watch::Sender<bool>) {
 #[cfg(test)]
 mod acknowledge_tests;
 #[cfg(test)]
+mod mock_kafka;
+#[cfg(test)]
 mod streaming_tests;

@@ -24,20 +24,10 @@ const TOPIC: &str = "kappa_ack_records";
 const OFFSETS: &str = "offsets";
 
 fn cluster() -> MockCluster<'static, DefaultProducerContext> {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    mock.create_topic(TOPIC, 1, 1).expect("topic");
-    mock.create_topic(OFFSETS, 1, 1).expect("offsets topic");
-    mock
+    super::mock_kafka::cluster(&[TOPIC, OFFSETS])
 }
 
-/// A producer on the mock cluster; deliveries give up after 3 s.
-fn kafka(mock: &MockCluster<'static, DefaultProducerContext>) -> KafkaConfig {
-    let mut kafka = KafkaConfig::new(mock.bootstrap_servers());
-    kafka
-        .properties
-        .push(("message.timeout.ms".into(), "3000".into()));
-    kafka
-}
+use super::mock_kafka::kafka;
 
 /// The acknowledgement task of a source that only acknowledges (as
 /// PostgreSQL's does) when `stores_committed` is false, or whose committed

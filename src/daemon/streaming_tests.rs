@@ -190,20 +190,10 @@ async fn registry() -> Registry {
 }
 
 fn cluster() -> MockCluster<'static, DefaultProducerContext> {
-    let mock = MockCluster::new(1).expect("mock cluster");
-    mock.create_topic(&topic(), 1, 1).expect("topic");
-    mock.create_topic(OFFSETS, 1, 1).expect("offsets topic");
-    mock
+    super::mock_kafka::cluster(&[&topic(), OFFSETS])
 }
 
-/// Deliveries give up after 3 s.
-fn kafka(mock: &MockCluster<'static, DefaultProducerContext>) -> KafkaConfig {
-    let mut kafka = KafkaConfig::new(mock.bootstrap_servers());
-    kafka
-        .properties
-        .push(("message.timeout.ms".into(), "3000".into()));
-    kafka
-}
+use super::mock_kafka::kafka;
 
 /// Streams `batches` from a scripted source; what it saw, and how the
 /// daemon ended.

@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 /// its key columns in key order (the primary key, or else the replica
 /// identity index), and what decides how complete its change images are.
 #[derive(Debug, Clone)]
-pub struct CatalogTable {
+pub struct PgTable {
     pub oid: u32,
     pub schema: Arc<TableSchema>,
     pub key_names: Vec<String>,
@@ -157,7 +157,7 @@ pub(crate) async fn load_domains(client: &Client) -> Result<(), SourceError> {
 /// with neither is refused (its records could not be keyed). Also refreshes
 /// the known domains, so a stream that sees this table's Relation message
 /// maps its domain columns as this shape does.
-pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTable, SourceError> {
+pub async fn load_table(client: &Client, name: &TableName) -> Result<PgTable, SourceError> {
     load_domains(client).await?;
     let rows = client
         .query(TABLE_QUERY, &[&name.schema, &name.table])
@@ -202,7 +202,7 @@ pub async fn load_table(client: &Client, name: &TableName) -> Result<CatalogTabl
         .filter(|(c, storage)| storage.as_str() != "p" && !key_names.contains(&c.name))
         .map(|(c, _)| c.name.clone())
         .collect();
-    Ok(CatalogTable {
+    Ok(PgTable {
         oid,
         schema: Arc::new(schema),
         key_names,

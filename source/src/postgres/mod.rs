@@ -35,7 +35,7 @@ use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
 use crate::source::{Acknowledger, CatchUp, Shutdown, Source, SourceStatus};
 use crate::stream_bounds::reconnect_backoff;
-use catalog::{load_table, CatalogTable};
+use catalog::{load_table, PgTable};
 use kappa_schemas::{ChangeBatch, Checkpoint, ConnectorState, Lsn, TableName};
 use pgwire_replication::{FeedbackObserver, ReplicationClient, ReplicationConfig};
 use std::collections::HashMap;
@@ -129,7 +129,7 @@ pub async fn pinned_session(
 /// The PostgreSQL reader.
 pub struct PostgresSource {
     config: PostgresSourceConfig,
-    tables: Vec<CatalogTable>,
+    tables: Vec<PgTable>,
     /// How far the daemon has made the stream durable: written by the
     /// [`Acknowledger`], read when the slot is confirmed.
     durable: DurablePosition,
@@ -361,7 +361,7 @@ impl PostgresSource {
                 source,
             })?
             .get(0);
-        let pending: Vec<&CatalogTable> = tables
+        let pending: Vec<&PgTable> = tables
             .iter()
             .filter(|t| !snapshotted.contains(&t.schema.name))
             .collect();
@@ -434,7 +434,7 @@ impl PostgresSource {
             .iter()
             .map(|t| (t.schema.name.clone(), t.key_names.clone()))
             .collect();
-        let fetch: Vec<&CatalogTable> = tables
+        let fetch: Vec<&PgTable> = tables
             .iter()
             .filter(|t| needs_toast_fetch(t, config.toast_refuse.contains(&t.schema.name)))
             .collect();
@@ -512,7 +512,7 @@ impl PostgresSource {
         &self,
         client: &Client,
         exported: Option<&str>,
-        tables: &[&CatalogTable],
+        tables: &[&PgTable],
         resume_from: Lsn,
         tx: &mpsc::Sender<ChangeBatch<Lsn>>,
     ) -> Result<(), SourceError> {
@@ -544,7 +544,7 @@ impl PostgresSource {
 /// Whether `table`'s UPDATEs can leave a TOASTed value out of the stream
 /// (TOAST-able columns under DEFAULT or USING INDEX identity) and fetch mode
 /// fills it (the table is not set to `refuse`).
-fn needs_toast_fetch(table: &CatalogTable, refuse: bool) -> bool {
+fn needs_toast_fetch(table: &PgTable, refuse: bool) -> bool {
     table.replica_identity != 'f' && !table.toastable.is_empty() && !refuse
 }
 
@@ -562,7 +562,7 @@ fn identity_name(identity: char) -> &'static str {
 /// `unchanged_toast = "refuse"`. A placeholder value would become, after
 /// compaction, the only copy. Returns whether the table's unchanged TOAST
 /// values are fetched by key.
-pub fn check_images(table: &CatalogTable, refuse_toast: bool) -> Result<bool, SourceError> {
+pub fn check_images(table: &PgTable, refuse_toast: bool) -> Result<bool, SourceError> {
     let name = &table.schema.name;
     let quoted = setup::quote_table(name);
     if table.replica_identity == 'n' {

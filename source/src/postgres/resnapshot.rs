@@ -39,7 +39,7 @@
 //! than the request message, so after a crash the request is read again and
 //! the re-snapshot starts over (its records so far are harmless duplicates).
 
-use super::catalog::{load_table, CatalogTable};
+use super::catalog::{load_table, PgTable};
 use super::setup::{quote_ident, quote_table};
 use super::text::{column_from_text, text_params};
 use super::{connect, pinned_session};
@@ -123,7 +123,7 @@ pub async fn start(
 /// messages, chunks are read in key order as text.
 pub struct PgChunks {
     client: Client,
-    table: CatalogTable,
+    table: PgTable,
     /// The stream's current shape of the table, used for emitted rows.
     schema: Arc<TableSchema>,
 }

@@ -14,7 +14,7 @@
 //! UPDATE is not emitted (it would need a placeholder), and the DELETE that
 //! follows writes the tombstone.
 
-use super::catalog::CatalogTable;
+use super::catalog::PgTable;
 use super::pinned_session;
 use super::setup::{quote_ident, quote_table};
 use super::text::{column_from_text, text_params};
@@ -157,7 +157,7 @@ impl ToastFetcher {
     pub async fn open(
         url: &str,
         password: Option<&str>,
-        tables: &[&CatalogTable],
+        tables: &[&PgTable],
     ) -> Result<Self, SourceError> {
         let client = pinned_session(url, password, FETCH_SESSION).await?;
         let queries = tables

@@ -49,6 +49,7 @@ mod mysql_source;
 pub mod oracle;
 mod oracle_mysql;
 mod oracle_pg;
+mod pg_source;
 mod rebuilt;
 mod report;
 mod source;
@@ -64,10 +65,11 @@ use kappa_sink::KafkaConfig;
 use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
 use mysql_source::MysqlOrdered;
+use pg_source::PgOrdered;
 pub use report::{exit_code, print_report};
 use serde::Serialize;
 pub use source::{Connector, ConnectorWait};
-use source::{ConnectorPosition, OrderedSource, PostgresTable};
+use source::{ConnectorPosition, OrderedSource};
 
 /// Differences kept in full (for detail and re-checks); past this they are
 /// only counted.
@@ -192,7 +194,7 @@ async fn verify_by_kappa(
     if let Some(Connector::Offsets { .. }) = options.connector {
         bail!("the config names a MySQL connector but the source is PostgreSQL: pass the PostgreSQL connector's config, or its slot with --slot");
     }
-    let source = PostgresTable::open(
+    let source = PgOrdered::open(
         &options.source_url,
         options.password.as_deref(),
         &options.table,
@@ -302,7 +304,7 @@ async fn compare<S: OrderedSource>(
                     .flatten()
             });
             let mut rebuilt_table =
-                PostgresTable::open(url, password.as_deref(), name, &dir).await?;
+                PgOrdered::open(url, password.as_deref(), name, &dir).await?;
             rebuilt_table.begin_snapshot().await?;
             let rows = rebuilt::stream_table(rebuilt_table, table.clone());
             merge::merge(&mut source, rows, KEPT).await?

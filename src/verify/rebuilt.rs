@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use super::source::{OrderedSource, PostgresTable};
+use super::pg_source::PgOrdered;
+use super::source::OrderedSource;
 
 /// One rebuilt row: its order key and, per source column, the rebuilt
 /// value (`None`: the rebuilt schema has no such field).
@@ -56,7 +57,7 @@ pub fn stream(
 /// begun), laid out in `table`'s column order. Errors arrive as the
 /// channel's last item.
 pub fn stream_table(
-    mut rebuilt: PostgresTable,
+    mut rebuilt: PgOrdered,
     table: Arc<TableSchema>,
 ) -> mpsc::Receiver<anyhow::Result<Vec<RebuiltRow>>> {
     let (tx, rx) = mpsc::channel(4);

@@ -254,6 +254,88 @@ async fn resnapshot_repairs_a_broken_topic_while_a_writer_changes_rows() {
     p.cleanup().await;
 }
 
+/// A binlog connection lost in the middle of a re-snapshot ends it (one
+/// failure policy for both readers), and the stream resumes from its request,
+/// so it starts over and completes without a restart of kappa (as the
+/// PostgreSQL reader's slot, held at the request, makes it there). The
+/// connector has a user of its own, so only its binlog dump is killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resnapshot_cut_by_a_lost_binlog_connection_starts_over_and_completes() {
+    let mut p = MysqlPipeline::new(
+        "kmy_resnap_lost",
+        1,
+        "CREATE TABLE {db0}.t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(64))",
+    )
+    .await;
+    let db = p.databases[0].clone();
+    let table = format!("{db}.t");
+    let user = p.name.clone();
+    p.exec(&format!(
+        "CREATE USER '{user}'@'127.0.0.1'; GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'"
+    ))
+    .await;
+    let url = common::mysql::mysql_url();
+    let own = url.replacen("://root@", &format!("://{user}@"), 1);
+    assert_ne!(own, url, "MYSQL_URL names user root: {url}");
+    common::edit_config(
+        &p.config,
+        &format!("url = \"{url}\""),
+        &format!("url = \"{own}\""),
+    );
+    set_mysql_option(&p, &format!("signal_table = \"{db}.kappa_signal\""));
+    // Small chunks: the re-snapshot runs long enough to be cut.
+    common::edit_config(
+        &p.config,
+        "snapshot_chunk_rows = 1000",
+        "snapshot_chunk_rows = 10",
+    );
+    p.commit(&insert_rows(&table)).await;
+    p.start().await;
+    let position = p
+        .commit(&format!("UPDATE {table} SET note = 'seen' WHERE id = 1"))
+        .await;
+    p.wait_stored(&position).await;
+    let broken = break_topic(&p.topic(&table), 7).await;
+    assert!(broken > 500, "{broken} tombstones");
+
+    let output = common::request_resnapshot(&p.config, &table);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("re-snapshot of"));
+    p.wait_for_current_log("re-snapshot started").await;
+    let dumps: Vec<u64> = p
+        .conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
+            (user.as_str(),),
+        )
+        .await
+        .expect("processlist");
+    assert!(!dumps.is_empty(), "no binlog dump thread of user {user}");
+    for id in dumps {
+        // The thread may have ended meanwhile: an unknown thread is fine.
+        let _ = p.conn.query_drop(format!("KILL CONNECTION {id}")).await;
+    }
+    p.wait_for_current_log("re-snapshot interrupted").await;
+    let log = p.current_log();
+    assert!(
+        !log.contains("re-snapshot complete"),
+        "the re-snapshot completed before its connection was cut:\n{log}"
+    );
+    p.wait_for_current_log("re-snapshot complete").await;
+    let log = p.current_log();
+    assert!(
+        log.matches("re-snapshot started").count() >= 2,
+        "started over after the reconnect:\n{log}"
+    );
+    let last = p
+        .commit(&format!("UPDATE {table} SET note = 'last' WHERE id = 2"))
+        .await;
+    p.wait_stored(&last).await;
+    p.stop();
+    p.assert_verified(&table, ROWS);
+    p.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
+    p.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_without_a_signal_table_names_the_config_key() {
     let p = MysqlPipeline::new(

@@ -60,6 +60,18 @@ pub enum SourceError {
         #[source]
         source: mysql_async::Error,
     },
+    #[error("binlog {file} ends in the middle of an event (at byte {read_to}): the server was killed while \
+             writing it, and its crash recovery rolled back the transaction cut off there. kappa had already \
+             published {bytes} bytes of that transaction's rows, more than the {limit} bytes it keeps to undo \
+             them, so it stops rather than leave rows that never committed on the topics. Nothing past \
+             {committed} is stored. Fix: run the connector under a new name, so it snapshots anew")]
+    BinlogTruncatedUndoTooLarge {
+        file: String,
+        read_to: u64,
+        committed: String,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("binlog position {position}: a two-phase XA transaction writes captured table {table} \
              (XA START … XA END, XA PREPARE; committed or rolled back later). kappa does not capture \
              two-phase XA yet: whether its rows will exist is decided after they are in the binlog. \
@@ -201,6 +213,7 @@ impl SourceError {
             | E::NoSignalTable
             | E::BinlogRefused { .. }
             | E::BinlogPurged { .. }
+            | E::BinlogTruncatedUndoTooLarge { .. }
             | E::TwoPhaseXa { .. }
             | E::NoSuchTable { .. }
             | E::NoPrimaryKey { .. }

@@ -50,6 +50,7 @@ use kappa_schemas::{
 use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_common::binlog::consts::EventFlags;
 use mysql_common::io::ParseBuf;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub use crate::stream_bounds::{PIECE, PIECE_BYTES};
 mod connection;
 mod row_events;
 mod signals;
+mod truncated;
+mod undo;
 
 pub use connection::check_position_exists;
 
@@ -68,11 +71,18 @@ type Row = Vec<Value>;
 
 /// Why a binlog session ended without a fatal error (as the PostgreSQL
 /// stream's `SessionEnd`).
-enum SessionEnd {
+pub(super) enum SessionEnd {
     /// `stop` was requested.
     Stopped,
     /// The connection was lost: reconnect and resume from the last commit.
     Lost(String),
+    /// `file` ends in the middle of an event and `next` follows it: the
+    /// server was killed while writing (`truncated.rs`).
+    TruncatedTail {
+        file: String,
+        size: u64,
+        next: String,
+    },
 }
 
 /// Reads the binlog and hands over committed changes.
@@ -97,6 +107,11 @@ pub struct Streamer {
     pending: Vec<Change>,
     /// Row-event bytes decoded into `pending` since it was last handed over.
     pending_bytes: usize,
+    /// The restores of the open transaction's changes, for a binlog cut off
+    /// inside it (`undo.rs`).
+    undo: undo::Undo,
+    /// The end of the last complete event read in `file`.
+    read_to: u64,
     truncate: Vec<Arc<TableSchema>>,
     /// A session for catalog reloads after DDL.
     side: Option<Conn>,
@@ -150,6 +165,8 @@ impl Streamer {
             prepared_xa: false,
             pending: Vec::new(),
             pending_bytes: 0,
+            undo: undo::Undo::default(),
+            read_to: 0,
             truncate: Vec::new(),
             side: None,
             checksums: true,
@@ -172,6 +189,10 @@ impl Streamer {
         loop {
             match self.session().await? {
                 SessionEnd::Stopped => return Ok(()),
+                SessionEnd::TruncatedTail { file, size, next } => {
+                    self.skip_truncated_tail(&file, size, &next).await?;
+                    continue;
+                }
                 SessionEnd::Lost(reason) => {
                     // A session that got its stream open starts the backoff
                     // over, as the PostgreSQL reader does after reconnecting.
@@ -180,19 +201,17 @@ impl Streamer {
                     }
                     let wait = reconnect_backoff(attempt);
                     attempt += 1;
+                    // A running re-snapshot ends with its session (one
+                    // failure policy for both readers) and starts over when
+                    // its request is read again: resume from the request, as
+                    // the PostgreSQL reader does from its slot's position
+                    // held there. (From the last commit, the request would
+                    // never be read again in this process.)
+                    if let Some(cap) = self.resnapshots.cap() {
+                        self.committed = cap.clone();
+                    }
                     tracing::warn!(%reason, retry_in = ?wait, resume_from = %self.committed, "binlog connection lost; reconnecting");
-                    self.pending.clear();
-                    self.truncate.clear();
-                    self.signals.clear();
-                    self.by_id.clear();
-                    self.signal_ids.clear();
-                    // The catalog session may have died with the server.
-                    self.side = None;
-                    // One failure policy for both readers: a running
-                    // re-snapshot ends with its session. The stored position
-                    // is held before its request, so the request is read
-                    // again and the re-snapshot starts over.
-                    self.resnapshots.session_lost().await;
+                    self.end_session().await;
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -201,6 +220,21 @@ impl Streamer {
                 }
             }
         }
+    }
+
+    /// Forgets what the ended session held: the open transaction (read
+    /// again from `committed`), table ids, the catalog session (it may have
+    /// died with the server) and a running re-snapshot.
+    async fn end_session(&mut self) {
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.undo.clear();
+        self.truncate.clear();
+        self.signals.clear();
+        self.by_id.clear();
+        self.signal_ids.clear();
+        self.side = None;
+        self.resnapshots.session_lost().await;
     }
 
     async fn session(&mut self) -> Result<SessionEnd, SourceError> {
@@ -218,6 +252,7 @@ impl Streamer {
         };
         self.opened = true;
         self.file = self.committed.file.clone();
+        self.read_to = self.committed.pos;
         self.gtid = self.committed.gtid.clone();
         self.described = false;
         tracing::info!(position = %self.committed, server_id = self.config.server_id, "streaming changes");
@@ -256,6 +291,11 @@ impl Streamer {
 
     async fn handle(&mut self, stream: &BinlogStream, event: &Event) -> Result<(), SourceError> {
         let header = event.header();
+        // Artificial events (a ROTATE the server sends first, heartbeats)
+        // carry 0 or no place of this file.
+        if header.log_pos() != 0 && !header.flags().contains(EventFlags::LOG_EVENT_ARTIFICIAL_F) {
+            self.read_to = u64::from(header.log_pos());
+        }
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             self.gtid = mariadb_gtid(event.data(), header.server_id());
             let flags = mariadb_gtid_flags(event.data()).unwrap_or(0);
@@ -282,6 +322,7 @@ impl Streamer {
         match data {
             Some(EventData::RotateEvent(rotate)) => {
                 self.file = rotate_file(rotate.name_raw(), !self.described && self.checksums)?;
+                self.read_to = rotate.position();
             }
             Some(EventData::FormatDescriptionEvent(_)) => self.described = true,
             Some(EventData::GtidEvent(gtid)) => {
@@ -438,6 +479,10 @@ impl Streamer {
         self.resnapshots
             .truncated(self.truncate.iter().map(|t| &t.name))
             .await;
+        match checkpoint {
+            None => self.undo.published(self.pending_bytes),
+            Some(_) => self.undo.clear(),
+        }
         self.pending_bytes = 0;
         let batch = ChangeBatch {
             truncate: std::mem::take(&mut self.truncate),

@@ -5,19 +5,28 @@
 
 use super::*;
 
+/// The server's binlogs, oldest first: (name, size in bytes).
+pub(super) async fn binary_logs(conn: &mut Conn) -> Result<Vec<(String, u64)>, SourceError> {
+    let logs: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(query_error("listing binlogs (SHOW BINARY LOGS)"))?;
+    Ok(logs
+        .iter()
+        .filter_map(|row| Some((row.get::<String, _>(0)?, row.get::<u64, _>(1).unwrap_or(0))))
+        .collect())
+}
+
 /// Fails with [`SourceError::BinlogPurged`] when `position`'s file is no
 /// longer among the server's binlogs.
 pub async fn check_position_exists(
     conn: &mut Conn,
     position: &BinlogPosition,
 ) -> Result<(), SourceError> {
-    let logs: Vec<mysql_async::Row> = conn
-        .query("SHOW BINARY LOGS")
-        .await
-        .map_err(query_error("listing binlogs (SHOW BINARY LOGS)"))?;
-    let present = logs
+    let present = binary_logs(conn)
+        .await?
         .iter()
-        .any(|row| row.get::<String, _>(0).as_deref() == Some(position.file.as_str()));
+        .any(|(name, _)| *name == position.file);
     if present {
         Ok(())
     } else {
@@ -72,13 +81,20 @@ impl Streamer {
         }
         if matches!(&e, mysql_async::Error::Server(server) if server.code == errors::ER_MASTER_FATAL_ERROR_READING_BINLOG)
         {
-            // Whether the file is gone, asked of the server itself; when it
-            // cannot be asked, its refusal is reported as it came.
+            // Whether the file is gone, or ends cut off with a later one
+            // after it, asked of the server itself; when it cannot be asked,
+            // its refusal is reported as it came.
             if let Ok(mut conn) = connect(&self.config.url, self.config.password.as_deref()).await {
                 let purged = check_position_exists(&mut conn, &self.committed).await;
+                let logs = binary_logs(&mut conn).await;
                 let _ = conn.disconnect().await;
                 if let Err(e @ SourceError::BinlogPurged { .. }) = purged {
                     return Err(e);
+                }
+                if let (mysql_async::Error::Server(server), Ok(logs)) = (&e, logs) {
+                    if let Some(end) = truncated::cut_off(&server.message, &self.file, &logs) {
+                        return Ok(end);
+                    }
                 }
             }
             return Err(SourceError::BinlogRefused {

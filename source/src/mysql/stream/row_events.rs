@@ -118,16 +118,37 @@ impl Streamer {
             |row: &Row| -> Row { schema.key_columns.iter().map(|&i| row[i].clone()).collect() };
         let key_changed =
             |old: &Row, new: &Row| schema.key_columns.iter().any(|&i| old[i] != new[i]);
+        // Each change with its restore (see `undo.rs`): what puts its key
+        // back as the before image had it.
         match (before, after) {
-            (None, Some(row)) => self.pending.push(Change::Upsert {
-                table: schema.clone(),
-                row,
-            }),
+            (None, Some(row)) => {
+                self.undo.note(Change::Delete {
+                    table: schema.clone(),
+                    key: key(&row),
+                });
+                self.pending.push(Change::Upsert {
+                    table: schema.clone(),
+                    row,
+                });
+            }
             (Some(old), Some(row)) => {
                 if key_changed(&old, &row) {
                     self.pending.push(Change::Delete {
                         table: schema.clone(),
                         key: key(&old),
+                    });
+                    self.undo.note(Change::Upsert {
+                        table: schema.clone(),
+                        row: old,
+                    });
+                    self.undo.note(Change::Delete {
+                        table: schema.clone(),
+                        key: key(&row),
+                    });
+                } else {
+                    self.undo.note(Change::Upsert {
+                        table: schema.clone(),
+                        row: old,
                     });
                 }
                 self.pending.push(Change::Upsert {
@@ -135,10 +156,16 @@ impl Streamer {
                     row,
                 });
             }
-            (Some(old), None) => self.pending.push(Change::Delete {
-                table: schema.clone(),
-                key: key(&old),
-            }),
+            (Some(old), None) => {
+                self.pending.push(Change::Delete {
+                    table: schema.clone(),
+                    key: key(&old),
+                });
+                self.undo.note(Change::Upsert {
+                    table: schema.clone(),
+                    row: old,
+                });
+            }
             (None, None) => {}
         }
     }

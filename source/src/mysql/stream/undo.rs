@@ -1,0 +1,202 @@
+//! Undoing the published pieces of a transaction the server never committed.
+//!
+//! A large transaction's changes leave in pieces before its commit
+//! ([`PIECE`]), so memory holds one piece. That is safe because the binlog
+//! holds a transaction only once it commits — except at the end of a file
+//! the server was killed while writing (see `truncated.rs`): its crash
+//! recovery rolls back the transaction whose events end mid-way, and kappa
+//! may already have published pieces of it.
+//!
+//! So each change in the pending piece keeps its *restore*: the change that
+//! puts its key back as it was before (an upsert of the before image; a
+//! tombstone for a key the change inserted). The restores of the pieces
+//! published since the last commit are kept until the commit (then dropped);
+//! undoing emits, per key, the restore of its *first* change in the
+//! transaction, which is exactly the state the rollback left. A key's first
+//! change that inserts it found the key absent (the insert would otherwise
+//! have failed), so its tombstone is exact too.
+//!
+//! Bounded: at most [`UNDO_BYTES`] of row data are kept. A transaction that
+//! publishes more is not undoable; only if it is also the one cut off does
+//! kappa stop (`SourceError::BinlogTruncatedUndoTooLarge`) instead of
+//! leaving its rows on the topic.
+
+use super::PIECE;
+use kappa_schemas::Change;
+use std::collections::HashSet;
+
+/// The most row data kept to undo the published pieces of one transaction.
+pub const UNDO_BYTES: usize = 64 << 20;
+
+/// The restores of the current transaction's changes (see the module docs).
+#[derive(Default)]
+pub struct Undo {
+    /// One per change of the pending (unpublished) piece, in order.
+    pending: Vec<Change>,
+    /// Of the pieces published since the last commit, in order.
+    published: Vec<Change>,
+    /// Row-event bytes behind `published`.
+    bytes: usize,
+    /// More than [`UNDO_BYTES`] were published: `published` was dropped.
+    overflowed: bool,
+}
+
+/// Undoing needs more than [`UNDO_BYTES`] of rows kappa did not keep.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UndoTooLarge {
+    /// The row data published before kappa stopped keeping it.
+    pub bytes: usize,
+}
+
+impl Undo {
+    /// The restore of the change just added to the pending piece.
+    pub fn note(&mut self, restore: Change) {
+        self.pending.push(restore);
+    }
+
+    /// The pending piece (of `bytes` row data) was published without a
+    /// commit: its restores are kept until the commit.
+    pub fn published(&mut self, bytes: usize) {
+        if self.overflowed {
+            self.pending.clear();
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > UNDO_BYTES {
+            self.overflowed = true;
+            self.published = Vec::new();
+            self.pending.clear();
+            return;
+        }
+        self.published.append(&mut self.pending);
+    }
+
+    /// The transaction committed, or the stream resumes before it (its
+    /// pieces will be read and noted again): nothing to undo.
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.published = Vec::new();
+        self.bytes = 0;
+        self.overflowed = false;
+    }
+
+    /// The changes that undo every published piece: per key, the restore of
+    /// its first change (the pending piece was never published). Leaves the
+    /// undo empty.
+    pub fn take(&mut self) -> Result<Vec<Change>, UndoTooLarge> {
+        let bytes = self.bytes;
+        let overflowed = self.overflowed;
+        let published = std::mem::take(&mut self.published);
+        self.clear();
+        if overflowed {
+            return Err(UndoTooLarge { bytes });
+        }
+        let mut seen = HashSet::with_capacity(published.len().min(PIECE * 16));
+        Ok(published
+            .into_iter()
+            .filter(|restore| seen.insert(key_of(restore)))
+            .collect())
+    }
+}
+
+/// A change's table and key, as a comparable string (values have no `Hash`).
+fn key_of(change: &Change) -> String {
+    format!("{}\u{0}{:?}", change.table().name, change.key())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kappa_schemas::{TableName, TableSchema, Value};
+    use std::sync::Arc;
+
+    fn schema() -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            name: TableName::new("db", "t"),
+            columns: Vec::new(),
+            key_columns: vec![0],
+        })
+    }
+
+    fn upsert(id: i64, v: &str) -> Change {
+        Change::Upsert {
+            table: schema(),
+            row: vec![Value::Int(id), Value::Text(v.into())],
+        }
+    }
+
+    fn delete(id: i64) -> Change {
+        Change::Delete {
+            table: schema(),
+            key: vec![Value::Int(id)],
+        }
+    }
+
+    fn shown(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert { row, .. } => format!("upsert {:?}", row),
+                Change::Delete { key, .. } => format!("delete {:?}", key),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn undo_restores_each_key_as_before_its_first_change() {
+        let mut undo = Undo::default();
+        // Piece 1: UPDATE 1 'a'→'b', INSERT 2, DELETE 3 (was 'c').
+        undo.note(upsert(1, "a"));
+        undo.note(delete(2));
+        undo.note(upsert(3, "c"));
+        undo.published(100);
+        // Piece 2: UPDATE 1 'b'→'x' (its restore 'b' is not the state before
+        // the transaction), re-INSERT 3.
+        undo.note(upsert(1, "b"));
+        undo.note(delete(3));
+        undo.published(100);
+        // Pending, never published: UPDATE 4.
+        undo.note(upsert(4, "d"));
+        let restores = undo.take().expect("within the bound");
+        assert_eq!(
+            shown(&restores),
+            [
+                "upsert [Int(1), Text(\"a\")]",
+                "delete [Int(2)]",
+                "upsert [Int(3), Text(\"c\")]",
+            ]
+        );
+        assert!(undo.take().expect("empty").is_empty());
+    }
+
+    #[test]
+    fn a_commit_drops_what_it_kept() {
+        let mut undo = Undo::default();
+        undo.note(delete(1));
+        undo.published(10);
+        undo.clear();
+        assert!(undo.take().expect("empty").is_empty());
+    }
+
+    #[test]
+    fn more_than_the_bound_is_refused_not_half_undone() {
+        let mut undo = Undo::default();
+        undo.note(delete(1));
+        undo.published(UNDO_BYTES);
+        undo.note(delete(2));
+        undo.published(1);
+        // Later pieces of the same transaction are not kept either.
+        undo.note(delete(3));
+        undo.published(1);
+        assert_eq!(
+            undo.take().map(|c| c.len()),
+            Err(UndoTooLarge {
+                bytes: UNDO_BYTES + 1
+            })
+        );
+        // The next transaction starts afresh.
+        undo.note(delete(4));
+        undo.published(1);
+        assert_eq!(undo.take().map(|c| c.len()), Ok(1));
+    }
+}

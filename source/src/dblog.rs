@@ -20,7 +20,23 @@ pub use engine::{ChunkRead, ChunkSource, Resnapshot, Resnapshots, Watermark};
 
 use crate::changed_keys::ChangedKeys;
 use kappa_schemas::{Change, Row, TableName, TableSchema};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// A re-snapshot attempt's id, which its watermarks carry: the request's
+/// position, the process, and an attempt number of the process (and the
+/// time, for a later process with the same id). An attempt that starts over
+/// after a lost connection reads its predecessor's watermarks again (they
+/// lie after the request), and they must not pass for its own: with the
+/// same id they did, and the attempt stalled.
+pub fn attempt_id(cap: &impl std::fmt::Display) -> String {
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+    let attempt = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{cap}/{}/{attempt}/{nanos}", std::process::id())
+}
 
 /// The chunk state of one re-snapshot. `K` is the last key as the reader
 /// binds it into the next chunk's `WHERE (key) > (…)`.
@@ -139,6 +155,11 @@ mod tests {
     use super::test_schema as schema;
     use super::*;
     use kappa_schemas::Value;
+
+    #[test]
+    fn two_attempts_at_one_request_have_different_ids() {
+        assert_ne!(attempt_id(&"0/17814D8"), attempt_id(&"0/17814D8"));
+    }
 
     fn row(id: i64) -> Row {
         vec![Value::Int(id), Value::Text(format!("v{id}"))]

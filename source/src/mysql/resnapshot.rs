@@ -234,7 +234,7 @@ pub async fn start(
         connector: source.connector.to_string(),
         name: name.clone(),
     };
-    let id = format!("{cap}/{}/{}", std::process::id(), unique_suffix());
+    let id = dblog::attempt_id(&cap);
     dblog::Resnapshot::start(chunks, id, name.clone(), source.chunk_rows, cap).await
 }
 
@@ -322,11 +322,4 @@ impl ChunkSource for MysqlChunks {
     async fn close(self) {
         let _ = self.conn.disconnect().await;
     }
-}
-
-/// Distinguishes re-snapshots of one process started at the same position.
-fn unique_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }

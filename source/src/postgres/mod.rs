@@ -477,7 +477,10 @@ impl PostgresSource {
                             return streamer.close_without_session(final_ack).await;
                         }
                         attempt = attempt.saturating_add(1);
-                        match self.start_streaming().await {
+                        match self
+                            .start_streaming(streamer.resume_point(), streamer.durable.get())
+                            .await
+                        {
                             Ok(client) => break client,
                             Err(e) if e.kind() == ErrorKind::Transient => {
                                 tracing::warn!(error = %e, retry_in = ?reconnect_backoff(attempt), "reconnecting failed")
@@ -488,17 +491,27 @@ impl PostgresSource {
                             Err(e) => return Err(e),
                         }
                     };
-                    tracing::info!(slot = %config.slot, "reconnected; resuming from the slot's confirmed position");
+                    tracing::info!(slot = %config.slot, resume_from = %streamer.resume_point(), "reconnected; resuming after the last commit handed over");
                 }
             }
         }
         streamer.finish(replication, final_ack).await
     }
 
-    /// A new replication session, streaming from the slot's confirmed
-    /// position. A slot that vanished meanwhile is fatal, never re-created.
-    async fn start_streaming(&self) -> Result<ReplicationClient, SourceError> {
-        let mut client = ReplicationClient::connect(self.replication_config()?)
+    /// A new replication session, streaming from `from` (see
+    /// `Streamer::resume_point`) and reporting `durable` as flushed until
+    /// the daemon makes more durable (never what was only handed over). A
+    /// slot that vanished meanwhile is fatal, never re-created.
+    async fn start_streaming(
+        &self,
+        from: Lsn,
+        durable: Lsn,
+    ) -> Result<ReplicationClient, SourceError> {
+        let config = self
+            .replication_config()?
+            .with_start_lsn(pgwire_replication::Lsn(from.0))
+            .with_ack_lsn(pgwire_replication::Lsn(durable.0));
+        let mut client = ReplicationClient::connect(config)
             .await
             .map_err(|e| stream::replication_error(&self.config.slot, "reconnecting", e))?;
         client

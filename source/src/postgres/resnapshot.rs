@@ -115,7 +115,7 @@ pub async fn start(
         table: catalog,
         schema,
     };
-    let id = format!("{}-{}", cap, std::process::id());
+    let id = dblog::attempt_id(&cap);
     dblog::Resnapshot::start(chunks, id, table.clone(), chunk_rows, cap).await
 }
 

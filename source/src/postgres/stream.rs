@@ -23,7 +23,7 @@ pub enum SessionEnd {
     /// `stop` was requested.
     Stopped,
     /// The connection was lost (server restart, network): reconnect and
-    /// resume from the slot's confirmed position.
+    /// resume from [`Streamer::resume_point`].
     Lost(String),
 }
 
@@ -60,6 +60,8 @@ pub struct Streamer {
     idle: Lsn,
     /// End of the last commit handed to the daemon.
     last_commit: Lsn,
+    /// Where the next session starts streaming ([`Self::resume_point`]).
+    resume_at: Lsn,
     /// The table being re-snapshotted, if any (see [`super::resnapshot`]).
     resnapshots: Resnapshots,
     /// Where re-snapshots read from: URL, password, rows per chunk.
@@ -87,6 +89,7 @@ impl Streamer {
             confirmed: Lsn(0),
             idle: Lsn(0),
             last_commit: Lsn(0),
+            resume_at: Lsn(0),
             resnapshots: Resnapshots::default(),
             resnapshot_source: None,
             progressed: false,
@@ -171,13 +174,34 @@ impl Streamer {
             other => other,
         };
         if matches!(ended, Ok(SessionEnd::Lost(_))) {
+            // Never from the slot's confirmed position: it lags what was
+            // handed over, and re-reading from it would put older states
+            // after newer ones in the topics while acknowledgements of the
+            // newer ones still arrive and move the slot past them (chaos seed
+            // 64: a crash then left the older states as the rows). From the
+            // last commit handed over, nothing handed over is read again.
+            //
             // One failure policy for both readers: a running re-snapshot
             // ends with its session (a chunk taken at HIGH may not have been
-            // handed over). The slot is held at its request, so the request
-            // is read again and the re-snapshot starts over.
+            // handed over) and starts over from its request, read again:
+            // every checkpoint handed over while it ran was held at the
+            // request, so nothing acknowledged lies past it.
+            self.resume_at = self.resnapshots.cap().copied().unwrap_or(self.last_commit);
+            self.last_commit = self.resume_at;
+            // A keepalive's position of the ended session says nothing of
+            // what the next one has sent.
+            self.idle = Lsn(0);
             self.resnapshots.session_lost().await;
         }
         ended
+    }
+
+    /// Where a session after a lost one starts: the end of the last commit
+    /// handed over, or the request of a re-snapshot the loss interrupted
+    /// (`Lsn(0)` before either: the slot's confirmed position). The server
+    /// skips every transaction that committed before it.
+    pub fn resume_point(&self) -> Lsn {
+        self.resume_at
     }
 
     /// Takes whether the last session received anything (then the next
@@ -259,10 +283,13 @@ impl Streamer {
                     in_transaction = false;
                     piece_bytes = 0;
                     let end = Lsn(end_lsn.0);
+                    // Held at the request while a re-snapshot runs (as the
+                    // slot is, and as the MySQL reader's checkpoints are).
+                    let position = self.resnapshots.cap().map_or(end, |cap| end.min(*cap));
                     self.send(
                         std::mem::take(&mut changes),
                         Vec::new(),
-                        Some(Checkpoint::Committed(end)),
+                        Some(Checkpoint::Committed(position)),
                     )
                     .await?;
                     self.last_commit = end;

@@ -484,49 +484,21 @@ async fn a_table_truncated_during_the_snapshot_is_read_again_at_the_end() {
 /// (`source/src/mysql/errors.rs`), and this refusal is not.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
-    use mysql_async::prelude::Queryable;
     let mut p = MysqlPipeline::new(
         "kmy_refused",
         1,
         "CREATE TABLE {db0}.t (id INT PRIMARY KEY, v INT)",
     )
     .await;
-    let user = p.name.clone();
-    let secret = format!("pw-{user}-secret");
-    p.exec(&format!(
-        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{secret}'; \
-         GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'"
-    ))
-    .await;
-    let url = common::mysql::mysql_url();
-    let own = url.replacen("://root@", &format!("://{user}:{secret}@"), 1);
-    assert_ne!(own, url, "MYSQL_URL names user root: {url}");
-    common::edit_config(
-        &p.config,
-        &format!("url = \"{url}\""),
-        &format!("url = \"{own}\""),
-    );
+    let secret = format!("pw-{}-secret", p.name);
+    let user = p.use_own_user(Some(&secret)).await;
     p.start().await;
     let t = format!("{}.t", p.databases[0]);
     let end = p.commit(&format!("INSERT INTO {t} VALUES (1, 1)")).await;
     p.wait_stored(&end).await;
 
     p.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
-    let dumps: Vec<u64> = p
-        .conn
-        .exec(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
-            (user.as_str(),),
-        )
-        .await
-        .expect("processlist");
-    assert!(!dumps.is_empty(), "no binlog dump thread of user {user}");
-    for id in dumps {
-        p.conn
-            .query_drop(format!("KILL CONNECTION {id}"))
-            .await
-            .expect("kill the dump thread");
-    }
+    p.kill_binlog_dumps_of(&user).await;
     let started = std::time::Instant::now();
     let status = p.daemon.wait_exit();
     let log = p.log();

@@ -269,19 +269,7 @@ async fn a_resnapshot_cut_by_a_lost_binlog_connection_starts_over_and_completes(
     .await;
     let db = p.databases[0].clone();
     let table = format!("{db}.t");
-    let user = p.name.clone();
-    p.exec(&format!(
-        "CREATE USER '{user}'@'127.0.0.1'; GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'"
-    ))
-    .await;
-    let url = common::mysql::mysql_url();
-    let own = url.replacen("://root@", &format!("://{user}@"), 1);
-    assert_ne!(own, url, "MYSQL_URL names user root: {url}");
-    common::edit_config(
-        &p.config,
-        &format!("url = \"{url}\""),
-        &format!("url = \"{own}\""),
-    );
+    let user = p.use_own_user(None).await;
     set_mysql_option(&p, &format!("signal_table = \"{db}.kappa_signal\""));
     // Small chunks: the re-snapshot runs long enough to be cut.
     common::edit_config(
@@ -301,19 +289,7 @@ async fn a_resnapshot_cut_by_a_lost_binlog_connection_starts_over_and_completes(
     let output = common::request_resnapshot(&p.config, &table);
     assert!(String::from_utf8_lossy(&output.stdout).contains("re-snapshot of"));
     p.wait_for_current_log("re-snapshot started").await;
-    let dumps: Vec<u64> = p
-        .conn
-        .exec(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
-            (user.as_str(),),
-        )
-        .await
-        .expect("processlist");
-    assert!(!dumps.is_empty(), "no binlog dump thread of user {user}");
-    for id in dumps {
-        // The thread may have ended meanwhile: an unknown thread is fine.
-        let _ = p.conn.query_drop(format!("KILL CONNECTION {id}")).await;
-    }
+    p.kill_binlog_dumps_of(&user).await;
     p.wait_for_current_log("re-snapshot interrupted").await;
     let log = p.current_log();
     assert!(

@@ -163,18 +163,7 @@ async fn shut_down_server(p: &mut MysqlPipeline) {
 
 /// `dev/services restart mariadb`: starts it again, configured as `up` does.
 fn restart_server() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/services");
-    let output = Command::new("bash")
-        .arg(&script)
-        .args(["restart", "mariadb"])
-        .output()
-        .expect("bash dev/services");
-    assert!(
-        output.status.success(),
-        "dev/services restart mariadb:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::dev_services(&["restart", "mariadb"]);
 }
 
 /// The number after `field` in the log (a tracing field).

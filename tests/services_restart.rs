@@ -13,23 +13,10 @@ use common::RunsKappa;
 use common::{registry_get, registry_url, topic_end_offsets, Pipeline};
 use kappa_schemas::Registry;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 /// `dev/services restart SERVICE`, with this run's environment (ports, state dir).
 fn restart(service: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/services");
-    let output = Command::new("bash")
-        .arg(&script)
-        .args(["restart", service])
-        .output()
-        .expect("bash dev/services");
-    assert!(
-        output.status.success(),
-        "dev/services restart {service}:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::dev_services(&["restart", service]);
 }
 
 /// The schema id of every key and value in the topic (Confluent framing:

@@ -596,6 +596,25 @@ pub async fn terminate_walsender(p: &Pipeline) {
     assert!(terminated, "no walsender found for kappa:{}", p.name);
 }
 
+/// `dev/services ARGS` (e.g. `restart kafka`), with this run's environment
+/// (ports, state dir); fails the test, with the script's output, when it
+/// fails.
+pub fn dev_services(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("dev/services");
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("bash dev/services");
+    assert!(
+        output.status.success(),
+        "dev/services {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Replaces `from` by `to` in the config file at `path` (once); fails the
 /// test when the config does not hold `from`.
 pub fn edit_config(path: &Path, from: &str, to: &str) {

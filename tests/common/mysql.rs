@@ -270,6 +270,48 @@ url = "{registry}"
         super::assert_oracle_agrees(&stdout, expected_rows);
     }
 
+    /// Gives the connector a user of its own (named as the connector, with
+    /// every privilege, identified by `secret` when given) and points its
+    /// config at it, so a test can find and kill only its sessions. Returns
+    /// the user's name; `cleanup` does not drop it.
+    pub async fn use_own_user(&mut self, secret: Option<&str>) -> String {
+        let user = self.name.clone();
+        let identified = secret.map_or(String::new(), |s| format!(" IDENTIFIED BY '{s}'"));
+        self.exec(&format!(
+            "CREATE USER '{user}'@'127.0.0.1'{identified}; \
+             GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'"
+        ))
+        .await;
+        let url = mysql_url();
+        let credentials = secret.map_or(user.clone(), |s| format!("{user}:{s}"));
+        let own = url.replacen("://root@", &format!("://{credentials}@"), 1);
+        assert_ne!(own, url, "MYSQL_URL names user root: {url}");
+        super::edit_config(
+            &self.config,
+            &format!("url = \"{url}\""),
+            &format!("url = \"{own}\""),
+        );
+        user
+    }
+
+    /// Kills the binlog dump sessions of `user` (the connector's stream,
+    /// from the server's side); fails the test when there is none.
+    pub async fn kill_binlog_dumps_of(&mut self, user: &str) {
+        let dumps: Vec<u64> = self
+            .conn
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
+                (user,),
+            )
+            .await
+            .expect("processlist");
+        assert!(!dumps.is_empty(), "no binlog dump thread of user {user}");
+        for id in dumps {
+            // The thread may have ended meanwhile: an unknown thread is fine.
+            let _ = self.conn.query_drop(format!("KILL CONNECTION {id}")).await;
+        }
+    }
+
     pub async fn count(&mut self, table: &str) -> u64 {
         self.conn
             .query_first(format!("SELECT COUNT(*) FROM {table}"))

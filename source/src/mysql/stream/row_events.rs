@@ -111,60 +111,35 @@ impl Streamer {
         Ok(())
     }
 
-    /// A row's images (before, after) → changes.
+    /// A row's images (before, after) → changes, each noted with its
+    /// restore (see `undo.rs`): what puts its key back as the before image
+    /// had it.
     pub(super) fn change(&mut self, table: &MysqlTable, before: Option<Row>, after: Option<Row>) {
         let schema = &table.schema;
-        let key =
-            |row: &Row| -> Row { schema.key_columns.iter().map(|&i| row[i].clone()).collect() };
-        let key_changed =
-            |old: &Row, new: &Row| schema.key_columns.iter().any(|&i| old[i] != new[i]);
-        // Each change with its restore (see `undo.rs`): what puts its key
-        // back as the before image had it.
+        let upsert = |row: Row| Change::Upsert {
+            table: schema.clone(),
+            row,
+        };
+        let tombstone = |row: &Row| Change::Delete {
+            table: schema.clone(),
+            key: schema.key_columns.iter().map(|&i| row[i].clone()).collect(),
+        };
         match (before, after) {
             (None, Some(row)) => {
-                self.undo.note(Change::Delete {
-                    table: schema.clone(),
-                    key: key(&row),
-                });
-                self.pending.push(Change::Upsert {
-                    table: schema.clone(),
-                    row,
-                });
+                self.undo.note(tombstone(&row));
+                self.pending.push(upsert(row));
             }
             (Some(old), Some(row)) => {
-                if key_changed(&old, &row) {
-                    self.pending.push(Change::Delete {
-                        table: schema.clone(),
-                        key: key(&old),
-                    });
-                    self.undo.note(Change::Upsert {
-                        table: schema.clone(),
-                        row: old,
-                    });
-                    self.undo.note(Change::Delete {
-                        table: schema.clone(),
-                        key: key(&row),
-                    });
-                } else {
-                    self.undo.note(Change::Upsert {
-                        table: schema.clone(),
-                        row: old,
-                    });
+                if schema.key_columns.iter().any(|&i| old[i] != row[i]) {
+                    self.pending.push(tombstone(&old));
+                    self.undo.note(tombstone(&row));
                 }
-                self.pending.push(Change::Upsert {
-                    table: schema.clone(),
-                    row,
-                });
+                self.undo.note(upsert(old));
+                self.pending.push(upsert(row));
             }
             (Some(old), None) => {
-                self.pending.push(Change::Delete {
-                    table: schema.clone(),
-                    key: key(&old),
-                });
-                self.undo.note(Change::Upsert {
-                    table: schema.clone(),
-                    row: old,
-                });
+                self.pending.push(tombstone(&old));
+                self.undo.note(upsert(old));
             }
             (None, None) => {}
         }

@@ -172,8 +172,79 @@ pub enum SourceError {
     NoCatalogSession,
     #[error("table {}, column {}: cannot read value {:?} as {}: {}", .0.table, .0.column, .0.value, .0.expected, .0.reason)]
     BadValue(Box<BadValue>),
-    #[error("change stream could not be decoded: {0}")]
-    Protocol(String),
+    /// A row with another number of values than its table has columns
+    /// (`what`: "a row event", "a tuple", "a COPY line").
+    #[error(
+        "{what} of {table} has {got} values for {want} columns (did the table change shape under \
+             kappa? restart it; if this persists, report it with the table's definition)"
+    )]
+    RowShape {
+        what: &'static str,
+        table: TableName,
+        got: usize,
+        want: usize,
+    },
+    /// Bytes of a binlog row that do not decode as the TABLE_MAP's types.
+    #[error("a binlog row of {table}{at} does not decode: {source}")]
+    RowUndecodable {
+        table: TableName,
+        /// " at file:pos" when known.
+        at: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the TABLE_MAP event of {table} does not decode: {source} (kappa needs binlog_row_metadata = FULL)")]
+    TableMap {
+        table: TableName,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("binlog event at {at} does not decode: {source}")]
+    BinlogEventUnreadable {
+        at: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("binlog event at {at} is {what}: kappa does not decode compressed binlog events yet and never \
+             skips one. Turn the setting off (SET GLOBAL … = OFF, and in my.cnf); the events already \
+             written compressed cannot be read, so re-snapshot (a new connector name)")]
+    CompressedBinlogEvent { at: String, what: &'static str },
+    #[error("binlog event at {at} (type {event_type}) is {what}; kappa never skips an event that could hold changes")]
+    RefusedBinlogEvent {
+        at: String,
+        event_type: u8,
+        what: &'static str,
+    },
+    #[error("binlog event at {at}: a row event for table id {table_id}, which no TABLE_MAP event before it \
+             named: kappa cannot tell which table changed and never skips changes (was the stored \
+             position edited to point inside a transaction?)")]
+    UnmappedTableId { at: String, table_id: u64 },
+    #[error("ROTATE event with an unreadable file name {raw:?}")]
+    RotateName { raw: Vec<u8> },
+    /// A PostgreSQL change without a value kappa needs for its key.
+    #[error("{what} of {table} has no value for key column {column}")]
+    MissingKeyValue {
+        what: &'static str,
+        table: TableName,
+        column: String,
+    },
+    /// A pgoutput message that does not decode (kappa's decoder says why).
+    #[error("a pgoutput message does not decode: {reason}")]
+    PgOutputUnreadable { reason: String },
+    #[error("a change for relation {relation_id} came before its Relation message")]
+    UnknownRelation { relation_id: u32 },
+    /// COPY output kappa's text parser does not read.
+    #[error("COPY of {table}: {reason}")]
+    CopyUnreadable { table: TableName, reason: String },
+    /// A server's answer to a command of kappa's, not in the form expected.
+    #[error("the server's answer to {command} is not what kappa expects: {answer}")]
+    UnexpectedAnswer {
+        command: &'static str,
+        answer: String,
+    },
+    /// A state the code rules out: a kappa bug.
+    #[error("internal error (a bug in kappa; please report it with the log): {0}")]
+    Bug(String),
     #[error("table {table}: {reason}")]
     Unsupported { table: TableName, reason: String },
     #[error(transparent)]
@@ -237,9 +308,23 @@ impl SourceError {
             E::DefinitionKeptChanging { .. } => ErrorKind::Transient,
             E::NoCatalogSession => ErrorKind::Definite,
             E::Schema(e) => e.kind(),
-            E::BadValue(_) | E::Protocol(_) | E::Unsupported { .. } | E::ConsumerGone => {
-                ErrorKind::Definite
-            }
+            E::BadValue(_)
+            | E::RowShape { .. }
+            | E::RowUndecodable { .. }
+            | E::TableMap { .. }
+            | E::BinlogEventUnreadable { .. }
+            | E::RefusedBinlogEvent { .. }
+            | E::UnmappedTableId { .. }
+            | E::RotateName { .. }
+            | E::MissingKeyValue { .. }
+            | E::UnknownRelation { .. }
+            | E::PgOutputUnreadable { .. }
+            | E::CopyUnreadable { .. }
+            | E::UnexpectedAnswer { .. }
+            | E::Bug(_)
+            | E::Unsupported { .. }
+            | E::ConsumerGone => ErrorKind::Definite,
+            E::CompressedBinlogEvent { .. } => ErrorKind::Configuration,
         }
     }
 

@@ -17,12 +17,15 @@ pub fn values(
 ) -> Result<Vec<My>, SourceError> {
     let mut out = Vec::with_capacity(row.len());
     for value in row.unwrap() {
-        out.push(My::try_from(value).map_err(|e| {
-            SourceError::Protocol(format!(
-                "table {table}: a binlog value cannot be read ({e}); partial JSON updates need \
-                 binlog_row_value_options = '' (MySQL 8)"
-            ))
-        })?);
+        out.push(
+            My::try_from(value).map_err(|e| SourceError::RowUndecodable {
+                table: table.clone(),
+                at: String::new(),
+                source: std::io::Error::other(format!(
+                    "{e} (partial JSON updates need binlog_row_value_options = '', MySQL 8)"
+                )),
+            })?,
+        );
     }
     Ok(out)
 }
@@ -56,9 +59,7 @@ pub fn rotate_file(raw: &[u8], strip_checksum: bool) -> Result<String, SourceErr
         Ok(name) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()) => {
             Ok(name.to_string())
         }
-        _ => Err(SourceError::Protocol(format!(
-            "ROTATE event with an unreadable file name {raw:?}"
-        ))),
+        _ => Err(SourceError::RotateName { raw: raw.to_vec() }),
     }
 }
 
@@ -115,15 +116,8 @@ pub enum Unhandled {
 pub fn mapped_table<T>(
     by_id: &std::collections::HashMap<u64, Option<T>>,
     table_id: u64,
-) -> Result<Option<&T>, String> {
-    match by_id.get(&table_id) {
-        Some(entry) => Ok(entry.as_ref()),
-        None => Err(format!(
-            "a row event for table id {table_id}, which no TABLE_MAP event before it named: kappa \
-             cannot tell which table changed and never skips changes (was the stored position \
-             edited to point inside a transaction?)"
-        )),
-    }
+) -> Option<Option<&T>> {
+    by_id.get(&table_id).map(Option::as_ref)
 }
 
 /// `LOG_EVENT_IGNORABLE_F` in an event header's flags.
@@ -269,10 +263,15 @@ mod tests {
         let mut by_id = std::collections::HashMap::new();
         by_id.insert(7u64, Some("captured"));
         by_id.insert(8u64, None);
-        assert_eq!(mapped_table(&by_id, 7), Ok(Some(&"captured")));
-        assert_eq!(mapped_table(&by_id, 8), Ok(None));
-        let err = mapped_table(&by_id, 9).unwrap_err();
-        assert!(err.contains("table id 9"), "{err}");
+        assert_eq!(mapped_table(&by_id, 7), Some(Some(&"captured")));
+        assert_eq!(mapped_table(&by_id, 8), Some(None));
+        assert_eq!(mapped_table(&by_id, 9), None);
+        let err = SourceError::UnmappedTableId {
+            at: "mysql-bin.000001:120".into(),
+            table_id: 9,
+        };
+        assert!(err.to_string().contains("table id 9"), "{err}");
+        assert!(err.to_string().contains("never skips"), "{err}");
     }
 
     #[test]

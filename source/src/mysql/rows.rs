@@ -129,13 +129,18 @@ impl RowPlan {
         if self.kept != self.columns.len() {
             return self.decode_dropping(table, kinds, buf);
         }
-        let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
+        let io_error = |source: io::Error| SourceError::RowUndecodable {
+            table: table.clone(),
+            at: String::new(),
+            source,
+        };
         if kinds.len() != self.columns.len() {
-            return Err(SourceError::Protocol(format!(
-                "table {table}: a row has {} values for {} columns",
-                self.columns.len(),
-                kinds.len()
-            )));
+            return Err(SourceError::RowShape {
+                what: "a row event",
+                table: table.clone(),
+                got: self.columns.len(),
+                want: kinds.len(),
+            });
         }
         let nulls: &[u8] = buf
             .parse(self.columns.len().div_ceil(8))
@@ -171,13 +176,18 @@ impl RowPlan {
         kinds: &[MysqlColumn],
         buf: &mut ParseBuf<'a>,
     ) -> Result<Vec<Value>, SourceError> {
-        let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
+        let io_error = |source: io::Error| SourceError::RowUndecodable {
+            table: table.clone(),
+            at: String::new(),
+            source,
+        };
         if kinds.len() != self.kept {
-            return Err(SourceError::Protocol(format!(
-                "table {table}: a row has {} values for {} columns",
-                self.kept,
-                kinds.len()
-            )));
+            return Err(SourceError::RowShape {
+                what: "a row event",
+                table: table.clone(),
+                got: self.kept,
+                want: kinds.len(),
+            });
         }
         let nulls: &[u8] = buf
             .parse(self.columns.len().div_ceil(8))
@@ -193,8 +203,8 @@ impl RowPlan {
                 continue;
             }
             let Some(kind) = kinds.next() else {
-                return Err(SourceError::Protocol(format!(
-                    "table {table}: more kept columns than catalog columns"
+                return Err(SourceError::Bug(format!(
+                    "the row plan of {table} keeps more columns than the catalog has"
                 )));
             };
             values.push(match null {
@@ -215,7 +225,11 @@ impl Column {
         kind: &MysqlColumn,
         buf: &mut ParseBuf<'a>,
     ) -> Result<Value, SourceError> {
-        let io_error = |e: io::Error| SourceError::Protocol(format!("row event of {table}: {e}"));
+        let io_error = |source: io::Error| SourceError::RowUndecodable {
+            table: table.clone(),
+            at: String::new(),
+            source,
+        };
         let value = self.binlog_value(buf).map_err(io_error)?;
         let value = My::try_from(value).map_err(|e| io_error(io::Error::other(e)))?;
         convert(table, kind, value, Origin::Binlog)

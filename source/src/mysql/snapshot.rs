@@ -147,9 +147,10 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogPosition, SourceE
     let file: Option<String> = row.get(0);
     let pos: Option<u64> = row.get(1);
     let (Some(file), Some(pos)) = (file, pos) else {
-        return Err(SourceError::Protocol(
-            "SHOW MASTER STATUS: no file/position".into(),
-        ));
+        return Err(SourceError::UnexpectedAnswer {
+            command: "SHOW MASTER STATUS",
+            answer: "a row without a file or position".into(),
+        });
     };
     Ok(BinlogPosition {
         file,

@@ -303,22 +303,13 @@ impl Streamer {
             self.prepared_xa = flags & FL_PREPARED_XA != 0;
             return Ok(());
         }
+        let at = || format!("{}:{}", self.file, header.log_pos());
         if let Some(what) = undecodable_event(header.event_type_raw()) {
-            return Err(SourceError::Protocol(format!(
-                "binlog event at {}:{} is {what}: kappa does not decode compressed binlog events yet and \
-                 never skips one. Turn the setting off (SET GLOBAL … = OFF, and in my.cnf); the events \
-                 already written compressed cannot be read, so re-snapshot (a new connector name)",
-                self.file,
-                header.log_pos()
-            )));
+            return Err(SourceError::CompressedBinlogEvent { at: at(), what });
         }
-        let data = event.read_data().map_err(|e| {
-            SourceError::Protocol(format!(
-                "binlog event at {}:{}: {e}",
-                self.file,
-                header.log_pos()
-            ))
-        })?;
+        let data = event
+            .read_data()
+            .map_err(|source| SourceError::BinlogEventUnreadable { at: at(), source })?;
         match data {
             Some(EventData::RotateEvent(rotate)) => {
                 self.file = rotate_file(rotate.name_raw(), !self.described && self.checksums)?;
@@ -334,16 +325,14 @@ impl Streamer {
             }
             Some(EventData::TableMapEvent(tme)) => self.table_map(&tme).await?,
             Some(EventData::RowsEvent(rows)) => {
+                let unmapped = || SourceError::UnmappedTableId {
+                    at: format!("{}:{}", self.file, header.log_pos()),
+                    table_id: rows.table_id(),
+                };
                 let entry = match mapped_table(&self.by_id, rows.table_id()) {
-                    Ok(Some(entry)) => entry.clone(),
-                    Ok(None) => return Ok(()),
-                    Err(what) => {
-                        return Err(SourceError::Protocol(format!(
-                            "binlog event at {}:{}: {what}",
-                            self.file,
-                            header.log_pos()
-                        )))
-                    }
+                    Some(Some(entry)) => entry.clone(),
+                    Some(None) => return Ok(()),
+                    None => return Err(unmapped()),
                 };
                 let (table, plan) = (&entry.0, &entry.1);
                 if self.prepared_xa {
@@ -356,12 +345,7 @@ impl Streamer {
                     return self.signal_rows(table, plan, &rows);
                 }
                 if let RowsEventData::PartialUpdateRowsEvent(_) = rows {
-                    let tme = stream.get_tme(rows.table_id()).ok_or_else(|| {
-                        SourceError::Protocol(format!(
-                            "row event for table id {} without its TABLE_MAP",
-                            rows.table_id()
-                        ))
-                    })?;
+                    let tme = stream.get_tme(rows.table_id()).ok_or_else(unmapped)?;
                     self.partial_rows(table, &rows, tme)?;
                 } else {
                     self.rows(table, plan, &rows)?;
@@ -408,13 +392,11 @@ impl Streamer {
                     }
                 }
                 Unhandled::Refuse(what) => {
-                    return Err(SourceError::Protocol(format!(
-                    "binlog event at {}:{} (type {}) is {what}; kappa never skips an event that \
-                         could hold changes",
-                    self.file,
-                    header.log_pos(),
-                    header.event_type_raw()
-                )))
+                    return Err(SourceError::RefusedBinlogEvent {
+                        at: format!("{}:{}", self.file, header.log_pos()),
+                        event_type: header.event_type_raw(),
+                        what,
+                    })
                 }
             },
         }

@@ -258,11 +258,12 @@ pub fn convert_row(
     origin: Origin,
 ) -> Result<Vec<Value>, SourceError> {
     if values.len() != columns.len() {
-        return Err(SourceError::Protocol(format!(
-            "table {table}: a row has {} values for {} columns",
-            values.len(),
-            columns.len()
-        )));
+        return Err(SourceError::RowShape {
+            what: "a row",
+            table: table.clone(),
+            got: values.len(),
+            want: columns.len(),
+        });
     }
     columns
         .iter()

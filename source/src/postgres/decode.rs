@@ -68,7 +68,7 @@ impl ChangeDecoder {
 
     /// Decodes one pgoutput message, appending the changes it means.
     pub fn apply(&mut self, bytes: &[u8], out: &mut Buffered) -> Result<Decoded, SourceError> {
-        match decode(bytes).map_err(SourceError::Protocol)? {
+        match decode(bytes).map_err(|reason| SourceError::PgOutputUnreadable { reason })? {
             PgOutput::Relation {
                 relation_id,
                 namespace,
@@ -138,10 +138,11 @@ impl ChangeDecoder {
                                 TupleValue::Text(bytes) => {
                                     Ok(String::from_utf8_lossy(bytes).into_owned())
                                 }
-                                _ => Err(SourceError::Protocol(format!(
-                                    "key column {i} of {} has no value",
-                                    table.name
-                                ))),
+                                _ => Err(SourceError::MissingKeyValue {
+                                    what: "a new tuple",
+                                    table: table.name.clone(),
+                                    column: table.columns[i].name.clone(),
+                                }),
                             })
                             .collect::<Result<_, _>>()?;
                         out.push_with_holes(Change::Upsert { table, row }, holes, key_text);
@@ -192,11 +193,7 @@ impl ChangeDecoder {
             .get(&relation_id)
             .cloned()
             .map(Some)
-            .ok_or_else(|| {
-                SourceError::Protocol(format!(
-                    "change for relation {relation_id} before its Relation message"
-                ))
-            })
+            .ok_or_else(|| SourceError::UnknownRelation { relation_id })
     }
 }
 
@@ -211,12 +208,12 @@ fn row(
     fetch: bool,
 ) -> Result<(Row, Vec<usize>), SourceError> {
     if tuple.len() != table.columns.len() {
-        return Err(SourceError::Protocol(format!(
-            "tuple of {} has {} values for {} columns",
-            table.name,
-            tuple.len(),
-            table.columns.len()
-        )));
+        return Err(SourceError::RowShape {
+            what: "a tuple",
+            table: table.name.clone(),
+            got: tuple.len(),
+            want: table.columns.len(),
+        });
     }
     let mut holes = Vec::new();
     let row = tuple
@@ -257,10 +254,11 @@ fn column_value(
     let column = &table.columns[index];
     match value {
         TupleValue::Null => Ok(Value::Null),
-        TupleValue::UnchangedToast => Err(SourceError::Protocol(format!(
-            "unchanged TOAST value in a key column {} of {}",
-            column.name, table.name
-        ))),
+        TupleValue::UnchangedToast => Err(SourceError::MissingKeyValue {
+            what: "a tuple (an unchanged TOAST marker)",
+            table: table.name.clone(),
+            column: column.name.clone(),
+        }),
         TupleValue::Text(bytes) => {
             let text = std::str::from_utf8(bytes).map_err(|e| {
                 SourceError::bad_value(
@@ -283,11 +281,13 @@ fn key_of(table: &TableSchema, old: &[TupleValue]) -> Result<Vec<Value>, SourceE
         .key_columns
         .iter()
         .map(|&i| {
-            let value = old.get(i).ok_or_else(|| {
-                SourceError::Protocol(format!(
-                    "old tuple of {} is missing key column {i}",
-                    table.name
-                ))
+            let value = old.get(i).ok_or_else(|| SourceError::MissingKeyValue {
+                what: "the old tuple",
+                table: table.name.clone(),
+                column: table
+                    .columns
+                    .get(i)
+                    .map_or_else(|| i.to_string(), |c| c.name.clone()),
             })?;
             column_value(table, i, value)
         })

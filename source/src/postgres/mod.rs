@@ -388,17 +388,16 @@ impl PostgresSource {
                     rows.first()
                         .and_then(|r| r.get(i).cloned().flatten())
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .ok_or_else(|| {
-                            SourceError::Protocol(
-                                "CREATE_REPLICATION_SLOT returned no snapshot".into(),
-                            )
+                        .ok_or_else(|| SourceError::UnexpectedAnswer {
+                            command: "CREATE_REPLICATION_SLOT",
+                            answer: format!("no field {i} (consistent point, snapshot name)"),
                         })
                 };
-                let consistent_point = Lsn::parse(&field(1)?).map_err(|e| {
-                    SourceError::Protocol(format!(
-                        "CREATE_REPLICATION_SLOT's consistent point: {e}"
-                    ))
-                })?;
+                let consistent_point =
+                    Lsn::parse(&field(1)?).map_err(|e| SourceError::UnexpectedAnswer {
+                        command: "CREATE_REPLICATION_SLOT",
+                        answer: format!("consistent point: {e}"),
+                    })?;
                 let snapshot_name = field(2)?;
                 tracing::info!(slot = %config.slot, %consistent_point, snapshot = %snapshot_name, "created replication slot");
                 self.snapshot(

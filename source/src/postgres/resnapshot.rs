@@ -73,7 +73,7 @@ pub async fn request(
         slot: slot.to_string(),
         table: table.clone(),
     })
-    .map_err(|e| SourceError::Protocol(format!("encoding a re-snapshot request: {e}")))?;
+    .map_err(|e| SourceError::Bug(format!("encoding a re-snapshot request: {e}")))?;
     let lsn: String = client
         .query_one(
             "SELECT pg_logical_emit_message(true, $1, $2)::text",
@@ -85,8 +85,10 @@ pub async fn request(
             source,
         })?
         .get(0);
-    Lsn::parse(&lsn)
-        .map_err(|e| SourceError::Protocol(format!("pg_logical_emit_message's LSN: {e}")))
+    Lsn::parse(&lsn).map_err(|e| SourceError::UnexpectedAnswer {
+        command: "pg_logical_emit_message",
+        answer: format!("LSN {lsn:?}: {e}"),
+    })
 }
 
 /// The re-snapshots of the PostgreSQL reader (the engine is `crate::dblog`).

@@ -111,10 +111,10 @@ impl CopyRows {
         }
         if rows.is_empty() && self.done {
             if !self.buffer.is_empty() {
-                return Err(SourceError::Protocol(format!(
-                    "COPY of {} ended in the middle of a row",
-                    self.table.name
-                )));
+                return Err(SourceError::CopyUnreadable {
+                    table: self.table.name.clone(),
+                    reason: "it ended in the middle of a row".into(),
+                });
             }
             return Ok(None);
         }
@@ -124,8 +124,12 @@ impl CopyRows {
     fn parse_line(&self, line: &[u8]) -> Result<Row, SourceError> {
         let table = &self.table;
         let mut row = Vec::with_capacity(table.columns.len());
-        for field in CopyFields::new(line).map_err(SourceError::Protocol)? {
-            let field = field.map_err(SourceError::Protocol)?;
+        let unreadable = |reason| SourceError::CopyUnreadable {
+            table: table.name.clone(),
+            reason,
+        };
+        for field in CopyFields::new(line).map_err(unreadable)? {
+            let field = field.map_err(unreadable)?;
             if row.len() == table.columns.len() {
                 return Err(self.field_count_error(line));
             }
@@ -138,12 +142,12 @@ impl CopyRows {
     }
 
     fn field_count_error(&self, line: &[u8]) -> SourceError {
-        SourceError::Protocol(format!(
-            "COPY of {} gave {} fields for {} columns",
-            self.table.name,
-            line.iter().filter(|&&b| b == b'\t').count() + 1,
-            self.table.columns.len()
-        ))
+        SourceError::RowShape {
+            what: "a COPY line",
+            table: self.table.name.clone(),
+            got: line.iter().filter(|&&b| b == b'\t').count() + 1,
+            want: self.table.columns.len(),
+        }
     }
 }
 

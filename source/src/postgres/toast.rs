@@ -108,15 +108,13 @@ impl Buffered {
             return Ok(changes);
         }
         let Some(fetcher) = fetcher else {
-            return Err(SourceError::Protocol(
-                "TOAST holes without a fetcher".into(),
-            ));
+            return Err(SourceError::Bug("TOAST holes without a fetcher".into()));
         };
         let mut gone = HashSet::new();
         for hole in holes {
             let Some(Change::Upsert { table, row }) = changes.get_mut(hole.change) else {
-                return Err(SourceError::Protocol(
-                    "TOAST hole does not point at an upsert".into(),
+                return Err(SourceError::Bug(
+                    "a TOAST hole does not point at an upsert".into(),
                 ));
             };
             if fetcher
@@ -228,7 +226,7 @@ impl ToastFetcher {
         holes: &[usize],
     ) -> Result<Option<()>, SourceError> {
         let Some((sql, names)) = self.queries.get(&table.name) else {
-            return Err(SourceError::Protocol(format!(
+            return Err(SourceError::Bug(format!(
                 "no TOAST fetch query for {}",
                 table.name
             )));

@@ -14,11 +14,11 @@ impl Streamer {
             self.by_id.insert(tme.table_id(), None);
             return Ok(());
         };
-        let names = column_names(tme).map_err(|e| {
-            SourceError::Protocol(format!(
-                "TABLE_MAP of {name}: {e} (is binlog_row_metadata = FULL?)"
-            ))
-        })?;
+        let table_map = |source| SourceError::TableMap {
+            table: name.clone(),
+            source,
+        };
+        let names = column_names(tme).map_err(table_map)?;
         let (projected, kept) = match current.project(&names) {
             Ok(projected) => (projected, None),
             Err(_) => {
@@ -33,8 +33,7 @@ impl Streamer {
                 (projected, Some(kept))
             }
         };
-        let plan = RowPlan::new(tme, &projected.columns, kept.as_deref())
-            .map_err(|e| SourceError::Protocol(format!("TABLE_MAP of {name}: {e}")))?;
+        let plan = RowPlan::new(tme, &projected.columns, kept.as_deref()).map_err(table_map)?;
         self.by_id
             .insert(tme.table_id(), Some(Arc::new((projected, plan))));
         Ok(())
@@ -69,8 +68,10 @@ impl Streamer {
     ) -> Result<(), SourceError> {
         let name = &table.schema.name;
         let file = &self.file;
-        let error = |e: std::io::Error| {
-            SourceError::Protocol(format!("row event of {name} at {file}: {e}"))
+        let error = |source| SourceError::RowUndecodable {
+            table: name.clone(),
+            at: format!(" at {file}"),
+            source,
         };
         let (before_cols, after_cols) = (rows.columns_before_image(), rows.columns_after_image());
         for cols in [before_cols, after_cols].into_iter().flatten() {
@@ -98,8 +99,10 @@ impl Streamer {
     ) -> Result<(), SourceError> {
         let name = &table.schema.name;
         for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| {
-                SourceError::Protocol(format!("row event of {name} at {}: {e}", self.file))
+            let (before, after) = row.map_err(|source| SourceError::RowUndecodable {
+                table: name.clone(),
+                at: format!(" at {}", self.file),
+                source,
             })?;
             let convert = |r| -> Result<Vec<Value>, SourceError> {
                 convert_row(name, &table.columns, values(name, r)?, Origin::Binlog)

@@ -12,11 +12,11 @@ impl Streamer {
         tme: &TableMapEvent<'_>,
         name: &TableName,
     ) -> Result<(), SourceError> {
-        let names = column_names(tme).map_err(|e| {
-            SourceError::Protocol(format!(
-                "TABLE_MAP of the signal table {name}: {e} (is binlog_row_metadata = FULL?)"
-            ))
-        })?;
+        let table_map = |source| SourceError::TableMap {
+            table: name.clone(),
+            source,
+        };
+        let names = column_names(tme).map_err(table_map)?;
         let cached = self.signal_table.as_ref().map(|t| t.project(&names));
         let projected = match cached {
             Some(Ok(projected)) => projected,
@@ -27,9 +27,7 @@ impl Streamer {
                 table.project(&names)?
             }
         };
-        let plan = RowPlan::new(tme, &projected.columns, None).map_err(|e| {
-            SourceError::Protocol(format!("TABLE_MAP of the signal table {name}: {e}"))
-        })?;
+        let plan = RowPlan::new(tme, &projected.columns, None).map_err(table_map)?;
         self.by_id
             .insert(tme.table_id(), Some(Arc::new((projected, plan))));
         self.signal_ids.insert(tme.table_id());
@@ -50,10 +48,10 @@ impl Streamer {
         }
         let name = &table.schema.name;
         let file = &self.file;
-        let error = |e: std::io::Error| {
-            SourceError::Protocol(format!(
-                "row event of the signal table {name} at {file}: {e}"
-            ))
+        let error = |source| SourceError::RowUndecodable {
+            table: name.clone(),
+            at: format!(" at {file}"),
+            source,
         };
         let Some(after_cols) = rows.columns_after_image() else {
             return Ok(());

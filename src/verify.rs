@@ -43,6 +43,7 @@
 //! it, with `EXCEPT ALL` and no kappa parser, for a stopped or caught-up
 //! connector. The verdict is OK only when both find nothing.
 
+mod database;
 mod masked;
 mod merge;
 mod mysql_source;
@@ -64,7 +65,6 @@ use kappa_sink::replay::Bound;
 use kappa_sink::KafkaConfig;
 use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
-use mysql_source::MysqlOrdered;
 use pg_source::PgOrdered;
 pub use report::{exit_code, print_report};
 use serde::Serialize;
@@ -172,16 +172,37 @@ async fn verify_by_kappa(
     registry: &Registry,
     options: &VerifyOptions,
 ) -> anyhow::Result<VerifyReport> {
-    let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
-    if options.source_url.starts_with("mysql://") {
-        if let Some(Connector::Slot(_)) = options.connector {
-            bail!("the source is MySQL, but verify was told to wait on a PostgreSQL replication slot (--slot, or --wait-for-connector with a PostgreSQL connector's config); a MySQL source has none: pass the MySQL connector's config, --config kappa.toml --wait-for-connector (verify then waits on the binlog position in its offsets record)");
-        }
-        let password = options
-            .password
-            .clone()
-            .or_else(|| std::env::var("KAPPA_MYSQL_PASSWORD").ok());
-        let source = MysqlOrdered::open(
+    database::with_database(
+        &options.source_url,
+        VerifyByKappa {
+            kafka,
+            registry,
+            options,
+        },
+    )
+    .await
+}
+
+/// [`verify_by_kappa`] on the source's kind of database.
+struct VerifyByKappa<'a> {
+    kafka: &'a KafkaConfig,
+    registry: &'a Registry,
+    options: &'a VerifyOptions,
+}
+
+impl database::OnDatabase for VerifyByKappa<'_> {
+    type Output = VerifyReport;
+
+    async fn on<D: database::VerifyDatabase>(self) -> anyhow::Result<VerifyReport> {
+        let Self {
+            kafka,
+            registry,
+            options,
+        } = self;
+        D::check_connector(options.connector.as_ref())?;
+        let scratch = tempfile::Builder::new().prefix("kappa-verify-").tempdir()?;
+        let password = D::password(options);
+        let source = D::open_ordered(
             &options.source_url,
             password.as_deref(),
             &options.table,
@@ -189,19 +210,8 @@ async fn verify_by_kappa(
             scratch.path(),
         )
         .await?;
-        return verify_source(source, kafka, registry, options, &scratch).await;
+        verify_source(source, kafka, registry, options, &scratch).await
     }
-    if let Some(Connector::Offsets { .. }) = options.connector {
-        bail!("the config names a MySQL connector but the source is PostgreSQL: pass the PostgreSQL connector's config, or its slot with --slot");
-    }
-    let source = PgOrdered::open(
-        &options.source_url,
-        options.password.as_deref(),
-        &options.table,
-        scratch.path(),
-    )
-    .await?;
-    verify_source(source, kafka, registry, options, &scratch).await
 }
 
 /// Masks `source` as the connector masked its table (when the options carry
@@ -299,7 +309,7 @@ async fn compare<S: OrderedSource>(
             // As `kappa rebuild` connects to it: KAPPA_POSTGRES_PASSWORD; a
             // PostgreSQL source's own password otherwise (never a MySQL one).
             let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok().or_else(|| {
-                (!options.source_url.starts_with("mysql://"))
+                (!database::is_mysql_url(&options.source_url))
                     .then(|| options.password.clone())
                     .flatten()
             });

@@ -27,8 +27,7 @@
 //! connector. For a live one, verify's re-check (`--slot`,
 //! `--wait-for-connector`) is the tool, and the two are refused together.
 
-use super::oracle_mysql::MysqlServer;
-use super::oracle_pg::PgServer;
+use super::database::{with_database, OnDatabase, VerifyDatabase};
 use super::VerifyOptions;
 use crate::rebuild::{self, RebuildOptions, Target, TargetPassword};
 use anyhow::{bail, Context};
@@ -123,22 +122,39 @@ pub async fn run(
              drop --slot/--wait-for-connector to run it, or drop --oracle to check a live connector with verify's re-check"
         );
     }
-    if options.source_url.starts_with("mysql://") {
-        let password = options
-            .password
-            .clone()
-            .or_else(|| std::env::var("KAPPA_MYSQL_PASSWORD").ok());
-        let server = MysqlServer::connect(&options.source_url, password.clone()).await?;
-        run_on(server, kafka, registry, options, schema, password).await
-    } else {
-        let server = PgServer::connect(&options.source_url, options.password.clone()).await?;
-        run_on(
-            server,
+    with_database(
+        &options.source_url,
+        Oracle {
             kafka,
             registry,
             options,
             schema,
-            options.password.clone(),
+        },
+    )
+    .await
+}
+
+/// [`run`] on the source's kind of database.
+struct Oracle<'a> {
+    kafka: &'a KafkaConfig,
+    registry: &'a Registry,
+    options: &'a VerifyOptions,
+    schema: &'a str,
+}
+
+impl OnDatabase for Oracle<'_> {
+    type Output = OracleReport;
+
+    async fn on<D: VerifyDatabase>(self) -> anyhow::Result<OracleReport> {
+        let password = D::password(self.options);
+        let server = D::oracle(&self.options.source_url, password.clone()).await?;
+        run_on(
+            server,
+            self.kafka,
+            self.registry,
+            self.options,
+            self.schema,
+            password,
         )
         .await
     }

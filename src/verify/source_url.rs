@@ -11,7 +11,7 @@ pub fn verify_source(
     var: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<(String, Option<String>)> {
     if let Some(url) = source {
-        let password = if url.starts_with("mysql://") {
+        let password = if super::database::is_mysql_url(&url) {
             var("KAPPA_MYSQL_PASSWORD")
         } else {
             var("KAPPA_POSTGRES_PASSWORD")

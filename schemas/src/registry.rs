@@ -27,6 +27,23 @@ fn http_status(error: &SRCError) -> Option<u16> {
         .filter(|code| (100..=599).contains(code))
 }
 
+/// The Confluent error code a registry put in its answer's body
+/// (`{"error_code": 40403, …}`, which the client keeps as
+/// `error_code: 40403, message: …`).
+fn registry_error_code(error: &SRCError) -> Option<u32> {
+    const PREFIX: &str = "error_code: ";
+    let cause = error.cause.as_deref()?;
+    let at = cause.find(PREFIX)? + PREFIX.len();
+    let digits: String = cause[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Confluent's "schema not found" (Apicurio's ccompat API answers it too).
+const SCHEMA_NOT_FOUND: u32 = 40403;
+
 /// Why a registration failed, with the fix when the registry refused the
 /// schema as incompatible (HTTP 409, as Confluent's API and Apicurio's
 /// ccompat API answer). Added columns are nullable with a null default
@@ -233,13 +250,22 @@ impl Registry {
             get_schema_by_id(id, &self.settings)
         })
         .await
-        .map_err(|e| match http_status(&e) {
-            Some(404) => SchemaError::UnknownSchemaId {
+        .map_err(|e| match (http_status(&e), registry_error_code(&e)) {
+            (Some(404), Some(SCHEMA_NOT_FOUND)) => SchemaError::UnknownSchemaId {
                 url: self.url.clone(),
                 id,
                 reason: e.to_string(),
                 cause: Box::new(e),
             },
+            // Not the registry saying it lacks the id: no such API there.
+            (Some(404), _) => self.failed(
+                format!(
+                    "fetching schema id {id}: 404 without the registry's \"schema not found\" \
+                     (error_code {SCHEMA_NOT_FOUND}), so the URL is not a Confluent-compatible \
+                     API (Apicurio: …/apis/ccompat/v7): {e}"
+                ),
+                e,
+            ),
             _ => self.failed(format!("fetching schema id {id}: {e}"), e),
         })?;
         let parsed =
@@ -482,5 +508,23 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::Configuration, "{err:?}");
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// A 404 without Confluent's "schema not found" code is a URL that is
+    /// not a registry's API (a wrong path, another server), not an id the
+    /// registry lacks: every record would otherwise be called undecodable.
+    #[tokio::test]
+    async fn a_404_without_the_registrys_code_is_a_wrong_url_not_an_unknown_id() {
+        let (url, _) = scripted_registry(|_| ("404 Not Found", "<html>Not Found</html>"));
+        let err = Registry::new(&url)
+            .schema(41)
+            .await
+            .expect_err("no such API");
+        assert!(matches!(err, SchemaError::Registry { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("not a Confluent-compatible"),
+            "{err}"
+        );
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err:?}");
     }
 }

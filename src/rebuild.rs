@@ -11,15 +11,9 @@
 //! skipped with `--skip-invalid`.
 
 mod decoding;
-pub mod mysql_target;
-pub mod mysql_types;
-pub mod pg_target;
 mod progress;
-pub mod shape;
-mod sqlite_target;
 mod summary;
 mod target;
-mod writer;
 
 pub use summary::{print_summary, HistoryCheck, PartitionSummary, RebuildSummary};
 pub use target::{parse_as_of, parse_target, parse_until_offsets, Target, TargetPassword};
@@ -30,13 +24,16 @@ use kappa_materialize::resolve::{latest_schema, RecordDecoder, StoredSchema};
 use kappa_schemas::{AvroSchema, Registry};
 use kappa_sink::replay::{self, Bound, PartitionSink, ReplayPlan, ReplayProgress, ReplayRecord};
 use kappa_sink::KafkaConfig;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use kappa_materialize::target::{
+    mysql as mysql_target, postgres as pg_target, sqlite as sqlite_target, start_writer, Finishing,
+    TargetWriter, Written,
+};
 use std::sync::Arc;
 use std::time::Instant;
 use summary::Meta;
 use tokio::sync::{mpsc, watch};
-use writer::{start_writer, Finishing, TargetWriter, Written};
 
 /// Batches in flight between the workers and the writer.
 const IN_FLIGHT: usize = 16;
@@ -306,7 +303,7 @@ async fn replay_into<W: TargetWriter>(
         live_keys,
     } = writer
         .finish(Finishing {
-            meta: &meta,
+            meta: meta.entries()?,
             schemas: &schemas,
         })
         .await?;
@@ -327,18 +324,6 @@ async fn replay_into<W: TargetWriter>(
         end_offsets,
         delete_retention_ms,
     })
-}
-
-/// The comment a typed target table carries: what it was rebuilt from.
-fn table_comment(meta: &Meta<'_>) -> anyhow::Result<String> {
-    let comment = serde_json::to_string(
-        &meta
-            .entries()?
-            .into_iter()
-            .filter(|(n, _)| *n != "reader_schema")
-            .collect::<BTreeMap<_, _>>(),
-    )?;
-    Ok(format!("rebuilt by kappa: {comment}"))
 }
 
 /// The topic's `delete.retention.ms`: how long the broker keeps a tombstone

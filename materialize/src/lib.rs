@@ -3,9 +3,9 @@
 //! ([`resolve`], with the direct decoder of [`datum`] and decimal widening in
 //! [`avro_decimal`]), the order key every target sorts and compares by
 //! ([`order_key`]), the rebuilt SQLite table ([`table`]) and PostgreSQL's
-//! text form of values for COPY ([`pg_text`]). The replay that feeds it is
-//! `kappa_sink::replay`; the typed PostgreSQL and MySQL targets live in the
-//! binary (`src/rebuild/`).
+//! text form of values for COPY ([`pg_text`]), and the rebuild targets behind
+//! one trait ([`target::TargetWriter`]: SQLite, PostgreSQL, MySQL, a file
+//! each). The replay that feeds it is `kappa_sink::replay`.
 
 pub mod avro_decimal;
 pub mod datum;
@@ -14,5 +14,6 @@ pub mod order_key;
 pub mod pg_text;
 pub mod resolve;
 pub mod table;
+pub mod target;
 
 pub use error::MaterializeError;

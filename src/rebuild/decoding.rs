@@ -1,7 +1,8 @@
 //! The replay workers' sink: decode each record, set poison records aside
 //! (or stop on them), and hand batches to the table writer.
 
-use kappa_materialize::resolve::{DecodedRecord, RecordDecoder};
+use kappa_materialize::resolve::RecordDecoder;
+pub use kappa_materialize::target::Applied;
 use kappa_sink::replay::{PartitionSink, ReplayRecord};
 use tokio::sync::mpsc;
 
@@ -9,15 +10,6 @@ use tokio::sync::mpsc;
 pub const BATCH: usize = 1000;
 /// Invalid records listed individually in the summary.
 pub const INVALID_SHOWN: usize = 10;
-
-/// One decoded record on its way to the writer.
-pub struct Applied {
-    pub record: DecodedRecord,
-    pub key: Vec<u8>,
-    pub value: Option<Vec<u8>>,
-    pub partition: i32,
-    pub offset: i64,
-}
 
 /// A worker's sink: decode, check, batch, hand over.
 pub struct DecodingSink {

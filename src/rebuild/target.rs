@@ -1,8 +1,8 @@
 //! Where a rebuild writes, and where it stops: the `--into`, `--as-of` and
 //! `--until-offsets` arguments.
 
-use super::{mysql_target, pg_target};
 use anyhow::{bail, Context};
+use kappa_materialize::target::{mysql as mysql_target, postgres as pg_target};
 use kappa_schemas::TableName;
 use kappa_sink::replay::Bound;
 use std::collections::BTreeMap;

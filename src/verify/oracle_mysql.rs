@@ -11,9 +11,9 @@
 //! reads them.
 
 use super::oracle::{OracleServer, SourceColumn};
-use crate::rebuild::mysql_target;
 use crate::rebuild::Target;
 use anyhow::Context;
+use kappa_materialize::target::mysql as mysql_target;
 use kappa_schemas::{ColumnType, TableName};
 use kappa_source::mysql::catalog::load_table;
 use kappa_source::mysql::{quote_ident, quote_table};

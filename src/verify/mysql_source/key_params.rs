@@ -72,9 +72,9 @@ pub(super) fn key_param(column: &MysqlColumn, value: &Value) -> anyhow::Result<M
 }
 
 /// A date and time as the MySQL value that reads as it (see
-/// [`crate::rebuild::mysql_types::date_time`]).
+/// [`kappa_materialize::target::mysql_types::date_time`]).
 pub(super) fn date_value(date: chrono::NaiveDate, time: chrono::NaiveTime) -> anyhow::Result<My> {
-    crate::rebuild::mysql_types::date_time(date.and_time(time))
+    kappa_materialize::target::mysql_types::date_time(date.and_time(time))
         .map_err(|value| anyhow!("{value} is outside MySQL's range"))
 }
 

@@ -3,10 +3,9 @@
 //! blocking thread of its own and batches reach it through a bounded
 //! channel; the file is `PATH.partial` until `finish` renames it over `PATH`.
 
-use super::decoding::Applied;
-use super::writer::{Finishing, TargetWriter, Written};
+use super::{Applied, Finishing, TargetWriter, Written};
+use crate::table::{partial_path, SqliteTableBuilder};
 use anyhow::Context;
-use kappa_materialize::table::{partial_path, SqliteTableBuilder};
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -83,7 +82,7 @@ impl TargetWriter for SqliteWriter {
             .into_iter()
             .map(|id| (*id, end.schemas[id].text.clone()))
             .collect();
-        let meta = end.meta.entries()?;
+        let meta = end.meta;
         tokio::task::spawn_blocking(move || {
             for (id, text) in &schemas {
                 builder.add_schema(*id, text)?;

@@ -9,13 +9,12 @@
 //! is built under a scratch name and swapped in, with the old one dropped, in
 //! one transaction at the end, so a reader sees the old table or the new one.
 
-use super::decoding::Applied;
 pub use super::shape::TargetShape;
 use super::shape::{self, TypeMapping};
-use super::writer::{Finishing, TargetWriter, Written};
+use super::{Applied, Finishing, TargetWriter, Written};
+use crate::pg_text::copy_field;
+use crate::resolve::DecodedRecord;
 use anyhow::{bail, Context};
-use kappa_materialize::pg_text::copy_field;
-use kappa_materialize::resolve::DecodedRecord;
 use kappa_schemas::{AvroSchema, TableName, Value};
 use kappa_source::postgres::setup::{quote_ident, quote_table};
 use std::collections::HashMap;
@@ -470,7 +469,7 @@ impl TargetWriter for PgWriter {
         drop(std::mem::replace(&mut self.staged, closed));
         let builder = self.applier().await?;
         let (upserts, tombstones) = (builder.upserts, builder.tombstones);
-        let live_keys = builder.finish(&super::table_comment(end.meta)?).await?;
+        let live_keys = builder.finish(&end.table_comment()?).await?;
         Ok(Written {
             upserts,
             tombstones,

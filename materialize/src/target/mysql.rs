@@ -10,12 +10,11 @@
 //! dropped after. The session runs in strict mode, so a value the column
 //! cannot hold is refused, never truncated or zeroed.
 
-use super::decoding::Applied;
 use super::mysql_types::{self, column_parameter};
 use super::shape::{self, TargetShape, TypeMapping};
-use super::writer::{Finishing, TargetWriter, Written};
+use super::{Applied, Finishing, TargetWriter, Written};
+use crate::resolve::DecodedRecord;
 use anyhow::{bail, Context};
-use kappa_materialize::resolve::DecodedRecord;
 use kappa_schemas::{AvroSchema, TableName, Value};
 use kappa_source::mysql::{quote_ident, quote_table};
 use mysql_async::prelude::Queryable;
@@ -412,10 +411,7 @@ impl TargetWriter for MysqlWriter {
             self.builder.apply(&self.pending).await?;
         }
         let (upserts, tombstones) = (self.builder.upserts, self.builder.tombstones);
-        let live_keys = self
-            .builder
-            .finish(&super::table_comment(end.meta)?)
-            .await?;
+        let live_keys = self.builder.finish(&end.table_comment()?).await?;
         Ok(Written {
             upserts,
             tombstones,

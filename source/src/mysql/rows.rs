@@ -11,7 +11,7 @@
 //! DECIMAL's binary form read into its unscaled integer without going through
 //! text. Every other column (and any column whose TABLE_MAP form does not
 //! match what the catalog says) goes through `mysql_common`'s decoder and
-//! [`convert`], so both paths give the same value (`tests/mysql_types.rs`).
+//! [`convert`], so both paths give the same value (`tests/it/mysql_types.rs`).
 //! Temporal types never reach `mysql_common`'s decoder, on either path (it
 //! panics or wraps on some TIME values, see [`temporal`]). Pure: bytes in,
 //! values out.

@@ -2,7 +2,7 @@
 //! bounded memory (the live keys spill to disk past a budget, tombstones go
 //! out in batches within the in-flight bound).
 
-mod common;
+use crate::common;
 
 use common::{peak_rss_kb, Pipeline, RunsKappa};
 

@@ -2,7 +2,7 @@
 //! as-of rebuilds and what compaction does to them, topics holding several
 //! schema versions, poison records, and the PostgreSQL target.
 
-mod common;
+use crate::common;
 
 use common::RunsKappa;
 use common::{brokers, kappa, pg_url, registry_url, text, unique, Pipeline};

@@ -4,7 +4,7 @@
 //! itself is in docs/postgres-types.md; the registered schema is checked
 //! against it here for the types with an Avro logical type.
 
-mod common;
+use crate::common;
 
 use common::RunsKappa;
 use common::{brokers, kappa, pg, pg_url, registry_get, registry_url, text, unique, Pipeline};

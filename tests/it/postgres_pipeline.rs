@@ -1,7 +1,7 @@
 //! The product's promise, end to end on real services: a table rebuilt from
 //! its compacted topic alone equals the source table.
 
-mod common;
+use crate::common;
 
 use common::Pipeline;
 use common::RunsKappa;

@@ -3,7 +3,7 @@
 //! exactly the source (`verify` 0 differences), snapshot and stream give the
 //! same values, and edge values decode to what docs/mysql.md promises.
 
-mod common;
+use crate::common;
 
 use common::mysql::{topic_rows, MysqlPipeline};
 use common::RunsKappa;

@@ -5,7 +5,7 @@
 //! and the MySQL/MariaDB rebuild target it builds on (typed columns, primary
 //! key, deletes, the atomic swap).
 
-mod common;
+use crate::common;
 
 use common::mysql::{mysql_db_url, MysqlPipeline};
 use common::RunsKappa;

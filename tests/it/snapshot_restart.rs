@@ -5,7 +5,7 @@
 //! the restarted snapshot read the emptied table, and the first attempt's
 //! rows stayed in the topic for good: 87 extra rows.)
 
-mod common;
+use crate::common;
 
 use common::mysql::MysqlPipeline;
 use common::{brokers, topic_end_offsets, Pipeline, RunsKappa};

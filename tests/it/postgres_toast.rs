@@ -2,7 +2,7 @@
 //! (`unchanged_toast = "fetch"`): the rebuilt table is exact, also across a
 //! lost replication connection.
 
-mod common;
+use crate::common;
 
 use common::{Pipeline, RunsKappa};
 

@@ -4,7 +4,7 @@
 //! (never the active segment), the topic then holds fewer records than were
 //! produced, and a fresh rebuild still equals the source.
 
-mod common;
+use crate::common;
 
 use common::RunsKappa;
 use common::{topic_end_offsets, topic_records, Pipeline};

@@ -2,7 +2,7 @@
 //! in a 100,000-row table, key orders the database and the rebuilt table
 //! must agree on, and verifying while the connector streams or lags.
 
-mod common;
+use crate::common;
 
 use common::RunsKappa;
 use common::{brokers, kappa, pg_url, registry_url, text, Pipeline};

@@ -1,9 +1,9 @@
 //! `kappa verify --wait-for-connector` against a MySQL/MariaDB source while
 //! the connector streams: lag and rows in flight are told apart from
-//! differences (the MySQL counterpart of `tests/verify.rs`'s
+//! differences (the MySQL counterpart of `tests/it/verify.rs`'s
 //! `verify_while_streaming_reports_lag_instead_of_differences`).
 
-mod common;
+use crate::common;
 
 use common::mysql::{mysql, MysqlPipeline};
 use common::{text, RunsKappa};

@@ -1,7 +1,7 @@
 //! The PostgreSQL reader's edge cases, each proven by a rebuild that verifies
 //! (or by the clear error kappa stops with).
 
-mod common;
+use crate::common;
 
 use common::RunsKappa;
 use common::{topic_records, Pipeline};
@@ -17,7 +17,7 @@ fn big(seed: &str) -> String {
 
 /// `unchanged_toast = "refuse"`, the strict option: a table whose UPDATEs
 /// could leave a TOASTed value out of the stream is refused at start, with
-/// both fixes. (The default fetches such values: tests/postgres_toast.rs.)
+/// both fixes. (The default fetches such values: tests/it/postgres_toast.rs.)
 #[tokio::test(flavor = "multi_thread")]
 async fn refuse_mode_refuses_default_identity_with_toastable_columns_with_the_fix() {
     let mut p = Pipeline::build(

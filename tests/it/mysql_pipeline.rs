@@ -2,7 +2,7 @@
 //! compacted topics, restarts (clean and kill -9) resuming from the stored
 //! binlog position, and `verify` proving the rebuilt tables equal the source.
 
-mod common;
+use crate::common;
 
 use common::mysql::{topic_rows, MysqlPipeline};
 use common::RunsKappa;

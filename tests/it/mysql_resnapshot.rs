@@ -5,7 +5,7 @@
 //! (the stored position held at the request), and leave `verify` with 0
 //! differences.
 
-mod common;
+use crate::common;
 
 use common::mysql::{MysqlPipeline, Position};
 use common::{brokers, RunsKappa};

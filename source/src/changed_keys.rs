@@ -43,11 +43,6 @@ impl ChangedKeys {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
-
-    /// Whether no key was changed.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -6,17 +6,17 @@
 //! its slot); the MySQL reader's positions are stored by the daemon in the
 //! offsets record and handed back at start. Readers know nothing about Kafka.
 
-pub mod calendar;
-pub mod changed_keys;
-pub mod dblog;
+pub(crate) mod calendar;
+pub(crate) mod changed_keys;
+pub(crate) mod dblog;
 pub mod durable;
 pub mod error;
 pub mod mysql;
 pub mod postgres;
 pub mod redact;
 pub mod source;
-pub mod stream_bounds;
-pub mod table_filter;
+pub(crate) mod stream_bounds;
+pub(crate) mod table_filter;
 
 pub use durable::DurablePosition;
 pub use error::{ErrorKind, SourceError};

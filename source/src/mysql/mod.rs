@@ -10,15 +10,15 @@
 
 pub mod catalog;
 pub mod charset;
-pub mod ddl;
-pub mod decoder_guard;
+pub(crate) mod ddl;
+pub(crate) mod decoder_guard;
 pub(crate) mod errors;
-pub mod events;
+pub(crate) mod events;
 pub mod kind;
-pub mod resnapshot;
+pub(crate) mod resnapshot;
 pub mod rows;
 pub mod snapshot;
-pub mod stream;
+pub(crate) mod stream;
 pub mod types;
 
 use crate::error::SourceError;

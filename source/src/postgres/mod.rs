@@ -20,17 +20,17 @@
 
 mod capture;
 pub mod catalog;
-pub mod decode;
+pub(crate) mod decode;
 pub(crate) mod errors;
 pub mod pgoutput;
-pub mod resnapshot;
+pub(crate) mod resnapshot;
 pub mod setup;
-pub mod slot_lag;
+pub(crate) mod slot_lag;
 pub mod snapshot;
 pub mod stream;
 pub mod text;
 pub mod toast;
-pub mod types;
+pub(crate) mod types;
 
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};

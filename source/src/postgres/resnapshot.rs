@@ -136,9 +136,16 @@ impl ChunkSource for PgChunks {
 
     async fn watermark(&mut self, which: Watermark, payload: &str) -> Result<(), SourceError> {
         let content = format!("{}:{payload}", which.name());
+        // A non-transactional message is not flushed by itself, and the
+        // walsender sends only flushed WAL: it would wait for the WAL
+        // writer (wal_writer_delay, 200 ms by default) — per watermark, two
+        // per chunk. An xid in the same statement makes its commit flush the
+        // WAL, the message's position included; the message's place in the
+        // stream, all DBLog relies on, is unchanged (PostgreSQL 17's `flush`
+        // argument does the same).
         self.client
             .execute(
-                "SELECT pg_logical_emit_message(false, $1, $2)",
+                "SELECT pg_logical_emit_message(false, $1, $2), pg_current_xact_id()",
                 &[&WATERMARK_PREFIX, &content],
             )
             .await

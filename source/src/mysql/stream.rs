@@ -462,7 +462,7 @@ impl Streamer {
             .truncated(self.truncate.iter().map(|t| &t.name))
             .await;
         match checkpoint {
-            None => self.undo.published(self.pending_bytes),
+            None => self.undo.published(&self.pending, self.pending_bytes),
             Some(_) => self.undo.clear(),
         }
         self.pending_bytes = 0;

@@ -114,9 +114,8 @@ impl Streamer {
         Ok(())
     }
 
-    /// A row's images (before, after) → changes, each noted with its
-    /// restore (see `undo.rs`): what puts its key back as the before image
-    /// had it.
+    /// A row's images (before, after) → changes, each noted with its key's
+    /// before image (see `undo.rs`).
     pub(super) fn change(&mut self, table: &MysqlTable, before: Option<Row>, after: Option<Row>) {
         let schema = &table.schema;
         let upsert = |row: Row| Change::Upsert {
@@ -129,20 +128,23 @@ impl Streamer {
         };
         match (before, after) {
             (None, Some(row)) => {
-                self.undo.note(tombstone(&row));
+                self.undo.note(None);
                 self.pending.push(upsert(row));
             }
             (Some(old), Some(row)) => {
                 if schema.key_columns.iter().any(|&i| old[i] != row[i]) {
                     self.pending.push(tombstone(&old));
-                    self.undo.note(tombstone(&row));
+                    self.undo.note(Some(old));
+                    // The new key was absent: else the UPDATE would have failed.
+                    self.undo.note(None);
+                } else {
+                    self.undo.note(Some(old));
                 }
-                self.undo.note(upsert(old));
                 self.pending.push(upsert(row));
             }
             (Some(old), None) => {
                 self.pending.push(tombstone(&old));
-                self.undo.note(upsert(old));
+                self.undo.note(Some(old));
             }
             (None, None) => {}
         }

@@ -7,10 +7,11 @@
 //! recovery rolls back the transaction whose events end mid-way, and kappa
 //! may already have published pieces of it.
 //!
-//! So each change in the pending piece keeps its *restore*: the change that
-//! puts its key back as it was before (an upsert of the before image; a
-//! tombstone for a key the change inserted). The restores of the pieces
-//! published since the last commit are kept until the commit (then dropped);
+//! So each change in the pending piece keeps its key's before image (none
+//! for a key the change inserted), which costs a move of a row the decoder
+//! made anyway. Only when a piece is published without its commit are they
+//! turned into *restores*, the changes that put each key back as it was (an
+//! upsert of the before image, or a tombstone), kept until the commit;
 //! undoing emits, per key, the restore of its *first* change in the
 //! transaction, which is exactly the state the rollback left. A key's first
 //! change that inserts it found the key absent (the insert would otherwise
@@ -21,7 +22,7 @@
 //! kappa stop (`SourceError::BinlogTruncatedUndoTooLarge`) instead of
 //! leaving its rows on the topic.
 
-use super::PIECE;
+use super::{Row, PIECE};
 use kappa_schemas::Change;
 use std::collections::HashSet;
 
@@ -31,8 +32,9 @@ pub const UNDO_BYTES: usize = 64 << 20;
 /// The restores of the current transaction's changes (see the module docs).
 #[derive(Default)]
 pub struct Undo {
-    /// One per change of the pending (unpublished) piece, in order.
-    pending: Vec<Change>,
+    /// One per change of the pending (unpublished) piece, in order: its
+    /// key's before image, `None` where the key was absent.
+    pending: Vec<Option<Row>>,
     /// Of the pieces published since the last commit, in order.
     published: Vec<Change>,
     /// Row-event bytes behind `published`.
@@ -49,14 +51,20 @@ pub struct UndoTooLarge {
 }
 
 impl Undo {
-    /// The restore of the change just added to the pending piece.
-    pub fn note(&mut self, restore: Change) {
-        self.pending.push(restore);
+    /// The before image of the change just added to the pending piece
+    /// (`None`: its key was absent before it).
+    pub fn note(&mut self, before: Option<Row>) {
+        self.pending.push(before);
     }
 
-    /// The pending piece (of `bytes` row data) was published without a
-    /// commit: its restores are kept until the commit.
-    pub fn published(&mut self, bytes: usize) {
+    /// The pending piece, `changes` (of `bytes` row data), was published
+    /// without a commit: their restores are kept until the commit.
+    pub fn published(&mut self, changes: &[Change], bytes: usize) {
+        debug_assert_eq!(
+            changes.len(),
+            self.pending.len(),
+            "one before image per change"
+        );
         if self.overflowed {
             self.pending.clear();
             return;
@@ -68,7 +76,20 @@ impl Undo {
             self.pending.clear();
             return;
         }
-        self.published.append(&mut self.pending);
+        let restores = changes
+            .iter()
+            .zip(self.pending.drain(..))
+            .map(|(change, before)| {
+                let table = change.table().clone();
+                match before {
+                    Some(row) => Change::Upsert { table, row },
+                    None => Change::Delete {
+                        table,
+                        key: change.key(),
+                    },
+                }
+            });
+        self.published.extend(restores);
     }
 
     /// The transaction committed, or the stream resumes before it (its
@@ -118,10 +139,14 @@ mod tests {
         })
     }
 
+    fn row(id: i64, v: &str) -> Row {
+        vec![Value::Int(id), Value::Text(v.into())]
+    }
+
     fn upsert(id: i64, v: &str) -> Change {
         Change::Upsert {
             table: schema(),
-            row: vec![Value::Int(id), Value::Text(v.into())],
+            row: row(id, v),
         }
     }
 
@@ -146,17 +171,19 @@ mod tests {
     fn undo_restores_each_key_as_before_its_first_change() {
         let mut undo = Undo::default();
         // Piece 1: UPDATE 1 'a'→'b', INSERT 2, DELETE 3 (was 'c').
-        undo.note(upsert(1, "a"));
-        undo.note(delete(2));
-        undo.note(upsert(3, "c"));
-        undo.published(100);
+        let piece = [upsert(1, "b"), upsert(2, "new"), delete(3)];
+        undo.note(Some(row(1, "a")));
+        undo.note(None);
+        undo.note(Some(row(3, "c")));
+        undo.published(&piece, 100);
         // Piece 2: UPDATE 1 'b'→'x' (its restore 'b' is not the state before
         // the transaction), re-INSERT 3.
-        undo.note(upsert(1, "b"));
-        undo.note(delete(3));
-        undo.published(100);
+        let piece = [upsert(1, "x"), upsert(3, "again")];
+        undo.note(Some(row(1, "b")));
+        undo.note(None);
+        undo.published(&piece, 100);
         // Pending, never published: UPDATE 4.
-        undo.note(upsert(4, "d"));
+        undo.note(Some(row(4, "d")));
         let restores = undo.take().expect("within the bound");
         assert_eq!(
             shown(&restores),
@@ -172,8 +199,8 @@ mod tests {
     #[test]
     fn a_commit_drops_what_it_kept() {
         let mut undo = Undo::default();
-        undo.note(delete(1));
-        undo.published(10);
+        undo.note(None);
+        undo.published(&[upsert(1, "new")], 10);
         undo.clear();
         assert!(undo.take().expect("empty").is_empty());
     }
@@ -181,13 +208,13 @@ mod tests {
     #[test]
     fn more_than_the_bound_is_refused_not_half_undone() {
         let mut undo = Undo::default();
-        undo.note(delete(1));
-        undo.published(UNDO_BYTES);
-        undo.note(delete(2));
-        undo.published(1);
+        undo.note(None);
+        undo.published(&[upsert(1, "new")], UNDO_BYTES);
+        undo.note(None);
+        undo.published(&[upsert(2, "new")], 1);
         // Later pieces of the same transaction are not kept either.
-        undo.note(delete(3));
-        undo.published(1);
+        undo.note(None);
+        undo.published(&[upsert(3, "new")], 1);
         assert_eq!(
             undo.take().map(|c| c.len()),
             Err(UndoTooLarge {
@@ -195,8 +222,8 @@ mod tests {
             })
         );
         // The next transaction starts afresh.
-        undo.note(delete(4));
-        undo.published(1);
+        undo.note(None);
+        undo.published(&[upsert(4, "new")], 1);
         assert_eq!(undo.take().map(|c| c.len()), Ok(1));
     }
 }

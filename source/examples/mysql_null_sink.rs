@@ -81,7 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = started.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);
     drop(rx);
-    let _ = reader.await;
+    match reader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("the reader stopped: {e}"),
+        Err(e) => eprintln!("the reader task failed: {e}"),
+    }
     println!("{rows} {seconds:.3}");
     Ok(())
 }

@@ -138,7 +138,7 @@ fn checked_parts(
     day: i64,
     clock: (i64, i64, i64),
     micros: i64,
-    what: &str,
+    what: impl FnOnce() -> String,
 ) -> Result<DateTime, String> {
     let (hour, minute, second) = clock;
     let small = |v: i64, max: i64| u8::try_from(v).ok().filter(|&v| i64::from(v) <= max);
@@ -163,8 +163,9 @@ fn checked_parts(
             })
         }
         _ => Err(format!(
-            "{what} decodes to {year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}, \
-             not a date and time"
+            "{} decodes to {year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}, \
+             not a date and time",
+            what()
         )),
     }
 }
@@ -196,7 +197,7 @@ pub fn datetime2(bytes: &[u8], fsp: u8) -> Result<DateTime, String> {
         ymd % (1 << 5),
         (hms >> 12, (hms >> 6) % (1 << 6), hms % (1 << 6)),
         micros,
-        &format!("DATETIME2 {bytes:02x?} (fsp {fsp})"),
+        || format!("DATETIME2 {bytes:02x?} (fsp {fsp})"),
     )
 }
 
@@ -219,7 +220,7 @@ pub fn datetime_old(bytes: &[u8]) -> Result<DateTime, String> {
             part(time % 100),
         ),
         0,
-        &format!("DATETIME {raw}"),
+        || format!("DATETIME {raw}"),
     )
 }
 

@@ -9,10 +9,12 @@
 //!
 //! So each change in the pending piece keeps its key's before image (none
 //! for a key the change inserted), which costs a move of a row the decoder
-//! made anyway. Only when a piece is published without its commit are they
-//! turned into *restores*, the changes that put each key back as it was (an
-//! upsert of the before image, or a tombstone), kept until the commit;
-//! undoing emits, per key, the restore of its *first* change in the
+//! made anyway. When a piece is published without its commit, those images
+//! are kept until the commit, with the key of each change that had none
+//! (copied into one buffer: a 10,000-row insert costs no allocation per
+//! row). Only if the transaction is cut off are they turned into
+//! *restores*, the changes that put each key back as it was (an upsert of
+//! the before image, or a tombstone); undoing emits, per key, the restore of its *first* change in the
 //! transaction, which is exactly the state the rollback left. A key's first
 //! change that inserts it found the key absent (the insert would otherwise
 //! have failed), so its tombstone is exact too.
@@ -23,11 +25,15 @@
 //! leaving its rows on the topic.
 
 use super::{Row, PIECE};
-use kappa_schemas::Change;
+use kappa_schemas::{Change, TableSchema, Value};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The most row data kept to undo the published pieces of one transaction.
 pub const UNDO_BYTES: usize = 64 << 20;
+
+/// Entries whose room the buffers keep between transactions.
+const KEEP_CAPACITY: usize = PIECE * 32;
 
 /// The restores of the current transaction's changes (see the module docs).
 #[derive(Default)]
@@ -35,8 +41,19 @@ pub struct Undo {
     /// One per change of the pending (unpublished) piece, in order: its
     /// key's before image, `None` where the key was absent.
     pending: Vec<Option<Row>>,
-    /// Of the pieces published since the last commit, in order.
-    published: Vec<Change>,
+    /// Of the pieces published since the last commit, in order: each
+    /// change's table (an index into `tables`) and before image.
+    published: Vec<(usize, Option<Row>)>,
+    /// The tables of `published`. An index, not an `Arc` per change: the
+    /// consumer drops each change's `Arc` on its own thread, and a second
+    /// count per row on that shared counter costs the stream a tenth of
+    /// its speed.
+    tables: Vec<Arc<TableSchema>>,
+    /// The keys of the `published` entries without a before image, one after
+    /// another (each `key_columns.len()` values of its table): one buffer,
+    /// not a vector per inserted row, so that keeping them costs the hot
+    /// path next to nothing.
+    absent_keys: Vec<Value>,
     /// Row-event bytes behind `published`.
     bytes: usize,
     /// More than [`UNDO_BYTES`] were published: `published` was dropped.
@@ -58,7 +75,7 @@ impl Undo {
     }
 
     /// The pending piece, `changes` (of `bytes` row data), was published
-    /// without a commit: their restores are kept until the commit.
+    /// without a commit: what restores them is kept until the commit.
     pub fn published(&mut self, changes: &[Change], bytes: usize) {
         debug_assert_eq!(
             changes.len(),
@@ -73,50 +90,84 @@ impl Undo {
         if self.bytes > UNDO_BYTES {
             self.overflowed = true;
             self.published = Vec::new();
+            self.absent_keys = Vec::new();
             self.pending.clear();
             return;
         }
-        let restores = changes
-            .iter()
-            .zip(self.pending.drain(..))
-            .map(|(change, before)| {
-                let table = change.table().clone();
-                match before {
-                    Some(row) => Change::Upsert { table, row },
-                    None => Change::Delete {
-                        table,
-                        key: change.key(),
-                    },
+        self.published.reserve(changes.len());
+        let mut pending = std::mem::take(&mut self.pending);
+        for (change, before) in changes.iter().zip(pending.drain(..)) {
+            if before.is_none() {
+                match change {
+                    Change::Upsert { table, row } => self
+                        .absent_keys
+                        .extend(table.key_columns.iter().map(|&i| row[i].clone())),
+                    Change::Delete { key, .. } => self.absent_keys.extend(key.iter().cloned()),
                 }
-            });
-        self.published.extend(restores);
+            }
+            let table = self.table_index(change.table());
+            self.published.push((table, before));
+        }
+        self.pending = pending;
+    }
+
+    /// The index of `table` in `tables`, added if new (a transaction
+    /// touches few tables, most often the last one again).
+    fn table_index(&mut self, table: &Arc<TableSchema>) -> usize {
+        match self.tables.iter().rposition(|t| Arc::ptr_eq(t, table)) {
+            Some(at) => at,
+            None => {
+                self.tables.push(table.clone());
+                self.tables.len() - 1
+            }
+        }
     }
 
     /// The transaction committed, or the stream resumes before it (its
     /// pieces will be read and noted again): nothing to undo.
     pub fn clear(&mut self) {
         self.pending.clear();
-        self.published = Vec::new();
+        // The buffers are reused by the next transaction, up to a size.
+        self.published.clear();
+        self.published.shrink_to(KEEP_CAPACITY);
+        self.absent_keys.clear();
+        self.absent_keys.shrink_to(KEEP_CAPACITY);
+        self.tables.clear();
         self.bytes = 0;
         self.overflowed = false;
     }
 
     /// The changes that undo every published piece: per key, the restore of
-    /// its first change (the pending piece was never published). Leaves the
+    /// its first change (an upsert of its before image, or a tombstone where
+    /// it was absent; the pending piece was never published). Leaves the
     /// undo empty.
     pub fn take(&mut self) -> Result<Vec<Change>, UndoTooLarge> {
         let bytes = self.bytes;
         let overflowed = self.overflowed;
         let published = std::mem::take(&mut self.published);
+        let tables = std::mem::take(&mut self.tables);
+        let mut absent_keys = std::mem::take(&mut self.absent_keys).into_iter();
         self.clear();
         if overflowed {
             return Err(UndoTooLarge { bytes });
         }
         let mut seen = HashSet::with_capacity(published.len().min(PIECE * 16));
-        Ok(published
-            .into_iter()
-            .filter(|restore| seen.insert(key_of(restore)))
-            .collect())
+        let mut restores = Vec::new();
+        for (table, before) in published {
+            let table = tables[table].clone();
+            let restore = match before {
+                Some(row) => Change::Upsert { table, row },
+                None => {
+                    let key: Vec<Value> =
+                        absent_keys.by_ref().take(table.key_columns.len()).collect();
+                    Change::Delete { table, key }
+                }
+            };
+            if seen.insert(key_of(&restore)) {
+                restores.push(restore);
+            }
+        }
+        Ok(restores)
     }
 }
 
@@ -128,8 +179,7 @@ fn key_of(change: &Change) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kappa_schemas::{TableName, TableSchema, Value};
-    use std::sync::Arc;
+    use kappa_schemas::TableName;
 
     fn schema() -> Arc<TableSchema> {
         Arc::new(TableSchema {

@@ -300,7 +300,7 @@ tables = ["public.demo"]
             "KAPPA_KAFKA_BROKERS" => Some("broker:9093".into()),
             _ => None,
         });
-        assert_eq!(postgres(&config).password.as_deref(), Some("s3cret"));
+        assert_eq!(postgres(&config).common.password.as_deref(), Some("s3cret"));
         assert_eq!(config.kafka.brokers, "broker:9093");
     }
 
@@ -366,8 +366,8 @@ exclude_columns = ["card"]
             panic!("a MySQL config")
         };
         let mysql = section.reader_config(&config.name).unwrap();
-        assert_eq!(mysql.url, "mysql://kappa@db:3306/");
-        assert_eq!(mysql.password.as_deref(), Some("pw"));
+        assert_eq!(mysql.common.url, "mysql://kappa@db:3306/");
+        assert_eq!(mysql.common.password.as_deref(), Some("pw"));
         assert_eq!(mysql.server_id, 5701);
         assert!(config.masking().is_ok());
     }

@@ -7,7 +7,7 @@
 
 use kappa_schemas::{BinlogPosition, Checkpoint, ConnectorState, TableName};
 use kappa_source::mysql::{MysqlSource, MysqlSourceConfig};
-use kappa_source::{Shutdown, Source};
+use kappa_source::{ReaderCommon, Shutdown, Source};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
@@ -26,12 +26,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         gtid: None,
     };
     let source = MysqlSource::open(MysqlSourceConfig {
-        url: url.clone(),
-        password: std::env::var("KAPPA_MYSQL_PASSWORD").ok(),
-        tables: vec![table.to_string()],
-        exclude_tables: Vec::new(),
+        common: ReaderCommon {
+            url: url.clone(),
+            password: std::env::var("KAPPA_MYSQL_PASSWORD").ok(),
+            tables: vec![table.to_string()],
+            exclude_tables: Vec::new(),
+            snapshot_chunk_rows: 10_000,
+        },
         server_id: 4242,
-        snapshot_chunk_rows: 10_000,
         heartbeat_secs: 5,
         connector: "example".into(),
         signal_table: None,

@@ -9,6 +9,7 @@ use kappa_source::postgres::catalog::load_table;
 use kappa_source::postgres::stream::ChangeDecoder;
 use kappa_source::postgres::toast::Buffered;
 use kappa_source::postgres::{connect, PostgresSource, PostgresSourceConfig};
+use kappa_source::ReaderCommon;
 use pgwire_replication::{ReplicationClient, ReplicationEvent};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -25,13 +26,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let catalog = load_table(&client, &table).await?;
     let keys = HashMap::from([(table.clone(), catalog.key_names.clone())]);
     let source = PostgresSource::open(PostgresSourceConfig {
-        url: url.clone(),
-        password: None,
-        tables: vec![table.to_string()],
-        exclude_tables: Vec::new(),
+        common: ReaderCommon {
+            url: url.clone(),
+            password: None,
+            tables: vec![table.to_string()],
+            exclude_tables: Vec::new(),
+            snapshot_chunk_rows: 10_000,
+        },
         slot: slot.clone(),
         publication: publication.clone(),
-        snapshot_chunk_rows: 10_000,
         skip_tables_without_key: false,
         toast_refuse: Vec::new(),
     })

@@ -23,6 +23,27 @@ use kappa_schemas::{Change, Row, TableName, TableSchema};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The SQL of one chunk read in key order, as both readers issue it:
+/// `SELECT columns FROM table [WHERE (keys) > (after)] ORDER BY keys LIMIT
+/// rows`. `columns`, `table` and `keys` come quoted in the database's
+/// dialect; `after` holds the placeholders of the last key read (none for
+/// the first chunk).
+pub(crate) fn chunk_query(
+    columns: &[String],
+    table: &str,
+    keys: &[String],
+    after: Option<&[String]>,
+    rows: usize,
+) -> String {
+    let keys = keys.join(", ");
+    let mut sql = format!("SELECT {} FROM {table}", columns.join(", "));
+    if let Some(after) = after {
+        sql.push_str(&format!(" WHERE ({keys}) > ({})", after.join(", ")));
+    }
+    sql.push_str(&format!(" ORDER BY {keys} LIMIT {rows}"));
+    sql
+}
+
 /// A re-snapshot attempt's id, which its watermarks carry: the request's
 /// position, the process, and an attempt number of the process (and the
 /// time, for a later process with the same id). An attempt that starts over
@@ -152,6 +173,19 @@ fn test_schema() -> Arc<TableSchema> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_chunk_query_reads_after_the_last_key_in_key_order() {
+        let (columns, keys) = (["a".to_string(), "b".to_string()], ["a".to_string()]);
+        assert_eq!(
+            super::chunk_query(&columns, "t", &keys, None, 10),
+            "SELECT a, b FROM t ORDER BY a LIMIT 10"
+        );
+        assert_eq!(
+            super::chunk_query(&columns, "t", &keys, Some(&["?".to_string()]), 10),
+            "SELECT a, b FROM t WHERE (a) > (?) ORDER BY a LIMIT 10"
+        );
+    }
+
     use super::test_schema as schema;
     use super::*;
     use kappa_schemas::Value;

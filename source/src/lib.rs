@@ -21,4 +21,4 @@ pub(crate) mod table_filter;
 pub use durable::DurablePosition;
 pub use error::{ErrorKind, SourceError};
 pub use redact::redact_url;
-pub use source::{Acknowledger, CatchUp, Shutdown, Source, SourceStatus};
+pub use source::{Acknowledger, CatchUp, ReaderCommon, Shutdown, Source, SourceStatus};

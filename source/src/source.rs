@@ -18,6 +18,25 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// The settings every reader has, whatever its database: the server, the
+/// tables it captures and the snapshot's batch size. Each reader's config
+/// holds them as `common` beside its own.
+#[derive(Debug, Clone)]
+pub struct ReaderCommon {
+    /// The server's URL (`postgres://user@host:port/database`,
+    /// `mysql://user@host:port/`).
+    pub url: String,
+    /// Overrides the URL's password (from `KAPPA_POSTGRES_PASSWORD` or
+    /// `KAPPA_MYSQL_PASSWORD`).
+    pub password: Option<String>,
+    /// Qualified table names or patterns (`*` matches any characters).
+    pub tables: Vec<String>,
+    /// Patterns of tables to leave out.
+    pub exclude_tables: Vec<String>,
+    /// Rows per snapshot batch: bounds snapshot memory.
+    pub snapshot_chunk_rows: usize,
+}
+
 /// A change reader of one database kind.
 pub trait Source: Send + Sized + 'static {
     /// Where in the source's history a change is: ordered, printable, and

@@ -77,6 +77,8 @@ pub trait Section {
     fn snapshot_chunk_rows(&self) -> usize;
     /// The database's URL and the password that overrides the URL's.
     fn url_and_password(&self) -> (String, Option<String>);
+    /// The settings every reader takes from its section.
+    fn reader_common(&self) -> kappa_source::ReaderCommon;
     /// Each table's masking options.
     fn masks(&self) -> Vec<MaskRef<'_>>;
     /// Applies `KAPPA_<KIND>_URL` / `KAPPA_<KIND>_PASSWORD`.
@@ -197,12 +199,8 @@ impl MysqlSection {
         connector: &str,
     ) -> anyhow::Result<kappa_source::mysql::MysqlSourceConfig> {
         Ok(kappa_source::mysql::MysqlSourceConfig {
-            url: self.url.clone(),
-            password: self.password.clone(),
-            tables: self.tables.clone(),
-            exclude_tables: self.exclude_tables.clone(),
+            common: self.reader_common(),
             server_id: self.server_id,
-            snapshot_chunk_rows: self.snapshot_chunk_rows,
             heartbeat_secs: self.heartbeat_secs,
             connector: connector.to_string(),
             signal_table: self
@@ -242,13 +240,9 @@ impl PostgresSection {
     /// The PostgreSQL reader's settings.
     pub fn reader_config(&self) -> anyhow::Result<PostgresSourceConfig> {
         Ok(PostgresSourceConfig {
-            url: self.url.clone(),
-            password: self.password.clone(),
-            tables: self.tables.clone(),
-            exclude_tables: self.exclude_tables.clone(),
+            common: self.reader_common(),
             slot: self.slot.clone(),
             publication: self.publication.clone(),
-            snapshot_chunk_rows: self.snapshot_chunk_rows,
             skip_tables_without_key: self.skip_tables_without_key,
             toast_refuse: self
                 .table_options
@@ -280,6 +274,16 @@ macro_rules! section {
 
             fn url_and_password(&self) -> (String, Option<String>) {
                 (self.url.clone(), self.password.clone())
+            }
+
+            fn reader_common(&self) -> kappa_source::ReaderCommon {
+                kappa_source::ReaderCommon {
+                    url: self.url.clone(),
+                    password: self.password.clone(),
+                    tables: self.tables.clone(),
+                    exclude_tables: self.exclude_tables.clone(),
+                    snapshot_chunk_rows: self.snapshot_chunk_rows,
+                }
             }
 
             fn masks(&self) -> Vec<MaskRef<'_>> {

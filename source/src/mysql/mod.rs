@@ -22,7 +22,7 @@ pub(crate) mod stream;
 pub mod types;
 
 use crate::error::SourceError;
-use crate::source::{Acknowledger, CatchUp, Shutdown, Source, SourceStatus};
+use crate::source::{Acknowledger, CatchUp, ReaderCommon, Shutdown, Source, SourceStatus};
 use catalog::{load_table, MysqlTable};
 use kappa_schemas::{BinlogPosition, ChangeBatch, Checkpoint, ConnectorState, TableName};
 use mysql_async::prelude::Queryable;
@@ -32,18 +32,12 @@ use tokio::sync::mpsc;
 /// What the MySQL reader needs to know.
 #[derive(Debug, Clone)]
 pub struct MysqlSourceConfig {
-    /// `mysql://user@host:port/`
-    pub url: String,
-    /// Overrides the URL's password (from `KAPPA_MYSQL_PASSWORD`).
-    pub password: Option<String>,
-    /// `database.table` names or patterns (`*` matches any characters).
-    pub tables: Vec<String>,
-    pub exclude_tables: Vec<String>,
+    /// The server (`mysql://user@host:port/`), its `database.table`s and
+    /// the snapshot's batch size.
+    pub common: ReaderCommon,
     /// The replica id kappa registers with; must differ from the server's
     /// `server_id` and from every other replica's.
     pub server_id: u32,
-    /// Rows per snapshot batch: bounds snapshot memory.
-    pub snapshot_chunk_rows: usize,
     /// Seconds between the server's heartbeats on an idle binlog stream; a
     /// stream silent for three periods is reconnected.
     pub heartbeat_secs: u64,
@@ -159,18 +153,22 @@ impl MysqlSource {
     /// Checks the server's binlog settings and resolves the table patterns;
     /// every table must have a primary key and supported column types.
     pub async fn open(config: MysqlSourceConfig) -> Result<Self, SourceError> {
-        let mut conn = connect(&config.url, config.password.as_deref()).await?;
+        let mut conn = connect(&config.common.url, config.common.password.as_deref()).await?;
         check_server(&mut conn).await?;
-        let mut names =
-            catalog::matching_tables(&mut conn, &config.tables, &config.exclude_tables).await?;
+        let mut names = catalog::matching_tables(
+            &mut conn,
+            &config.common.tables,
+            &config.common.exclude_tables,
+        )
+        .await?;
         if let Some(signal) = &config.signal_table {
             // Matched by a pattern (e.g. `kappa.*`): the signal table is never captured.
             names.retain(|name| name != signal);
         }
         crate::table_filter::check_matched(
             &names,
-            &config.tables,
-            &config.exclude_tables,
+            &config.common.tables,
+            &config.common.exclude_tables,
             "[source.mysql]",
         )?;
         let mut tables = Vec::with_capacity(names.len());
@@ -214,7 +212,11 @@ impl Source for MysqlSource {
         &self,
         state: Option<&ConnectorState<BinlogPosition>>,
     ) -> Result<SourceStatus, SourceError> {
-        let mut conn = connect(&self.config.url, self.config.password.as_deref()).await?;
+        let mut conn = connect(
+            &self.config.common.url,
+            self.config.common.password.as_deref(),
+        )
+        .await?;
         let current = snapshot::current_position(&mut conn).await?;
         let mut status = SourceStatus {
             lines: vec![("server", format!("binlog at {current}"))],
@@ -253,8 +255,8 @@ impl Source for MysqlSource {
             return Err(SourceError::NoSignalTable);
         };
         let position = resnapshot::request(
-            &self.config.url,
-            self.config.password.as_deref(),
+            &self.config.common.url,
+            self.config.common.password.as_deref(),
             signal,
             connector,
             table,
@@ -281,7 +283,7 @@ impl Source for MysqlSource {
     ) -> Result<(), SourceError> {
         let stop = shutdown.requested;
         let config = &self.config;
-        let mut conn = connect(&config.url, config.password.as_deref()).await?;
+        let mut conn = connect(&config.common.url, config.common.password.as_deref()).await?;
         // Created by the connector, not at open: `kappa snapshot` and
         // `kappa status` open the source too, and a request into a table
         // the running connector does not watch would never be served.
@@ -294,7 +296,8 @@ impl Source for MysqlSource {
                 // snapshot every table at one position, stream from there.
                 let all: Vec<&MysqlTable> = self.tables.iter().collect();
                 let position =
-                    snapshot::snapshot(&mut conn, &all, config.snapshot_chunk_rows, &tx).await?;
+                    snapshot::snapshot(&mut conn, &all, config.common.snapshot_chunk_rows, &tx)
+                        .await?;
                 send_snapshot_complete(&tx, &all, position.clone()).await?;
                 position
             }
@@ -312,7 +315,7 @@ impl Source for MysqlSource {
                     // (L, T] are applied again after the snapshot, in commit
                     // order, so every key ends at its newest state.
                     tracing::info!(tables = pending.len(), resume_from = %stored, "snapshot of tables not yet in their topics, overlapping the binlog from the stored position");
-                    snapshot::snapshot(&mut conn, &pending, config.snapshot_chunk_rows, &tx)
+                    snapshot::snapshot(&mut conn, &pending, config.common.snapshot_chunk_rows, &tx)
                         .await?;
                     send_snapshot_complete(&tx, &pending, stored.clone()).await?;
                 }

@@ -278,17 +278,8 @@ impl ChunkSource for MysqlChunks {
             .map(|c| quote_ident(&c.name))
             .collect();
         let keys: Vec<String> = schema.key().map(|c| quote_ident(&c.name)).collect();
-        let mut sql = format!(
-            "SELECT {} FROM {}",
-            columns.join(", "),
-            quote_table(&self.name)
-        );
         let params = match after {
-            Some(last) if last.len() == keys.len() => {
-                let marks = vec!["?"; keys.len()].join(", ");
-                sql.push_str(&format!(" WHERE ({}) > ({marks})", keys.join(", ")));
-                last.clone()
-            }
+            Some(last) if last.len() == keys.len() => last.clone(),
             Some(_) => {
                 return Err(SourceError::Unsupported {
                     table: self.name.clone(),
@@ -297,7 +288,14 @@ impl ChunkSource for MysqlChunks {
             }
             None => Vec::new(),
         };
-        sql.push_str(&format!(" ORDER BY {} LIMIT {rows}", keys.join(", ")));
+        let marks = vec!["?".to_string(); keys.len()];
+        let sql = crate::dblog::chunk_query(
+            &columns,
+            &quote_table(&self.name),
+            &keys,
+            after.is_some().then_some(marks.as_slice()),
+            rows,
+        );
         let doing = format!("reading a re-snapshot chunk of {}", self.name);
         let found: Vec<mysql_async::Row> = self
             .conn

@@ -8,7 +8,7 @@ use super::*;
 impl PostgresSource {
     /// The replication session settings (also used by the benchmark reader).
     pub fn replication_config(&self) -> Result<ReplicationConfig, SourceError> {
-        let url = &self.config.url;
+        let url = &self.config.common.url;
         let parsed =
             tokio_postgres::Config::from_str(url).map_err(|source| SourceError::Connect {
                 url: crate::redact_url(url),
@@ -23,6 +23,7 @@ impl PostgresSource {
         let user = parsed.get_user().unwrap_or("postgres").to_string();
         let password = self
             .config
+            .common
             .password
             .clone()
             .or_else(|| {
@@ -64,7 +65,7 @@ impl PostgresSource {
         } = shutdown;
         let durable = self.durable.clone();
         let config = &self.config;
-        let client = connect(&config.url, config.password.as_deref()).await?;
+        let client = connect(&config.common.url, config.common.password.as_deref()).await?;
         let tables = self.tables.clone();
         let names: Vec<TableName> = tables.iter().map(|t| t.schema.name.clone()).collect();
         setup::ensure_publication(&client, &config.publication, &names).await?;
@@ -155,16 +156,23 @@ impl PostgresSource {
         let fetcher = if fetch.is_empty() {
             None
         } else {
-            Some(toast::ToastFetcher::open(&config.url, config.password.as_deref(), &fetch).await?)
+            Some(
+                toast::ToastFetcher::open(
+                    &config.common.url,
+                    config.common.password.as_deref(),
+                    &fetch,
+                )
+                .await?,
+            )
         };
         let decoder = stream::ChangeDecoder::new(keys)
             .fetch_toast_for(fetch.iter().map(|t| t.schema.name.clone()));
         let mut streamer =
             stream::Streamer::new(decoder, fetcher, tx, durable, stop, config.slot.clone())
                 .with_resnapshots(
-                    config.url.clone(),
-                    config.password.clone(),
-                    config.snapshot_chunk_rows,
+                    config.common.url.clone(),
+                    config.common.password.clone(),
+                    config.common.snapshot_chunk_rows,
                 );
         let mut attempt = 0u32;
         loop {
@@ -246,7 +254,8 @@ impl PostgresSource {
         snapshot::begin_snapshot(client, exported).await?;
         let schemas: Vec<_> = tables.iter().map(|t| t.schema.clone()).collect();
         let rows =
-            snapshot::emit_tables(client, &schemas, self.config.snapshot_chunk_rows, tx).await?;
+            snapshot::emit_tables(client, &schemas, self.config.common.snapshot_chunk_rows, tx)
+                .await?;
         client
             .batch_execute("COMMIT")
             .await

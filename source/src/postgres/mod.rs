@@ -34,7 +34,7 @@ pub(crate) mod types;
 
 use crate::durable::DurablePosition;
 use crate::error::{ErrorKind, SourceError};
-use crate::source::{Acknowledger, CatchUp, Shutdown, Source, SourceStatus};
+use crate::source::{Acknowledger, CatchUp, ReaderCommon, Shutdown, Source, SourceStatus};
 use crate::stream_bounds::reconnect_backoff;
 use catalog::{load_table, PgTable};
 use kappa_schemas::{ChangeBatch, Checkpoint, ConnectorState, Lsn, TableName};
@@ -63,18 +63,11 @@ pub const REPLICATION_OPTIONS: &str =
 /// What the PostgreSQL reader needs to know.
 #[derive(Debug, Clone)]
 pub struct PostgresSourceConfig {
-    /// `postgres://user@host:port/database`
-    pub url: String,
-    /// Overrides the URL's password (from `KAPPA_POSTGRES_PASSWORD`).
-    pub password: Option<String>,
-    /// `schema.table` names or patterns (`*` matches any characters).
-    pub tables: Vec<String>,
-    /// Patterns of tables to leave out.
-    pub exclude_tables: Vec<String>,
+    /// The server (`postgres://user@host:port/database`), its
+    /// `schema.table`s and the snapshot's batch size.
+    pub common: ReaderCommon,
     pub slot: String,
     pub publication: String,
-    /// Rows per snapshot batch: bounds snapshot memory.
-    pub snapshot_chunk_rows: usize,
     /// Leave out (with a warning) tables that have no key, instead of refusing to start.
     pub skip_tables_without_key: bool,
     /// Tables set to `unchanged_toast = "refuse"`: refused at start when an
@@ -175,7 +168,11 @@ impl Source for PostgresSource {
         &self,
         _state: Option<&ConnectorState<Lsn>>,
     ) -> Result<SourceStatus, SourceError> {
-        let client = connect(&self.config.url, self.config.password.as_deref()).await?;
+        let client = connect(
+            &self.config.common.url,
+            self.config.common.password.as_deref(),
+        )
+        .await?;
         let slot = &self.config.slot;
         Ok(match setup::slot_info(&client, slot).await? {
             None => SourceStatus {
@@ -209,8 +206,8 @@ impl Source for PostgresSource {
     ) -> Result<String, SourceError> {
         let slot = &self.config.slot;
         let lsn = resnapshot::request(
-            &self.config.url,
-            self.config.password.as_deref(),
+            &self.config.common.url,
+            self.config.common.password.as_deref(),
             slot,
             table,
         )
@@ -232,7 +229,10 @@ impl Source for PostgresSource {
     ) -> Result<(), SourceError> {
         tokio::spawn(slot_lag::watch(self.config.clone()));
         let durable = self.durable.clone();
-        let (url, password) = (self.config.url.clone(), self.config.password.clone());
+        let (url, password) = (
+            self.config.common.url.clone(),
+            self.config.common.password.clone(),
+        );
         let result = match self.capture(resume.snapshotted, changes, shutdown).await {
             // 42704/55000 may name a publication or a setting, not the slot.
             Err(e @ SourceError::SlotRefused { .. }) => {
@@ -252,13 +252,17 @@ impl PostgresSource {
     /// that every table can be captured exactly: it has a key, and its change
     /// images are complete (see [`check_images`]).
     pub async fn open(config: PostgresSourceConfig) -> Result<Self, SourceError> {
-        let client = connect(&config.url, config.password.as_deref()).await?;
-        let names =
-            catalog::matching_tables(&client, &config.tables, &config.exclude_tables).await?;
+        let client = connect(&config.common.url, config.common.password.as_deref()).await?;
+        let names = catalog::matching_tables(
+            &client,
+            &config.common.tables,
+            &config.common.exclude_tables,
+        )
+        .await?;
         crate::table_filter::check_matched(
             &names,
-            &config.tables,
-            &config.exclude_tables,
+            &config.common.tables,
+            &config.common.exclude_tables,
             "[source.postgres]",
         )?;
         let mut tables = Vec::with_capacity(names.len());

@@ -171,25 +171,19 @@ impl ChunkSource for PgChunks {
             .map(|(i, c)| format!("{}::text AS c{i}", quote_ident(&c.name)))
             .collect();
         let keys: Vec<String> = schema.key().map(|c| quote_ident(&c.name)).collect();
-        let mut sql = format!(
-            "SELECT {} FROM {}",
-            columns.join(", "),
-            quote_table(&schema.name)
+        let placeholders: Vec<String> = schema
+            .key_columns
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| format!("${}::text::{}", n + 1, self.table.sql_types[i]))
+            .collect();
+        let sql = crate::dblog::chunk_query(
+            &columns,
+            &quote_table(&schema.name),
+            &keys,
+            after.is_some().then_some(placeholders.as_slice()),
+            rows,
         );
-        if after.is_some() {
-            let params: Vec<String> = schema
-                .key_columns
-                .iter()
-                .enumerate()
-                .map(|(n, &i)| format!("${}::text::{}", n + 1, self.table.sql_types[i]))
-                .collect();
-            sql.push_str(&format!(
-                " WHERE ({}) > ({})",
-                keys.join(", "),
-                params.join(", ")
-            ));
-        }
-        sql.push_str(&format!(" ORDER BY {} LIMIT {rows}", keys.join(", ")));
         let last = after.cloned().unwrap_or_default();
         let found = self
             .client

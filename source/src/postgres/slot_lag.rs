@@ -92,7 +92,7 @@ pub async fn watch(postgres: PostgresSourceConfig) {
 async fn open(postgres: &PostgresSourceConfig) -> Result<Client, String> {
     match tokio::time::timeout(
         REQUEST_TIMEOUT,
-        crate::postgres::connect(&postgres.url, postgres.password.as_deref()),
+        crate::postgres::connect(&postgres.common.url, postgres.common.password.as_deref()),
     )
     .await
     {

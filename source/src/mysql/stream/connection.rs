@@ -39,7 +39,11 @@ pub async fn check_position_exists(
 impl Streamer {
     pub(super) async fn open_stream(&mut self) -> Result<BinlogStream, mysql_async::Error> {
         let mut conn = Conn::new(
-            opts(&self.config.url, self.config.password.as_deref()).map_err(|e| {
+            opts(
+                &self.config.common.url,
+                self.config.common.password.as_deref(),
+            )
+            .map_err(|e| {
                 mysql_async::Error::Other(Box::new(std::io::Error::other(e.to_string())))
             })?,
         )
@@ -61,7 +65,11 @@ impl Streamer {
     /// Before each session: the resume position's binlog file is still on
     /// the server, and whether events carry checksums.
     pub(super) async fn check_server(&self) -> Result<bool, SourceError> {
-        let mut conn = connect(&self.config.url, self.config.password.as_deref()).await?;
+        let mut conn = connect(
+            &self.config.common.url,
+            self.config.common.password.as_deref(),
+        )
+        .await?;
         check_position_exists(&mut conn, &self.committed).await?;
         let checksum: Option<String> = conn
             .query_first("SELECT @@global.binlog_checksum")
@@ -84,7 +92,12 @@ impl Streamer {
             // Whether the file is gone, or ends cut off with a later one
             // after it, asked of the server itself; when it cannot be asked,
             // its refusal is reported as it came.
-            if let Ok(mut conn) = connect(&self.config.url, self.config.password.as_deref()).await {
+            if let Ok(mut conn) = connect(
+                &self.config.common.url,
+                self.config.common.password.as_deref(),
+            )
+            .await
+            {
                 let purged = check_position_exists(&mut conn, &self.committed).await;
                 let logs = binary_logs(&mut conn).await;
                 let _ = conn.disconnect().await;

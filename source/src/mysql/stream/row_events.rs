@@ -41,14 +41,26 @@ impl Streamer {
 
     pub(super) async fn side_session(&mut self) -> Result<&mut Conn, SourceError> {
         if self.side.is_none() {
-            self.side = Some(connect(&self.config.url, self.config.password.as_deref()).await?);
+            self.side = Some(
+                connect(
+                    &self.config.common.url,
+                    self.config.common.password.as_deref(),
+                )
+                .await?,
+            );
         }
         self.side.as_mut().ok_or(SourceError::NoCatalogSession)
     }
 
     pub(super) async fn reload(&mut self, name: &TableName) -> Result<MysqlTable, SourceError> {
         if self.side.is_none() {
-            self.side = Some(connect(&self.config.url, self.config.password.as_deref()).await?);
+            self.side = Some(
+                connect(
+                    &self.config.common.url,
+                    self.config.common.password.as_deref(),
+                )
+                .await?,
+            );
         }
         let Some(side) = self.side.as_mut() else {
             return Err(SourceError::NoCatalogSession);

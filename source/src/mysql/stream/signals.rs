@@ -94,11 +94,11 @@ impl Streamer {
                 return Ok(());
             };
             let source = resnapshot::Source {
-                url: &self.config.url,
-                password: self.config.password.as_deref(),
+                url: &self.config.common.url,
+                password: self.config.common.password.as_deref(),
                 signal: &signal_table,
                 connector: &self.config.connector,
-                chunk_rows: self.config.snapshot_chunk_rows,
+                chunk_rows: self.config.common.snapshot_chunk_rows,
             };
             let started = resnapshot::start(&source, &table, before.clone());
             self.resnapshots.start(&table, before, started).await;

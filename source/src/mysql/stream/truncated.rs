@@ -93,8 +93,8 @@ impl Streamer {
             return;
         };
         let requested = resnapshot::request(
-            &self.config.url,
-            self.config.password.as_deref(),
+            &self.config.common.url,
+            self.config.common.password.as_deref(),
             signal,
             &self.config.connector,
             table,

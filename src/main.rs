@@ -157,8 +157,9 @@ enum Command {
         #[arg(long)]
         table: String,
         /// An already rebuilt table: sqlite:PATH, or a table rebuilt into
-        /// PostgreSQL, postgres://user@host/db?table=schema.table; without
-        /// it, the topic is rebuilt first into a temporary file.
+        /// PostgreSQL (postgres://user@host/db?table=schema.table) or MySQL
+        /// (mysql://user@host/db?table=table); without it, the topic is
+        /// rebuilt first into a temporary file.
         #[arg(long)]
         rebuilt: Option<String>,
         /// How many differences to show.

@@ -65,7 +65,6 @@ use kappa_sink::replay::Bound;
 use kappa_sink::KafkaConfig;
 use masked::Masked;
 use merge::{key_text, same, Candidate, Kind, RangeReport};
-use pg_source::PgOrdered;
 pub use report::{exit_code, print_report};
 use serde::Serialize;
 pub use source::{Connector, ConnectorWait};
@@ -290,40 +289,23 @@ async fn compare<S: OrderedSource>(
         }
     };
     let table = source.schema().clone();
-    let merged = match &rebuilt {
-        Target::Sqlite(path) => {
-            let (rebuilt_count, rows) = rebuilt::stream(path, table.clone())?;
-            let merged = merge::merge(&mut source, rows, KEPT).await?;
-            if merged.rebuilt_rows != rebuilt_count {
-                tracing::warn!(
-                    counted = rebuilt_count,
-                    read = merged.rebuilt_rows,
-                    "rebuilt row count changed while reading"
-                );
-            }
-            merged
-        }
-        Target::Postgres { url, table: name } => {
-            let dir = scratch.join("rebuilt");
-            std::fs::create_dir_all(&dir)?;
-            // As `kappa rebuild` connects to it: KAPPA_POSTGRES_PASSWORD; a
-            // PostgreSQL source's own password otherwise (never a MySQL one).
-            let password = std::env::var("KAPPA_POSTGRES_PASSWORD").ok().or_else(|| {
-                (!database::is_mysql_url(&options.source_url))
-                    .then(|| options.password.clone())
-                    .flatten()
-            });
-            let mut rebuilt_table =
-                PgOrdered::open(url, password.as_deref(), name, &dir).await?;
-            rebuilt_table.begin_snapshot().await?;
-            let rows = rebuilt::stream_table(rebuilt_table, table.clone());
-            merge::merge(&mut source, rows, KEPT).await?
-        }
-        Target::Mysql { table, .. } => bail!(
-            "--rebuilt: verify reads a rebuilt SQLite file or PostgreSQL table, not the MySQL table {table}; \
-             leave --rebuilt out (verify rebuilds the topic itself) and add --oracle sql to compare in the source server"
-        ),
-    };
+    let source_is_mysql = database::is_mysql_url(&options.source_url);
+    let opened = rebuilt::open(
+        &rebuilt,
+        table.clone(),
+        options.password.as_deref(),
+        source_is_mysql,
+        scratch,
+    )
+    .await?;
+    let merged = merge::merge(&mut source, opened.rows, KEPT).await?;
+    if let Some(counted) = opened.counted.filter(|&c| c != merged.rebuilt_rows) {
+        tracing::warn!(
+            counted,
+            read = merged.rebuilt_rows,
+            "rebuilt row count changed while reading"
+        );
+    }
     let mut report = VerifyReport {
         table: options.table.to_string(),
         source_rows: merged.source_rows,

@@ -5,10 +5,11 @@
 //! memory holds a few chunks whatever the table's size, and decoding runs
 //! beside the source side's parsing.
 //!
-//! A table rebuilt into PostgreSQL (`kappa rebuild --into postgres://…`) is
-//! read like a source table — ordered `COPY` in one snapshot, typed values
-//! parsed from PostgreSQL text, the same order key — and its columns are
-//! matched to the source's by name.
+//! A table rebuilt into PostgreSQL or MySQL (`kappa rebuild --into
+//! postgres://…` / `mysql://…`) is read like a source table of that server
+//! — in one snapshot, typed values, the same order key — and its columns
+//! are matched to the source's by name. [`open`] is the one place verify
+//! tells rebuilt targets apart.
 
 use anyhow::{bail, Context};
 use kappa_materialize::datum::DatumPlan;
@@ -22,8 +23,70 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+use super::mysql_source::MysqlOrdered;
 use super::pg_source::PgOrdered;
 use super::source::OrderedSource;
+use crate::rebuild::Target;
+
+/// The rebuilt side, streaming.
+pub struct RebuiltRows {
+    /// The rows the table held when opened, where that is known up front
+    /// (SQLite), to warn when the read gave another number.
+    pub counted: Option<u64>,
+    pub rows: mpsc::Receiver<anyhow::Result<Vec<RebuiltRow>>>,
+}
+
+/// Opens the table `target` holds and streams its rows in order-key order,
+/// laid out in `table`'s column order. `source_password` is the source's
+/// password, used for a target on the same kind of server when the
+/// target's own variable (`KAPPA_POSTGRES_PASSWORD`,
+/// `KAPPA_MYSQL_PASSWORD`) is unset — never a password of the other kind.
+pub async fn open(
+    target: &Target,
+    table: Arc<TableSchema>,
+    source_password: Option<&str>,
+    source_is_mysql: bool,
+    scratch: &Path,
+) -> anyhow::Result<RebuiltRows> {
+    let password = |variable: &str, same_kind: bool| {
+        std::env::var(variable).ok().or_else(|| {
+            same_kind
+                .then(|| source_password.map(str::to_string))
+                .flatten()
+        })
+    };
+    let dir = scratch.join("rebuilt");
+    match target {
+        Target::Sqlite(path) => {
+            let (counted, rows) = stream(path, table)?;
+            Ok(RebuiltRows {
+                counted: Some(counted),
+                rows,
+            })
+        }
+        Target::Postgres { url, table: name } => {
+            std::fs::create_dir_all(&dir)?;
+            let password = password("KAPPA_POSTGRES_PASSWORD", !source_is_mysql);
+            let mut rebuilt = PgOrdered::open(url, password.as_deref(), name, &dir).await?;
+            rebuilt.begin_snapshot().await?;
+            Ok(RebuiltRows {
+                counted: None,
+                rows: stream_ordered(rebuilt, table),
+            })
+        }
+        Target::Mysql { url, table: name } => {
+            std::fs::create_dir_all(&dir)?;
+            let password = password("KAPPA_MYSQL_PASSWORD", source_is_mysql);
+            let mut rebuilt =
+                MysqlOrdered::open(url, password.as_deref(), name, false, &dir).await?;
+            rebuilt.begin_snapshot().await?;
+            Ok(RebuiltRows {
+                counted: None,
+                rows: stream_ordered(rebuilt, table),
+            })
+        }
+    }
+}
 
 /// One rebuilt row: its order key and, per source column, the rebuilt
 /// value (`None`: the rebuilt schema has no such field).
@@ -53,11 +116,11 @@ pub fn stream(
     Ok((count, rx))
 }
 
-/// Streams the rows of a table rebuilt into PostgreSQL (its snapshot
-/// begun), laid out in `table`'s column order. Errors arrive as the
-/// channel's last item.
-pub fn stream_table(
-    mut rebuilt: PgOrdered,
+/// Streams the rows of a table rebuilt into a server (its snapshot begun),
+/// laid out in `table`'s column order. Errors arrive as the channel's last
+/// item.
+fn stream_ordered<S: OrderedSource + 'static>(
+    mut rebuilt: S,
     table: Arc<TableSchema>,
 ) -> mpsc::Receiver<anyhow::Result<Vec<RebuiltRow>>> {
     let (tx, rx) = mpsc::channel(4);

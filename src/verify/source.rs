@@ -4,6 +4,7 @@
 //! `pg_source.rs` (PostgreSQL) and `mysql_source.rs` (MySQL/MariaDB).
 
 use kappa_schemas::{Row, TableSchema, Value};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,13 +67,15 @@ pub struct ConnectorPosition {
     pub waited_seconds: f64,
 }
 
-/// A source table read for `verify`.
+/// A source table read for `verify` — or a rebuilt table in a server, read
+/// the same way (`rebuilt.rs`). The snapshot's reads are `Send`, so a
+/// rebuilt table can be read on a task of its own beside the source.
 #[allow(async_fn_in_trait)]
-pub trait OrderedSource {
+pub trait OrderedSource: Send {
     /// The table's columns and key, as the source describes them now.
     fn schema(&self) -> &Arc<TableSchema>;
     /// Opens the consistent snapshot every later read sees.
-    async fn begin_snapshot(&mut self) -> anyhow::Result<()>;
+    fn begin_snapshot(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Waits (up to `wait.timeout`) until `connector` has confirmed
     /// everything in the snapshot.
     async fn wait_for_connector(
@@ -82,7 +85,9 @@ pub trait OrderedSource {
     ) -> anyhow::Result<ConnectorPosition>;
     /// The next rows of the snapshot, in strictly ascending order-key order;
     /// `None` at the end.
-    async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<OrderedRow>>>;
+    fn next_chunk(
+        &mut self,
+    ) -> impl Future<Output = anyhow::Result<Option<Vec<OrderedRow>>>> + Send;
     /// The rows with these keys as committed now (outside the snapshot).
     async fn current_rows(&self, keys: &[Vec<Value>]) -> anyhow::Result<Vec<Option<Row>>>;
 }

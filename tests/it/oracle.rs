@@ -3,7 +3,7 @@
 //! masked columns hashed, constant and excluded), and finds a difference
 //! planted behind a stopped connector's back with the right count each way;
 //! and the MySQL/MariaDB rebuild target it builds on (typed columns, primary
-//! key, deletes, the atomic swap).
+//! key, deletes, the atomic swap), read back by `verify --rebuilt mysql://…`.
 
 use crate::common;
 
@@ -220,6 +220,22 @@ async fn mariadb_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differen
     );
     assert!(all.contains("not compared: ssn: excluded"), "{all}");
 
+    // The topic rebuilt into a MySQL table and read back by kappa's verify
+    // (`--rebuilt mysql://…`, read as a MySQL source table is): every type
+    // above round-trips.
+    let into = format!("{}?table=t_rebuilt", mysql_db_url(&p.databases[0]));
+    let output = rebuild_into(&p.topic(&table), &into);
+    assert!(output.status.success(), "{}", text(&output));
+    let rebuilt_verify =
+        |p: &MysqlPipeline| verify_with_config(&p.config, &table, &["--rebuilt", &into]);
+    let output = rebuilt_verify(&p);
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(
+        all.contains("source rows: 201  rebuilt rows: 201  missing: 0  extra: 0  different: 0"),
+        "{all}"
+    );
+
     // A case-only change in a case-insensitive column is a difference the
     // server's bytes see; a row deleted and a TIME changed, too.
     p.exec(&format!(
@@ -231,6 +247,15 @@ async fn mariadb_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differen
     let all = text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(all.contains(&oracle_line(2, 3)), "{all}");
+    // kappa's verify against the MySQL table rebuilt before the changes: the
+    // deleted row is extra there, the two updated rows differ.
+    let output = rebuilt_verify(&p);
+    let by_kappa = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{by_kappa}");
+    assert!(
+        by_kappa.contains("missing: 0  extra: 1  different: 2"),
+        "{by_kappa}"
+    );
     let mut conn = common::mysql::mysql().await;
     let (schema, name) = oracle_table(&all);
     assert_eq!(schema, "kappa_oracle");

@@ -4,6 +4,7 @@
 mod config;
 mod daemon;
 mod error_text;
+mod exit_status;
 mod in_flight;
 mod rebuild;
 mod sources;
@@ -236,8 +237,13 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_text::error_text(&e));
-            ExitCode::from(2)
+            let kind = exit_status::error_kind(&e);
+            eprintln!(
+                "error: {}\n({})",
+                error_text::error_text(&e),
+                exit_status::advice(kind)
+            );
+            ExitCode::from(exit_status::exit_status(kind))
         }
     }
 }

@@ -26,7 +26,7 @@ async fn purged_binlog_is_a_fatal_error_telling_to_resnapshot() {
     purge_past(&mut p, &stored.file).await;
     p.spawn();
     let status = p.wait_exit();
-    assert_eq!(status.code(), Some(2), "{}", p.log());
+    assert_eq!(status.code(), Some(78), "{}", p.log());
     let log = p.current_log();
     assert!(log.contains("is no longer on the server"), "{log}");
     assert!(log.contains("Re-snapshot"), "{log}");

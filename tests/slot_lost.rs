@@ -43,13 +43,13 @@ async fn an_invalidated_slot_is_fatal_with_the_fix() {
     let table = p.table.clone();
     p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.stop();
 
     invalidate_slot(&p).await;
 
     p.start();
-    assert_eq!(p.wait_exit().code(), Some(2));
+    assert_eq!(p.wait_exit().code(), Some(78));
     let log = p.log();
     assert!(log.contains("wal_status = lost"), "{log}");
     assert!(log.contains("re-snapshot"), "{log}");
@@ -75,12 +75,12 @@ async fn a_slot_invalidated_under_a_running_connector_is_fatal() {
     let table = p.table.clone();
     p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.daemon.signal("-STOP");
     invalidate_slot(&p).await;
     p.daemon.signal("-CONT");
     let started = Instant::now();
-    assert_eq!(p.wait_exit().code(), Some(2), "{}", p.log());
+    assert_eq!(p.wait_exit().code(), Some(78), "{}", p.log());
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "exited only after {:?}",

@@ -204,6 +204,24 @@ url = "{registry}"
         }
     }
 
+    /// Waits until the connector's offsets record lists this pipeline's
+    /// table as snapshotted: the initial snapshot's records are all
+    /// acknowledged and the record that says so is stored, which is what a
+    /// restart reads (the product's own readiness, not a log line).
+    pub async fn wait_snapshot_stored(&mut self) {
+        let table = kappa_schemas::TableName::parse(&self.table).expect("table name");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !snapshot_stored(&self.name, &table).await {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "the offsets record never listed {table} as snapshotted in 120 s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the daemon's log contains `needle`.
     pub async fn wait_for_log(&mut self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -527,6 +545,18 @@ pub fn topic_end_offsets(topic: &str) -> i64 {
         .iter()
         .map(|(_, end)| end)
         .sum()
+}
+
+/// Whether connector `name`'s offsets record (in the tests' offsets topic)
+/// lists `table` as snapshotted.
+pub async fn snapshot_stored(name: &str, table: &kappa_schemas::TableName) -> bool {
+    let kafka = kappa_sink::KafkaConfig::new(brokers());
+    let bytes = kappa_sink::offsets::read_state(&kafka, "kappa-test-offsets", name)
+        .await
+        .expect("read offsets record");
+    let record: Option<kappa_schemas::StateRecord> =
+        bytes.map(|b| serde_json::from_slice(&b).expect("offsets record JSON"));
+    record.is_some_and(|r| r.snapshotted.contains(table))
 }
 
 /// `kappa status` of the connector `config` runs, which must succeed; its

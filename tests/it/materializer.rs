@@ -162,22 +162,22 @@ impl SecondConnector {
         }
     }
 
+    /// Waits until this connector's offsets record lists the table as
+    /// snapshotted (its snapshot acknowledged and recorded).
     async fn wait_for_snapshot(&mut self, p: &Pipeline) {
         let log = p
             .dir
             .path()
             .join(format!("{}.log", &self.name[p.name.len() + 1..]));
+        let table = kappa_schemas::TableName::parse(&p.table).expect("table name");
         let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("initial snapshot delivered") {
-                return;
-            }
+        while !common::snapshot_stored(&self.name, &table).await {
             let exited = self.child.try_wait().expect("wait").is_some();
             assert!(
                 !exited && Instant::now() < deadline,
-                "connector {} delivered no snapshot (exited: {exited}); log:\n{text}",
-                self.name
+                "connector {} delivered no snapshot (exited: {exited}); log:\n{}",
+                self.name,
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -243,7 +243,7 @@ async fn parallel_four_partition_rebuild_equals_single_partition_rebuild() {
     )
     .unwrap();
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     let mut single = SecondConnector::start(&p, "one", 1);
     single.wait_for_snapshot(&p).await;
     p.commit(&format!(
@@ -324,7 +324,7 @@ async fn as_of_rebuild_equals_the_source_at_that_time() {
     ))
     .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.commit(&format!(
         "UPDATE {table} SET name = 'first' WHERE id % 4 = 0"
     ))
@@ -543,7 +543,7 @@ async fn a_column_added_mid_stream_rebuilds_with_defaults_for_older_records() {
     ))
     .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.commit(&format!(
         "UPDATE {table} SET name = 'before' WHERE id <= 10"
     ))
@@ -620,7 +620,7 @@ async fn postgres_target_round_trips_every_type_and_is_replaced_atomically() {
     ))
     .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.commit(&format!(
         "UPDATE {table} SET t = NULL, n = NULL WHERE id % 5 = 0"
     ))

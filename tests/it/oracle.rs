@@ -74,7 +74,7 @@ async fn postgres_oracle_agrees_on_an_exact_pipeline_and_finds_a_planted_differe
     ))
     .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.stop();
 
     let output = oracle_verify(&p.config, &table);

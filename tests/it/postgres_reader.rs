@@ -29,7 +29,7 @@ async fn refuse_mode_refuses_default_identity_with_toastable_columns_with_the_fi
     .await;
     p.start();
     let status = p.wait_exit();
-    assert_eq!(status.code(), Some(2), "{}", p.log());
+    assert_eq!(status.code(), Some(78), "{}", p.log());
     let log = p.log();
     assert!(log.contains(&p.table), "{log}");
     assert!(log.contains("REPLICA IDENTITY FULL"), "{log}");
@@ -138,7 +138,7 @@ async fn replica_identity_index_is_the_key_of_a_table_without_primary_key() {
 async fn a_table_without_any_key_is_refused() {
     let mut p = Pipeline::build("kappa_nokey", "(a int, v int)", "", "").await;
     p.start();
-    assert_eq!(p.wait_exit().code(), Some(2));
+    assert_eq!(p.wait_exit().code(), Some(78));
     let log = p.log();
     assert!(
         log.contains("no primary key and no replica identity index"),
@@ -482,7 +482,7 @@ async fn a_slot_held_by_another_connector_is_a_clear_error() {
     second.spawn();
     let status = second.wait_exit();
     let log = second.log();
-    assert_eq!(status.code(), Some(2), "{log}");
+    assert_eq!(status.code(), Some(78), "{log}");
     assert!(
         log.contains(&format!(
             "replication slot {} is in use by server process",
@@ -511,7 +511,7 @@ async fn a_vanished_slot_is_fatal_never_silently_recreated() {
     let table = p.table.clone();
     p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.stop();
     common::wait_slot_released(&p.client, &p.name).await;
     p.client
@@ -519,7 +519,7 @@ async fn a_vanished_slot_is_fatal_never_silently_recreated() {
         .await
         .expect("drop slot");
     p.start();
-    assert_eq!(p.wait_exit().code(), Some(2));
+    assert_eq!(p.wait_exit().code(), Some(78));
     let log = p.log();
     assert!(
         log.contains(&format!("replication slot {} is gone", p.name)),
@@ -548,13 +548,13 @@ async fn a_dropped_publication_is_named_not_taken_for_a_lost_slot() {
     let table = p.table.clone();
     p.commit(&format!("INSERT INTO {table} VALUES (1)")).await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.client
         .batch_execute(&format!("DROP PUBLICATION {}", p.name))
         .await
         .expect("drop publication");
     p.commit(&format!("INSERT INTO {table} VALUES (2)")).await;
-    assert_eq!(p.wait_exit().code(), Some(2));
+    assert_eq!(p.wait_exit().code(), Some(78));
     let log = p.log();
     assert!(
         log.contains(&format!("publication \"{}\" does not exist", p.name)),
@@ -629,7 +629,7 @@ async fn status_and_metrics_show_slot_lag_and_progress() {
         ))
         .await;
     p.wait_confirmed(&lsn).await;
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     // The lag gauge is sampled every 5 s.
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     let metrics = loop {
@@ -943,7 +943,7 @@ async fn a_resnapshot_that_cannot_run_is_abandoned_and_streaming_goes_on() {
     p.commit(&format!("INSERT INTO {table} VALUES (1), (2)"))
         .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     p.daemon.signal("-STOP");
     common::request_resnapshot(&p.config, &table);
     let after = p.commit(&format!("DROP TABLE {table}")).await;
@@ -1009,7 +1009,7 @@ async fn a_truncate_during_a_resnapshot_ends_it_and_no_row_comes_back() {
     ))
     .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     common::request_resnapshot(&p.config, &table);
     wait_for_chunk_select(&p).await;
     p.commit(&format!("TRUNCATE {table}")).await;
@@ -1143,7 +1143,7 @@ async fn a_login_refused_on_reconnect_stops_kappa_with_the_servers_answer() {
     let started = Instant::now();
     let status = p.wait_exit();
     let log = p.log();
-    assert_eq!(status.code(), Some(2), "{log}");
+    assert_eq!(status.code(), Some(78), "{log}");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(45),
         "exited only after {:?}",

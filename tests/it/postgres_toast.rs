@@ -62,7 +62,7 @@ async fn toast_holes_of_a_lost_connection_never_reach_the_next_session() {
     let table = p.table.clone();
     p.commit(&insert_rows(&table, 1, 5000)).await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     // 1,000 INSERTs, then an UPDATE of 5,000 rows that leaves each body
     // unchanged (100 MB of messages for the pads). The connector fetches
     // the body of every UPDATE (one query each), so it takes a while; in
@@ -100,7 +100,7 @@ async fn a_lost_toast_fetch_session_is_reopened() {
     let table = p.table.clone();
     p.commit(&insert_rows(&table, 1, 3000)).await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     let lsn = p
         .commit(&format!(
             "UPDATE {table} SET n = n + 1, pad = repeat('p', 20000) WHERE id <= 3000"

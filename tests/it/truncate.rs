@@ -15,7 +15,7 @@ async fn a_truncate_of_200k_keys_tombstones_every_one() {
     ))
     .await;
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
     // Some keys more than once in the topic, some deleted: only the newest
     // record per key decides.
     p.commit(&format!("UPDATE {table} SET v = -v WHERE id % 10 = 0"))

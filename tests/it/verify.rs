@@ -32,7 +32,7 @@ fn verify(p: &Pipeline, extra: &[&str]) -> Output {
 /// far) is acknowledged by the broker.
 async fn capture_everything(p: &mut Pipeline) {
     p.start();
-    p.wait_for_log("initial snapshot delivered").await;
+    p.wait_snapshot_stored().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,9 @@
 //! one trait ([`target::TargetWriter`]: SQLite, PostgreSQL, MySQL, a file
 //! each). The replay that feeds it is `kappa_sink::replay`.
 
+// What is `pub` is the crate's API; everything else is `pub(crate)` (kept so by the lint).
+#![warn(unreachable_pub)]
+
 pub mod avro_decimal;
 pub mod datum;
 pub mod error;

@@ -19,14 +19,14 @@ use num_bigint::Sign;
 /// Tags keep values of different kinds apart (a column has one kind, so they
 /// never decide the order between two rows of one table).
 mod tag {
-    pub const NULL: u8 = 0;
-    pub const BOOL: u8 = 1;
-    pub const INT: u8 = 2;
-    pub const FLOAT: u8 = 3;
-    pub const DECIMAL: u8 = 4;
-    pub const TEXT: u8 = 5;
-    pub const BYTES: u8 = 6;
-    pub const UUID: u8 = 7;
+    pub(super) const NULL: u8 = 0;
+    pub(super) const BOOL: u8 = 1;
+    pub(super) const INT: u8 = 2;
+    pub(super) const FLOAT: u8 = 3;
+    pub(super) const DECIMAL: u8 = 4;
+    pub(super) const TEXT: u8 = 5;
+    pub(super) const BYTES: u8 = 6;
+    pub(super) const UUID: u8 = 7;
 }
 
 /// Encodes the key values (in key-column order).

@@ -6,6 +6,9 @@
 //! `verify` turn records back into [`Row`]s with [`decode`]. Keeping both
 //! directions here is what makes "the rebuilt table equals the source" checkable.
 
+// What is `pub` is the crate's API; everything else is `pub(crate)` (kept so by the lint).
+#![warn(unreachable_pub)]
+
 pub mod avro;
 pub mod change;
 pub mod connector_state;

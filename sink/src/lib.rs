@@ -3,6 +3,9 @@
 //! TRUNCATE) and the connector's offsets record. What a replay is decoded
 //! and written into is `kappa_materialize`.
 
+// What is `pub` is the crate's API; everything else is `pub(crate)` (kept so by the lint).
+#![warn(unreachable_pub)]
+
 pub mod error;
 pub mod kafka;
 pub mod live_keys;

@@ -8,7 +8,7 @@ fn is_leap(year: i64) -> bool {
 }
 
 /// Days in `month` (1–12) of `year`.
-pub fn days_in_month(year: i64, month: i64) -> i64 {
+pub(crate) fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if is_leap(year) => 29,
         2 => 28,
@@ -19,7 +19,7 @@ pub fn days_in_month(year: i64, month: i64) -> i64 {
 
 /// Days from 1970-01-01 to a valid date (H. Hinnant's `days_from_civil`:
 /// 400-year eras of 146,097 days).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year.rem_euclid(400);
@@ -30,7 +30,7 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// Days from 1970-01-01, or `None` when month or day is out of range (a
 /// zero month or day, February 30).
-pub fn checked_days(year: i64, month: i64, day: i64) -> Option<i64> {
+pub(crate) fn checked_days(year: i64, month: i64, day: i64) -> Option<i64> {
     ((1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month))
         .then(|| days_from_civil(year, month, day))
 }

@@ -9,14 +9,14 @@ use std::collections::HashSet;
 /// Keys are kept as exact bytes ([`row_bytes`]): a display form could make
 /// two keys equal and drop an unchanged row from a chunk.
 #[derive(Debug)]
-pub struct ChangedKeys {
+pub(crate) struct ChangedKeys {
     table: TableName,
     keys: HashSet<Vec<u8>>,
 }
 
 impl ChangedKeys {
     /// Tracks changes of `table`.
-    pub fn new(table: TableName) -> Self {
+    pub(crate) fn new(table: TableName) -> Self {
         Self {
             table,
             keys: HashSet::new(),
@@ -24,7 +24,7 @@ impl ChangedKeys {
     }
 
     /// Notes the keys of the changes to the table among `changes`.
-    pub fn observe(&mut self, changes: &[Change]) {
+    pub(crate) fn observe(&mut self, changes: &[Change]) {
         for change in changes {
             if change.table().name == self.table {
                 self.keys.insert(row_bytes::encode(&change.key()));
@@ -34,13 +34,13 @@ impl ChangedKeys {
 
     /// Whether the stream changed the key of `row` (key columns at
     /// `key_columns`) since the request.
-    pub fn touched(&self, row: &Row, key_columns: &[usize]) -> bool {
+    pub(crate) fn touched(&self, row: &Row, key_columns: &[usize]) -> bool {
         let key: Vec<Value> = key_columns.iter().map(|&i| row[i].clone()).collect();
         self.keys.contains(&row_bytes::encode(&key))
     }
 
     /// How many keys were changed.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 }

@@ -16,7 +16,7 @@
 
 mod engine;
 
-pub use engine::{ChunkRead, ChunkSource, Resnapshot, Resnapshots, Watermark};
+pub(crate) use engine::{ChunkRead, ChunkSource, Resnapshot, Resnapshots, Watermark};
 
 use crate::changed_keys::ChangedKeys;
 use kappa_schemas::{Change, Row, TableName, TableSchema};
@@ -50,7 +50,7 @@ pub(crate) fn chunk_query(
 /// after a lost connection reads its predecessor's watermarks again (they
 /// lie after the request), and they must not pass for its own: with the
 /// same id they did, and the attempt stalled.
-pub fn attempt_id(cap: &impl std::fmt::Display) -> String {
+pub(crate) fn attempt_id(cap: &impl std::fmt::Display) -> String {
     static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
     let attempt = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -62,7 +62,7 @@ pub fn attempt_id(cap: &impl std::fmt::Display) -> String {
 /// The chunk state of one re-snapshot. `K` is the last key as the reader
 /// binds it into the next chunk's `WHERE (key) > (…)`.
 #[derive(Debug)]
-pub struct Chunks<K> {
+pub(crate) struct Chunks<K> {
     /// Tells this re-snapshot's watermarks apart from any other's.
     id: String,
     rows_per_chunk: usize,
@@ -78,7 +78,7 @@ pub struct Chunks<K> {
 impl<K> Chunks<K> {
     /// A re-snapshot of `table` whose watermarks carry `id`, reading
     /// `rows_per_chunk` rows a chunk (at least 1).
-    pub fn new(id: String, table: TableName, rows_per_chunk: usize) -> Self {
+    pub(crate) fn new(id: String, table: TableName, rows_per_chunk: usize) -> Self {
         Self {
             id,
             rows_per_chunk: rows_per_chunk.max(1),
@@ -93,28 +93,28 @@ impl<K> Chunks<K> {
 
     /// Begins the next chunk; returns the payload its LOW and HIGH
     /// watermarks carry.
-    pub fn begin_chunk(&mut self) -> String {
+    pub(crate) fn begin_chunk(&mut self) -> String {
         self.chunk += 1;
         self.payload()
     }
 
     /// The current chunk's watermark payload (`id:chunk`).
-    pub fn payload(&self) -> String {
+    pub(crate) fn payload(&self) -> String {
         format!("{}:{}", self.id, self.chunk)
     }
 
     /// The last key read so far (`None` before the first row).
-    pub fn last_key(&self) -> Option<&K> {
+    pub(crate) fn last_key(&self) -> Option<&K> {
         self.last_key.as_ref()
     }
 
-    pub fn rows_per_chunk(&self) -> usize {
+    pub(crate) fn rows_per_chunk(&self) -> usize {
         self.rows_per_chunk
     }
 
     /// The chunk's rows as read (in key order), and the key of its last row.
     /// A chunk shorter than the chunk size is the table's last.
-    pub fn chunk_read(&mut self, rows: Vec<Row>, last_key: Option<K>) {
+    pub(crate) fn chunk_read(&mut self, rows: Vec<Row>, last_key: Option<K>) {
         self.done = rows.len() < self.rows_per_chunk;
         if last_key.is_some() {
             self.last_key = last_key;
@@ -124,14 +124,14 @@ impl<K> Chunks<K> {
 
     /// Notes the keys of changes to the table the stream handed over (from
     /// the request on).
-    pub fn observe(&mut self, changes: &[Change]) {
+    pub(crate) fn observe(&mut self, changes: &[Change]) {
         self.changed.observe(changes);
     }
 
     /// At the current chunk's HIGH watermark: the chunk's rows whose keys
     /// the stream did not change, as upserts of `schema` (key columns at
     /// `key_columns` of the rows as read), and whether the table is done.
-    pub fn at_high(
+    pub(crate) fn at_high(
         &mut self,
         schema: &Arc<TableSchema>,
         key_columns: &[usize],
@@ -155,7 +155,7 @@ impl<K> Chunks<K> {
     }
 
     /// Rows emitted so far.
-    pub fn emitted(&self) -> u64 {
+    pub(crate) fn emitted(&self) -> u64 {
         self.emitted
     }
 }

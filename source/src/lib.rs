@@ -6,6 +6,9 @@
 //! its slot); the MySQL reader's positions are stored by the daemon in the
 //! offsets record and handed back at start. Readers know nothing about Kafka.
 
+// What is `pub` is the crate's API; everything else is `pub(crate)` (kept so by the lint).
+#![warn(unreachable_pub)]
+
 pub(crate) mod calendar;
 pub(crate) mod changed_keys;
 pub(crate) mod dblog;

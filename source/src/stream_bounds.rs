@@ -7,16 +7,16 @@ use std::time::Duration;
 /// A large transaction is handed over in pieces of this many changes, so
 /// memory holds one piece, not the whole transaction; only its last piece
 /// carries the commit's checkpoint.
-pub const PIECE: usize = 512;
+pub(crate) const PIECE: usize = 512;
 
 /// ... or once this many bytes of row data are decoded into it: wide rows
 /// (TOASTed text, large bytea or BLOB values) would otherwise make a piece of
 /// [`PIECE`] rows weigh hundreds of megabytes.
-pub const PIECE_BYTES: usize = 1 << 20;
+pub(crate) const PIECE_BYTES: usize = 1 << 20;
 
 /// How long to wait before reconnect attempt `attempt` (from 0): 1 s
 /// doubling to 30 s. A session that got its stream open starts over at 0.
-pub fn reconnect_backoff(attempt: u32) -> Duration {
+pub(crate) fn reconnect_backoff(attempt: u32) -> Duration {
     Duration::from_secs((1u64 << attempt.min(5)).min(30))
 }
 

@@ -7,7 +7,7 @@ use kappa_schemas::TableName;
 /// The names among `names` matching any of `patterns` and none of
 /// `excluded` (`schema.table` or `database.table`, `*` matching any run of
 /// characters), in the order given.
-pub fn select_tables(
+pub(crate) fn select_tables(
     names: impl IntoIterator<Item = TableName>,
     patterns: &[String],
     excluded: &[String],
@@ -24,7 +24,7 @@ pub fn select_tables(
 
 /// `*` matches any run of characters (including dots); everything else
 /// matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;
@@ -49,7 +49,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Checks the tables a source's patterns matched: every pattern without `*`
 /// names a table that exists, and something matched at all (`section` names
 /// the config section to fix, e.g. `[source.mysql]`).
-pub fn check_matched(
+pub(crate) fn check_matched(
     names: &[TableName],
     patterns: &[String],
     excluded: &[String],

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// Which watermark of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Watermark {
+pub(crate) enum Watermark {
     /// Written before the chunk's read.
     Low,
     /// Written after it: the chunk is emitted when the stream reaches it.
@@ -34,7 +34,7 @@ pub enum Watermark {
 
 impl Watermark {
     /// The watermark's name in the stream (`low`, `high`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Watermark::Low => "low",
             Watermark::High => "high",
@@ -42,7 +42,7 @@ impl Watermark {
     }
 
     /// The watermark called `name`, if any.
-    pub fn parse(name: &str) -> Option<Self> {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
         match name {
             "low" => Some(Watermark::Low),
             "high" => Some(Watermark::High),
@@ -52,7 +52,7 @@ impl Watermark {
 }
 
 /// One chunk as the database read it.
-pub struct ChunkRead<K> {
+pub(crate) struct ChunkRead<K> {
     /// The rows, in key order.
     pub rows: Vec<Row>,
     /// The key of the last row (`None` for an empty chunk).
@@ -64,7 +64,7 @@ pub struct ChunkRead<K> {
 }
 
 /// What a database does for a re-snapshot.
-pub trait ChunkSource: Send {
+pub(crate) trait ChunkSource: Send {
     /// The last key as the database binds it into the next chunk's read.
     type Key: Clone + Send + Sync;
 
@@ -89,7 +89,7 @@ pub trait ChunkSource: Send {
 
 /// One re-snapshot in progress. `P` is the source's position type: `cap`,
 /// the request's position, which the source does not release meanwhile.
-pub struct Resnapshot<S: ChunkSource, P> {
+pub(crate) struct Resnapshot<S: ChunkSource, P> {
     source: S,
     chunks: Chunks<S::Key>,
     /// The shape of the chunk in hand, and its key columns.
@@ -102,7 +102,7 @@ impl<S: ChunkSource, P> Resnapshot<S, P> {
     /// Starts re-snapshotting `table` through `source` and issues the first
     /// chunk; `id` tells its watermarks apart from any other re-snapshot's.
     /// On failure the source is closed.
-    pub async fn start(
+    pub(crate) async fn start(
         source: S,
         id: String,
         table: TableName,
@@ -125,17 +125,17 @@ impl<S: ChunkSource, P> Resnapshot<S, P> {
         }
     }
 
-    pub fn table(&self) -> &TableName {
+    pub(crate) fn table(&self) -> &TableName {
         &self.table
     }
 
     /// The request's position.
-    pub fn cap(&self) -> &P {
+    pub(crate) fn cap(&self) -> &P {
         &self.cap
     }
 
     /// Rows emitted so far.
-    pub fn emitted(&self) -> u64 {
+    pub(crate) fn emitted(&self) -> u64 {
         self.chunks.emitted()
     }
 
@@ -186,7 +186,7 @@ impl<S: ChunkSource, P> Resnapshot<S, P> {
 
 /// The re-snapshot a reader runs (at most one), with the policy of the
 /// module docs.
-pub struct Resnapshots<S: ChunkSource, P> {
+pub(crate) struct Resnapshots<S: ChunkSource, P> {
     running: Option<Resnapshot<S, P>>,
 }
 
@@ -198,19 +198,19 @@ impl<S: ChunkSource, P> Default for Resnapshots<S, P> {
 
 impl<S: ChunkSource, P: Display> Resnapshots<S, P> {
     /// The running re-snapshot's table.
-    pub fn table(&self) -> Option<&TableName> {
+    pub(crate) fn table(&self) -> Option<&TableName> {
         self.running.as_ref().map(Resnapshot::table)
     }
 
     /// The running re-snapshot's request position: the source releases
     /// nothing past it meanwhile.
-    pub fn cap(&self) -> Option<&P> {
+    pub(crate) fn cap(&self) -> Option<&P> {
         self.running.as_ref().map(Resnapshot::cap)
     }
 
     /// Whether a request for `table` may start a re-snapshot now: not while
     /// one runs (the request is ignored, and the log says so).
-    pub fn may_start(&self, table: &TableName) -> bool {
+    pub(crate) fn may_start(&self, table: &TableName) -> bool {
         match &self.running {
             Some(running) => {
                 tracing::warn!(%table, running = %running.table(), "a re-snapshot is already running; request ignored (request it again once it is complete)");
@@ -222,7 +222,7 @@ impl<S: ChunkSource, P: Display> Resnapshots<S, P> {
 
     /// Runs `started` (the database's start of a re-snapshot of `table`,
     /// requested at `at`); a failure abandons it with the error in the log.
-    pub async fn start(
+    pub(crate) async fn start(
         &mut self,
         table: &TableName,
         at: &(dyn Display + Sync),
@@ -238,7 +238,7 @@ impl<S: ChunkSource, P: Display> Resnapshots<S, P> {
     }
 
     /// Notes the keys of changes the stream hands over.
-    pub fn observe(&mut self, changes: &[Change]) {
+    pub(crate) fn observe(&mut self, changes: &[Change]) {
         if let Some(running) = self.running.as_mut() {
             running.observe(changes);
         }
@@ -246,7 +246,11 @@ impl<S: ChunkSource, P: Display> Resnapshots<S, P> {
 
     /// A watermark the stream reached: the rows to emit now, if it was the
     /// running chunk's HIGH. A failure abandons the re-snapshot (logged).
-    pub async fn watermark(&mut self, which: Watermark, payload: &str) -> Option<Vec<Change>> {
+    pub(crate) async fn watermark(
+        &mut self,
+        which: Watermark,
+        payload: &str,
+    ) -> Option<Vec<Change>> {
         let running = self.running.as_mut()?;
         match running.on_watermark(which, payload).await {
             Ok(None) => None,
@@ -270,7 +274,7 @@ impl<S: ChunkSource, P: Display> Resnapshots<S, P> {
     }
 
     /// A TRUNCATE of `tables` ends a re-snapshot of one of them.
-    pub async fn truncated<'a>(&mut self, mut tables: impl Iterator<Item = &'a TableName>) {
+    pub(crate) async fn truncated<'a>(&mut self, mut tables: impl Iterator<Item = &'a TableName>) {
         let ends = self
             .running
             .as_ref()
@@ -285,7 +289,7 @@ impl<S: ChunkSource, P: Display> Resnapshots<S, P> {
 
     /// The stream's session was lost: a running re-snapshot ends, and starts
     /// over when the request is read again.
-    pub async fn session_lost(&mut self) {
+    pub(crate) async fn session_lost(&mut self) {
         if let Some(running) = self.running.take() {
             tracing::warn!(table = %running.table(), "re-snapshot interrupted by the lost connection; it starts over when the request is read again");
             running.source.close().await;

@@ -8,14 +8,14 @@ use kappa_schemas::TableName;
 
 /// What a statement does to one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ddl {
+pub(crate) enum Ddl {
     Truncate(TableName),
     Alter(TableName),
 }
 
 /// The table a TRUNCATE or ALTER TABLE statement names (unqualified names
 /// are in `default_db`, the QUERY event's current database).
-pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
+pub(crate) fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
     let mut words = Words(sql.trim_start());
     let first = words.keyword()?;
     match first.as_str() {
@@ -52,7 +52,7 @@ pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
 /// acts on the table the catalog lists as `orders`, and kappa must match it
 /// the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NameCase {
+pub(crate) enum NameCase {
     #[default]
     Sensitive,
     Insensitive,
@@ -60,7 +60,7 @@ pub enum NameCase {
 
 impl NameCase {
     /// From the value of `@@lower_case_table_names`.
-    pub fn from_setting(lower_case_table_names: u8) -> Self {
+    pub(crate) fn from_setting(lower_case_table_names: u8) -> Self {
         match lower_case_table_names {
             0 => NameCase::Sensitive,
             _ => NameCase::Insensitive,
@@ -68,7 +68,7 @@ impl NameCase {
     }
 
     /// The captured table (a key of `tables`) a statement's `name` means.
-    pub fn find<'a, V>(
+    pub(crate) fn find<'a, V>(
         self,
         tables: &'a std::collections::HashMap<TableName, V>,
         name: &TableName,

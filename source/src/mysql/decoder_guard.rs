@@ -14,7 +14,7 @@ use mysql_async::consts::ColumnType;
 use std::io;
 
 /// Bytes of metadata the decoder reads for a column of type `ty`.
-pub fn needed(ty: ColumnType, metadata: &[u8]) -> usize {
+pub(crate) fn needed(ty: ColumnType, metadata: &[u8]) -> usize {
     use ColumnType::*;
     match ty {
         // The real type is the first byte, then that type's metadata is read
@@ -47,7 +47,7 @@ pub fn needed(ty: ColumnType, metadata: &[u8]) -> usize {
 /// says what the decoder cannot take (a NEWDECIMAL whose scale exceeds its
 /// precision), or when the value at the start of `rest` is a DECIMAL with a
 /// digit group out of range.
-pub fn check(ty: ColumnType, metadata: &[u8], rest: &[u8]) -> io::Result<()> {
+pub(crate) fn check(ty: ColumnType, metadata: &[u8], rest: &[u8]) -> io::Result<()> {
     let need = needed(ty, metadata);
     // A typed array is decoded as its element type, from the same metadata.
     let ty = match (ty, metadata.first().map(|&b| ColumnType::try_from(b))) {

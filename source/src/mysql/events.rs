@@ -8,10 +8,10 @@ use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
 use mysql_async::Value as My;
 
 /// MariaDB's GTID event (not in `mysql_common`'s event enum).
-pub const MARIADB_GTID_EVENT: u8 = 162;
+pub(crate) const MARIADB_GTID_EVENT: u8 = 162;
 
 /// A row's values; every column must be present (`binlog_row_image = FULL`).
-pub fn values(
+pub(crate) fn values(
     table: &TableName,
     row: mysql_async::binlog::row::BinlogRow,
 ) -> Result<Vec<My>, SourceError> {
@@ -30,7 +30,7 @@ pub fn values(
     Ok(out)
 }
 
-pub fn column_names(tme: &TableMapEvent<'_>) -> std::io::Result<Vec<String>> {
+pub(crate) fn column_names(tme: &TableMapEvent<'_>) -> std::io::Result<Vec<String>> {
     let meta = OptionalMetaExtractor::new(tme.iter_optional_meta())?;
     let names = meta
         .iter_column_name()
@@ -49,7 +49,7 @@ pub fn column_names(tme: &TableMapEvent<'_>) -> std::io::Result<Vec<String>> {
 /// The file name of a ROTATE event. The one the server sends before its
 /// FORMAT_DESCRIPTION still carries the 4-byte checksum, which the decoder
 /// cannot know to strip yet.
-pub fn rotate_file(raw: &[u8], strip_checksum: bool) -> Result<String, SourceError> {
+pub(crate) fn rotate_file(raw: &[u8], strip_checksum: bool) -> Result<String, SourceError> {
     let name = if strip_checksum && raw.len() > 4 {
         &raw[..raw.len() - 4]
     } else {
@@ -65,7 +65,7 @@ pub fn rotate_file(raw: &[u8], strip_checksum: bool) -> Result<String, SourceErr
 
 /// MariaDB's GTID event body: sequence number (8 bytes LE), domain id
 /// (4 bytes LE), flags; the server id is the event header's.
-pub fn mariadb_gtid(data: &[u8], server_id: u32) -> Option<String> {
+pub(crate) fn mariadb_gtid(data: &[u8], server_id: u32) -> Option<String> {
     let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
     Some(format!("{domain}-{server_id}-{seq}"))
@@ -73,17 +73,17 @@ pub fn mariadb_gtid(data: &[u8], server_id: u32) -> Option<String> {
 
 /// MariaDB GTID event `flags2` (the byte after seq_no and domain_id): the
 /// group is one standalone statement (DDL), not a transaction.
-pub const FL_STANDALONE: u8 = 1;
+pub(crate) const FL_STANDALONE: u8 = 1;
 /// ... the group is the first half of a two-phase XA transaction
 /// (`XA START` … `XA END`, `XA PREPARE`): committed or rolled back later.
-pub const FL_PREPARED_XA: u8 = 64;
+pub(crate) const FL_PREPARED_XA: u8 = 64;
 
 /// Why an event of this type cannot be decoded, when it holds changes kappa
 /// would otherwise skip in silence: MariaDB's compressed query and row
 /// events (`log_bin_compress = ON`, types 165–171) and MySQL 8's
 /// TRANSACTION_PAYLOAD (`binlog_transaction_compression = ON`, type 40,
 /// whose inner events carry log position 0).
-pub fn undecodable_event(event_type: u8) -> Option<&'static str> {
+pub(crate) fn undecodable_event(event_type: u8) -> Option<&'static str> {
     match event_type {
         165..=171 => Some("a MariaDB compressed binlog event (log_bin_compress = ON)"),
         40 => Some("a MySQL compressed transaction (binlog_transaction_compression = ON)"),
@@ -95,7 +95,7 @@ pub fn undecodable_event(event_type: u8) -> Option<&'static str> {
 /// (the handled ones: ROTATE, FORMAT_DESCRIPTION, GTID (MySQL, MySQL 8.4's
 /// tagged, MariaDB's), TABLE_MAP, the row events, XID, QUERY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unhandled {
+pub(crate) enum Unhandled {
     /// Known to carry nothing a row-based capture needs: skipped quietly
     /// (heartbeats arrive every second).
     Skip,
@@ -113,7 +113,7 @@ pub enum Unhandled {
 /// TABLE_MAP in the same event group and the stream resumes only at group
 /// ends, so such an event would be changes of an unknown table, lost if
 /// skipped.
-pub fn mapped_table<T>(
+pub(crate) fn mapped_table<T>(
     by_id: &std::collections::HashMap<u64, Option<T>>,
     table_id: u64,
 ) -> Option<Option<&T>> {
@@ -124,7 +124,7 @@ pub fn mapped_table<T>(
 const IGNORABLE_FLAG: u16 = 0x80;
 
 /// Decides, per event type, what an unhandled event means (see docs/mysql.md).
-pub fn unhandled_event(event_type: u8, header_flags: u16) -> Unhandled {
+pub(crate) fn unhandled_event(event_type: u8, header_flags: u16) -> Unhandled {
     match event_type {
         // START_EVENT_V3, STOP (the server stopped; the next file follows),
         // SLAVE (unused), heartbeats (v1, v2), IGNORABLE, ROWS_QUERY (the
@@ -155,7 +155,7 @@ pub fn unhandled_event(event_type: u8, header_flags: u16) -> Unhandled {
 }
 
 /// The `flags2` byte of a MariaDB GTID event.
-pub fn mariadb_gtid_flags(data: &[u8]) -> Option<u8> {
+pub(crate) fn mariadb_gtid_flags(data: &[u8]) -> Option<u8> {
     data.get(12).copied()
 }
 
@@ -163,7 +163,7 @@ pub fn mariadb_gtid_flags(data: &[u8]) -> Option<u8> {
 /// of a group may checkpoint: a position stored at a `SAVEPOINT` would make
 /// a restart resume in the middle of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryRole {
+pub(crate) enum QueryRole {
     /// `BEGIN` (MySQL; MariaDB puts it in the GTID event).
     Begin,
     /// `XA START` (MySQL): the rows that follow are only prepared.
@@ -176,7 +176,7 @@ pub enum QueryRole {
     EndsGroup,
 }
 
-pub fn query_role(sql: &str, in_transaction: bool) -> QueryRole {
+pub(crate) fn query_role(sql: &str, in_transaction: bool) -> QueryRole {
     let mut words = sql.split_whitespace();
     let first = words.next().unwrap_or("");
     let second = words.next().unwrap_or("");

@@ -70,10 +70,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 
 /// `kind` of a request row.
-pub const REQUEST: &str = "snapshot";
+pub(crate) const REQUEST: &str = "snapshot";
 
 /// Creates the signal table (and its database) when missing.
-pub async fn ensure_signal_table(conn: &mut Conn, signal: &TableName) -> Result<(), SourceError> {
+pub(crate) async fn ensure_signal_table(
+    conn: &mut Conn,
+    signal: &TableName,
+) -> Result<(), SourceError> {
     conn.query_drop(format!(
         "CREATE DATABASE IF NOT EXISTS {}",
         quote_ident(&signal.schema)
@@ -119,7 +122,7 @@ async fn insert_signal(
 
 /// `kappa snapshot`: INSERTs a request to re-snapshot `table` for the
 /// connector called `connector`; returns the binlog position after it.
-pub async fn request(
+pub(crate) async fn request(
     url: &str,
     password: Option<&str>,
     signal: &TableName,
@@ -147,14 +150,14 @@ pub async fn request(
 
 /// A signal row of this connector, as the stream decoded it.
 #[derive(Debug, Clone)]
-pub struct Signal {
+pub(crate) struct Signal {
     pub kind: String,
     pub payload: String,
 }
 
 /// The signal of a decoded row of the signal table `table`, if it names
 /// `connector` (rows of other connectors are `None`).
-pub fn signal_of(table: &MysqlTable, row: &[Value], connector: &str) -> Option<Signal> {
+pub(crate) fn signal_of(table: &MysqlTable, row: &[Value], connector: &str) -> Option<Signal> {
     let text = |name: &str| match table.schema.column_index(name).and_then(|i| row.get(i)) {
         Some(Value::Text(text)) => Some(text.clone()),
         Some(Value::Bytes(bytes)) => String::from_utf8(bytes.clone()).ok(),
@@ -194,10 +197,10 @@ fn keyset_pageable(table: &MysqlTable) -> Result<(), SourceError> {
 }
 
 /// The re-snapshots of the MySQL reader (the engine is `crate::dblog`).
-pub type Resnapshots = dblog::Resnapshots<MysqlChunks, BinlogPosition>;
+pub(crate) type Resnapshots = dblog::Resnapshots<MysqlChunks, BinlogPosition>;
 
 /// Where a re-snapshot reads from and signals to.
-pub struct Source<'a> {
+pub(crate) struct Source<'a> {
     pub url: &'a str,
     pub password: Option<&'a str>,
     pub signal: &'a TableName,
@@ -208,7 +211,7 @@ pub struct Source<'a> {
 /// Starts re-snapshotting `name`, requested at `cap`, and issues the first
 /// chunk. Refuses a MySQL server with `binlog_order_commits = OFF` (see the
 /// module docs).
-pub async fn start(
+pub(crate) async fn start(
     source: &Source<'_>,
     name: &TableName,
     cap: BinlogPosition,
@@ -240,7 +243,7 @@ pub async fn start(
 
 /// A re-snapshot's connection: watermarks are signal-table rows, chunks are
 /// autocommit SELECTs in key order.
-pub struct MysqlChunks {
+pub(crate) struct MysqlChunks {
     conn: Conn,
     signal: TableName,
     connector: String,

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-pub use crate::stream_bounds::{PIECE, PIECE_BYTES};
+pub(crate) use crate::stream_bounds::{PIECE, PIECE_BYTES};
 
 mod connection;
 mod row_events;
@@ -65,7 +65,7 @@ mod signals;
 mod truncated;
 mod undo;
 
-pub use connection::check_position_exists;
+pub(crate) use connection::check_position_exists;
 
 type Row = Vec<Value>;
 
@@ -86,7 +86,7 @@ pub(super) enum SessionEnd {
 }
 
 /// Reads the binlog and hands over committed changes.
-pub struct Streamer {
+pub(crate) struct Streamer {
     config: MysqlSourceConfig,
     /// The catalog's description of each captured table, newest known.
     tables: HashMap<TableName, MysqlTable>,
@@ -139,7 +139,7 @@ pub struct Streamer {
 }
 
 impl Streamer {
-    pub fn new(
+    pub(crate) fn new(
         config: MysqlSourceConfig,
         tables: Vec<MysqlTable>,
         tx: mpsc::Sender<ChangeBatch<BinlogPosition>>,
@@ -183,7 +183,7 @@ impl Streamer {
 
     /// Streams from `from` until stopped, reconnecting when the connection
     /// drops; returns on stop or a fatal error.
-    pub async fn run(mut self, from: BinlogPosition) -> Result<(), SourceError> {
+    pub(crate) async fn run(mut self, from: BinlogPosition) -> Result<(), SourceError> {
         self.committed = from;
         let mut attempt = 0u32;
         loop {

@@ -50,19 +50,19 @@ use std::sync::Arc;
 use tokio_postgres::Client;
 
 /// Prefix of the request message `kappa snapshot` writes.
-pub const REQUEST_PREFIX: &str = "kappa.snapshot";
+pub(crate) const REQUEST_PREFIX: &str = "kappa.snapshot";
 /// Prefix of the watermark messages.
-pub const WATERMARK_PREFIX: &str = "kappa.watermark";
+pub(crate) const WATERMARK_PREFIX: &str = "kappa.watermark";
 
 /// The request's content: which connector (by slot) and which table.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Request {
+pub(crate) struct Request {
     pub slot: String,
     pub table: TableName,
 }
 
 /// Writes a re-snapshot request for `table` into the WAL of the database at `url`.
-pub async fn request(
+pub(crate) async fn request(
     url: &str,
     password: Option<&str>,
     slot: &str,
@@ -92,12 +92,12 @@ pub async fn request(
 }
 
 /// The re-snapshots of the PostgreSQL reader (the engine is `crate::dblog`).
-pub type Resnapshots = dblog::Resnapshots<PgChunks, Lsn>;
+pub(crate) type Resnapshots = dblog::Resnapshots<PgChunks, Lsn>;
 
 /// Starts re-snapshotting `table`, whose current stream shape is `schema`
 /// (when the stream has seen it), requested at `cap`, and issues the first
 /// chunk.
-pub async fn start(
+pub(crate) async fn start(
     url: &str,
     password: Option<&str>,
     table: &TableName,
@@ -123,7 +123,7 @@ pub async fn start(
 
 /// A re-snapshot's session: watermarks are non-transactional logical
 /// messages, chunks are read in key order as text.
-pub struct PgChunks {
+pub(crate) struct PgChunks {
     client: Client,
     table: PgTable,
     /// The stream's current shape of the table, used for emitted rows.
@@ -223,7 +223,7 @@ impl ChunkSource for PgChunks {
 }
 
 /// A watermark message's content (`low:<payload>`, `high:<payload>`).
-pub fn parse_watermark(content: &str) -> Option<(Watermark, &str)> {
+pub(crate) fn parse_watermark(content: &str) -> Option<(Watermark, &str)> {
     let (which, payload) = content.split_once(':')?;
     Some((Watermark::parse(which)?, payload))
 }

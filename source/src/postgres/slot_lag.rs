@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 /// How often the lag is measured.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// How long opening the sampler's session or one sample may take: a server
 /// that accepts the connection and does not answer must not hold the
@@ -23,7 +23,7 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Samples the slot's lag until the process ends.
-pub async fn watch(postgres: PostgresSourceConfig) {
+pub(crate) async fn watch(postgres: PostgresSourceConfig) {
     let mut session: Option<Client> = None;
     // Whether the last attempt failed: the loss is logged once per outage.
     let mut failing = false;

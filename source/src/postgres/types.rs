@@ -18,7 +18,7 @@ use std::sync::{OnceLock, RwLock};
 
 /// A user-defined type that maps as a built-in one, from `pg_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Domain {
+pub(crate) enum Domain {
     /// A domain, followed through domains of domains to its base type; the
     /// modifier is the innermost one a domain in the chain sets, if any.
     Scalar { base_oid: u32, base_modifier: i32 },
@@ -37,7 +37,7 @@ fn domains() -> &'static RwLock<HashMap<u32, Domain>> {
 }
 
 /// Records domains read from the catalog (see [`domains`]).
-pub fn remember_domains(found: impl IntoIterator<Item = (u32, Domain)>) {
+pub(crate) fn remember_domains(found: impl IntoIterator<Item = (u32, Domain)>) {
     // A poisoned lock only means another thread panicked mid-insert; the
     // map holds whole entries either way.
     let mut map = domains().write().unwrap_or_else(|e| e.into_inner());
@@ -47,7 +47,10 @@ pub fn remember_domains(found: impl IntoIterator<Item = (u32, Domain)>) {
 /// [`column_type`], for a built-in type or a domain (of domains, or an
 /// array of domains) over one. A domain column's own modifier is -1; the
 /// domain's applies (`CREATE DOMAIN d AS numeric(10,2)`).
-pub fn resolved_column_type(type_oid: u32, type_modifier: i32) -> Option<(ColumnType, String)> {
+pub(crate) fn resolved_column_type(
+    type_oid: u32,
+    type_modifier: i32,
+) -> Option<(ColumnType, String)> {
     if let Some(found) = column_type(type_oid, type_modifier) {
         return Some(found);
     }
@@ -170,7 +173,7 @@ const BUILT_IN: &[(u32, u32, &str, ColumnType)] = &[
 
 /// Maps a column's type OID and modifier (`atttypmod`) to its kappa type and
 /// a readable type name. `None` for types without a fixed OID.
-pub fn column_type(type_oid: u32, type_modifier: i32) -> Option<(ColumnType, String)> {
+pub(crate) fn column_type(type_oid: u32, type_modifier: i32) -> Option<(ColumnType, String)> {
     if type_oid == NUMERIC {
         return Some(numeric_type(type_modifier));
     }

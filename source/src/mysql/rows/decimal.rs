@@ -16,7 +16,7 @@ const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 /// unscaled integer. Every step is checked: a precision above 38 or below
 /// the scale, a group of 9 digits above 999 999 999, or a total past i128 is
 /// an error, never a panic or a wrapped number.
-pub fn decimal_bin(buf: &mut ParseBuf<'_>, precision: u8, scale: u8) -> io::Result<i128> {
+pub(super) fn decimal_bin(buf: &mut ParseBuf<'_>, precision: u8, scale: u8) -> io::Result<i128> {
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     if precision > 38 || scale > precision {
         return Err(bad(format!(

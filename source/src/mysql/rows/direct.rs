@@ -15,7 +15,7 @@ use std::io;
 
 /// A column decoded without `mysql_common`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fast {
+pub(super) enum Fast {
     /// Little-endian integer of `bytes` bytes; `unsigned`.
     Int {
         bytes: u8,
@@ -44,7 +44,7 @@ pub enum Fast {
 
 /// The fast decoder of a column, when its TABLE_MAP form is one of the
 /// common ones and agrees with the catalog.
-pub fn fast(ty: ColumnType, meta: &[u8], unsigned: bool, kind: &MysqlKind) -> Option<Fast> {
+pub(super) fn fast(ty: ColumnType, meta: &[u8], unsigned: bool, kind: &MysqlKind) -> Option<Fast> {
     use ColumnType::*;
     let len_bytes = || -> Option<u8> {
         match ty {
@@ -120,7 +120,7 @@ pub fn fast(ty: ColumnType, meta: &[u8], unsigned: bool, kind: &MysqlKind) -> Op
     }
 }
 
-pub enum Failure {
+pub(super) enum Failure {
     Io(io::Error),
     Source(SourceError),
 }
@@ -137,7 +137,7 @@ impl From<SourceError> for Failure {
     }
 }
 
-pub fn take<'a>(buf: &mut ParseBuf<'a>, n: usize) -> io::Result<&'a [u8]> {
+pub(super) fn take<'a>(buf: &mut ParseBuf<'a>, n: usize) -> io::Result<&'a [u8]> {
     buf.parse(n)
 }
 
@@ -150,7 +150,7 @@ fn le(bytes: &[u8]) -> u64 {
 }
 
 #[inline]
-pub fn decode_fast(
+pub(super) fn decode_fast(
     fast: Fast,
     table: &TableName,
     column: &MysqlColumn,
@@ -265,6 +265,6 @@ fn temporal_value(
 /// zero date, a zero month or day, February 30 under
 /// `ALLOW_INVALID_DATES`): those go through [`convert`], which maps or
 /// refuses them.
-pub fn civil_days(y: u16, m: u8, d: u8) -> Option<i64> {
+pub(super) fn civil_days(y: u16, m: u8, d: u8) -> Option<i64> {
     crate::calendar::checked_days(i64::from(y), i64::from(m), i64::from(d))
 }

@@ -31,7 +31,7 @@ const DATETIME_INT_OFFSET: i64 = 0x80_0000_0000;
 
 /// A decoded date and time of day, as MySQL's `MYSQL_TIME` holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateTime {
+pub(crate) struct DateTime {
     pub year: u16,
     pub month: u8,
     pub day: u8,
@@ -50,17 +50,17 @@ fn fraction_bytes(fsp: u8) -> Result<usize, String> {
 }
 
 /// Bytes a TIME2 of `fsp` digits takes.
-pub fn time2_len(fsp: u8) -> Result<usize, String> {
+pub(crate) fn time2_len(fsp: u8) -> Result<usize, String> {
     Ok(3 + fraction_bytes(fsp)?)
 }
 
 /// Bytes a DATETIME2 of `fsp` digits takes.
-pub fn datetime2_len(fsp: u8) -> Result<usize, String> {
+pub(crate) fn datetime2_len(fsp: u8) -> Result<usize, String> {
     Ok(5 + fraction_bytes(fsp)?)
 }
 
 /// Bytes a TIMESTAMP2 of `fsp` digits takes.
-pub fn timestamp2_len(fsp: u8) -> Result<usize, String> {
+pub(crate) fn timestamp2_len(fsp: u8) -> Result<usize, String> {
     Ok(4 + fraction_bytes(fsp)?)
 }
 
@@ -76,7 +76,7 @@ fn exact<'a>(bytes: &'a [u8], len: usize, what: &str) -> Result<&'a [u8], String
 }
 
 /// TIME2 (`fsp` 0–6, exactly [`time2_len`] bytes) → signed microseconds.
-pub fn time2_micros(bytes: &[u8], fsp: u8) -> Result<i64, String> {
+pub(crate) fn time2_micros(bytes: &[u8], fsp: u8) -> Result<i64, String> {
     let bytes = exact(bytes, time2_len(fsp)?, "TIME2")?;
     // The packed form: (h << 12 | m << 6 | s) << 24 | µs, negated for a
     // negative time, stored offset so that it sorts as bytes.
@@ -120,7 +120,7 @@ pub fn time2_micros(bytes: &[u8], fsp: u8) -> Result<i64, String> {
 
 /// The old TIME (3 bytes, little-endian signed `±HHMMSS` as a decimal
 /// number, no fraction) → signed microseconds.
-pub fn time_old_micros(bytes: &[u8]) -> Result<i64, String> {
+pub(crate) fn time_old_micros(bytes: &[u8]) -> Result<i64, String> {
     let bytes = exact(bytes, 3, "TIME")?;
     let raw = i32::from_le_bytes([0, bytes[0], bytes[1], bytes[2]]) >> 8;
     let magnitude = i64::from(raw).abs();
@@ -172,7 +172,7 @@ fn checked_parts(
 
 /// DATETIME2 (`fsp` 0–6, exactly [`datetime2_len`] bytes) → its parts. The
 /// zero date and dates with a zero month or day come out as they are.
-pub fn datetime2(bytes: &[u8], fsp: u8) -> Result<DateTime, String> {
+pub(crate) fn datetime2(bytes: &[u8], fsp: u8) -> Result<DateTime, String> {
     let bytes = exact(bytes, datetime2_len(fsp)?, "DATETIME2")?;
     let int_part = be(&bytes[..5]) - DATETIME_INT_OFFSET;
     // The fraction is stored signed but a DATETIME is never negative.
@@ -203,7 +203,7 @@ pub fn datetime2(bytes: &[u8], fsp: u8) -> Result<DateTime, String> {
 
 /// The old DATETIME (8 bytes, little-endian `YYYYMMDDhhmmss` as a decimal
 /// number, no fraction) → its parts.
-pub fn datetime_old(bytes: &[u8]) -> Result<DateTime, String> {
+pub(crate) fn datetime_old(bytes: &[u8]) -> Result<DateTime, String> {
     let bytes = exact(bytes, 8, "DATETIME")?;
     let mut raw = [0u8; 8];
     raw.copy_from_slice(bytes);
@@ -226,7 +226,7 @@ pub fn datetime_old(bytes: &[u8]) -> Result<DateTime, String> {
 
 /// TIMESTAMP2 (`fsp` 0–6, exactly [`timestamp2_len`] bytes) → seconds since
 /// the epoch (unsigned: MariaDB 11.5+ goes to 2106) and microseconds.
-pub fn timestamp2(bytes: &[u8], fsp: u8) -> Result<(i64, i64), String> {
+pub(crate) fn timestamp2(bytes: &[u8], fsp: u8) -> Result<(i64, i64), String> {
     let bytes = exact(bytes, timestamp2_len(fsp)?, "TIMESTAMP2")?;
     let seconds = be(&bytes[..4]);
     let micros = match fsp {
@@ -246,7 +246,14 @@ pub fn timestamp2(bytes: &[u8], fsp: u8) -> Result<(i64, i64), String> {
 /// Signed microseconds of a TIME as the binary protocol gives it (snapshot,
 /// `verify`): sign, days, hours, minutes, seconds, microseconds. `None` when
 /// a field is out of range or the total overflows.
-pub fn time_parts_micros(negative: bool, days: u32, h: u8, m: u8, s: u8, us: u32) -> Option<i64> {
+pub(crate) fn time_parts_micros(
+    negative: bool,
+    days: u32,
+    h: u8,
+    m: u8,
+    s: u8,
+    us: u32,
+) -> Option<i64> {
     if m > 59 || s > 59 || us > 999_999 {
         return None;
     }
@@ -260,7 +267,7 @@ pub fn time_parts_micros(negative: bool, days: u32, h: u8, m: u8, s: u8, us: u32
 
 /// A temporal column of a TABLE_MAP, in the binary form its type names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Temporal {
+pub(crate) enum Temporal {
     Time2 { fsp: u8 },
     Time,
     DateTime2 { fsp: u8 },
@@ -271,7 +278,7 @@ pub enum Temporal {
 
 /// What one temporal value decodes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoded {
+pub(crate) enum Decoded {
     /// Signed microseconds (TIME).
     Time(i64),
     DateTime(DateTime),
@@ -282,7 +289,7 @@ pub enum Decoded {
 impl Temporal {
     /// The temporal form of a TABLE_MAP column type (`meta[0]` is the fsp
     /// of the 5.6+ forms); `None` for every other type.
-    pub fn of(ty: ColumnType, meta: &[u8]) -> Option<Temporal> {
+    pub(crate) fn of(ty: ColumnType, meta: &[u8]) -> Option<Temporal> {
         let fsp = || meta.first().copied().unwrap_or(0);
         Some(match ty {
             ColumnType::MYSQL_TYPE_TIME2 => Temporal::Time2 { fsp: fsp() },
@@ -296,7 +303,7 @@ impl Temporal {
     }
 
     /// Bytes one value takes in a row image.
-    pub fn len(self) -> Result<usize, String> {
+    pub(crate) fn len(self) -> Result<usize, String> {
         match self {
             Temporal::Time2 { fsp } => time2_len(fsp),
             Temporal::Time => Ok(3),
@@ -308,7 +315,7 @@ impl Temporal {
     }
 
     /// Decodes one value of exactly [`Temporal::len`] bytes.
-    pub fn decode(self, bytes: &[u8]) -> Result<Decoded, String> {
+    pub(crate) fn decode(self, bytes: &[u8]) -> Result<Decoded, String> {
         Ok(match self {
             Temporal::Time2 { fsp } => Decoded::Time(time2_micros(bytes, fsp)?),
             Temporal::Time => Decoded::Time(time_old_micros(bytes)?),
@@ -329,7 +336,7 @@ impl Temporal {
 impl Decoded {
     /// The value in the form `mysql_common` gives for the column type, for
     /// the shared conversion ([`super::super::types::convert`]).
-    pub fn to_mysql(self) -> My {
+    pub(crate) fn to_mysql(self) -> My {
         match self {
             Decoded::Time(micros) => {
                 let magnitude = micros.unsigned_abs();

@@ -19,7 +19,7 @@ pub(super) async fn binary_logs(conn: &mut Conn) -> Result<Vec<(String, u64)>, S
 
 /// Fails with [`SourceError::BinlogPurged`] when `position`'s file is no
 /// longer among the server's binlogs.
-pub async fn check_position_exists(
+pub(crate) async fn check_position_exists(
     conn: &mut Conn,
     position: &BinlogPosition,
 ) -> Result<(), SourceError> {

@@ -30,14 +30,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The most row data kept to undo the published pieces of one transaction.
-pub const UNDO_BYTES: usize = 64 << 20;
+pub(super) const UNDO_BYTES: usize = 64 << 20;
 
 /// Entries whose room the buffers keep between transactions.
 const KEEP_CAPACITY: usize = PIECE * 32;
 
 /// The restores of the current transaction's changes (see the module docs).
 #[derive(Default)]
-pub struct Undo {
+pub(super) struct Undo {
     /// One per change of the pending (unpublished) piece, in order: its
     /// key's before image, `None` where the key was absent.
     pending: Vec<Option<Row>>,
@@ -62,7 +62,7 @@ pub struct Undo {
 
 /// Undoing needs more than [`UNDO_BYTES`] of rows kappa did not keep.
 #[derive(Debug, PartialEq, Eq)]
-pub struct UndoTooLarge {
+pub(super) struct UndoTooLarge {
     /// The row data published before kappa stopped keeping it.
     pub bytes: usize,
 }
@@ -70,13 +70,13 @@ pub struct UndoTooLarge {
 impl Undo {
     /// The before image of the change just added to the pending piece
     /// (`None`: its key was absent before it).
-    pub fn note(&mut self, before: Option<Row>) {
+    pub(super) fn note(&mut self, before: Option<Row>) {
         self.pending.push(before);
     }
 
     /// The pending piece, `changes` (of `bytes` row data), was published
     /// without a commit: what restores them is kept until the commit.
-    pub fn published(&mut self, changes: &[Change], bytes: usize) {
+    pub(super) fn published(&mut self, changes: &[Change], bytes: usize) {
         debug_assert_eq!(
             changes.len(),
             self.pending.len(),
@@ -125,7 +125,7 @@ impl Undo {
 
     /// The transaction committed, or the stream resumes before it (its
     /// pieces will be read and noted again): nothing to undo.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.pending.clear();
         // The buffers are reused by the next transaction, up to a size.
         self.published.clear();
@@ -141,7 +141,7 @@ impl Undo {
     /// its first change (an upsert of its before image, or a tombstone where
     /// it was absent; the pending piece was never published). Leaves the
     /// undo empty.
-    pub fn take(&mut self) -> Result<Vec<Change>, UndoTooLarge> {
+    pub(super) fn take(&mut self) -> Result<Vec<Change>, UndoTooLarge> {
         let bytes = self.bytes;
         let overflowed = self.overflowed;
         let published = std::mem::take(&mut self.published);

@@ -16,7 +16,7 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
 /// `2024-02-29`, `0044-03-15 BC`, `10000-01-01`, `infinity` → days since 1970-01-01.
-pub fn parse_date(text: &str) -> Result<i32, String> {
+pub(super) fn parse_date(text: &str) -> Result<i32, String> {
     match text {
         "infinity" => return Ok(i32::MAX),
         "-infinity" => return Ok(i32::MIN),
@@ -34,7 +34,7 @@ pub fn parse_date(text: &str) -> Result<i32, String> {
 
 /// `23:59:59.999999` → microseconds since midnight; `24:00:00` is allowed
 /// (PostgreSQL accepts and keeps it).
-pub fn parse_time(text: &str) -> Result<i64, String> {
+pub(super) fn parse_time(text: &str) -> Result<i64, String> {
     let micros = time_of_day(text)?;
     if micros > MICROS_PER_DAY {
         return Err(format!("{text} is after 24:00:00"));
@@ -44,7 +44,7 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 
 /// `2024-01-02 03:04:05.123456`, `… BC`, `infinity` → microseconds since
 /// 1970-01-01 00:00; `None` for a valid timestamp those cannot hold.
-pub fn parse_timestamp(text: &str) -> Result<Option<i64>, String> {
+pub(super) fn parse_timestamp(text: &str) -> Result<Option<i64>, String> {
     match text {
         "infinity" => return Ok(Some(i64::MAX)),
         "-infinity" => return Ok(Some(i64::MIN)),
@@ -61,7 +61,7 @@ pub fn parse_timestamp(text: &str) -> Result<Option<i64>, String> {
 /// have seconds), `… BC` (after the offset), `infinity` → microseconds since
 /// the Unix epoch; `None` for a valid timestamp those cannot hold. With
 /// TimeZone pinned to UTC the offset is `+00`.
-pub fn parse_timestamptz(text: &str) -> Result<Option<i64>, String> {
+pub(super) fn parse_timestamptz(text: &str) -> Result<Option<i64>, String> {
     match text {
         "infinity" => return Ok(Some(i64::MAX)),
         "-infinity" => return Ok(Some(i64::MIN)),
